@@ -1,0 +1,152 @@
+"""One training epoch of Fashion-MNIST: this engine vs. its matrix products alone vs. PyTorch CPU.
+
+Prints one JSON object. All three use the default architecture, batch size and optimizer of
+``TrainingConfig``, the same 60,000 images, and run in this one process so the ratios compare
+like with like on a noisy machine. Augmentation is off for all three (PyTorch gets none).
+
+    python benchmarks/train_speed.py [--data-dir DIR] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+from service.data import load_dataset
+from service.nn import MLP, ModelSpec, fit, make_optimizer
+from service.training import TrainingConfig
+
+
+def best_times(repeats: int, runs: dict) -> dict[str, float]:
+    """Best wall time of each run; rounds interleave the runs, so drift hits all alike."""
+    best = {name: float("inf") for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - started)
+    return best
+
+
+def engine_epoch(x, y, config: TrainingConfig, seed: int):
+    rng = np.random.default_rng(seed)
+    network = MLP.initialize(ModelSpec(hidden=tuple(config.hidden)), rng)
+    optimizer = make_optimizer(config.optimizer, config.learning_rate)
+    x = network.normalize(x)
+
+    def run():
+        fit(network, optimizer, x, y, epochs=1, batch_size=config.batch_size, rng=rng)
+
+    return run
+
+
+def matmul_epoch(n: int, config: TrainingConfig, seed: int):
+    """Exactly the GEMMs one epoch of backprop needs (no input gradient for the first layer)."""
+    rng = np.random.default_rng(seed)
+    sizes = [784, *config.hidden, 10]
+    weights = [rng.standard_normal((a, b), dtype=np.float32) for a, b in itertools.pairwise(sizes)]
+    grads = [np.empty_like(w) for w in weights]
+    steps = -(-n // config.batch_size)
+    batch = config.batch_size
+    acts = [rng.standard_normal((batch, s), dtype=np.float32) for s in sizes]
+
+    def run():
+        for _ in range(steps):
+            for i, w in enumerate(weights):
+                np.matmul(acts[i], w, out=acts[i + 1])
+            dout = acts[-1]
+            for i in reversed(range(len(weights))):
+                np.matmul(acts[i].T, dout, out=grads[i])
+                if i:
+                    dout = dout @ weights[i].T
+
+    return run
+
+
+def torch_epoch(x, y, config: TrainingConfig, seed: int):
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(os.cpu_count() or 1)
+    sizes = [784, *config.hidden, 10]
+    layers = []
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    optimizers = {
+        "adam": lambda p: torch.optim.Adam(p, lr=config.learning_rate),
+        "momentum": lambda p: torch.optim.SGD(p, lr=config.learning_rate, momentum=config.momentum),
+        "sgd": lambda p: torch.optim.SGD(p, lr=config.learning_rate),
+    }
+    optimizer = optimizers[config.optimizer](model.parameters())
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xt = torch.from_numpy(x.astype(np.float32) / 255.0)
+    yt = torch.from_numpy(y.astype(np.int64))
+
+    def run():
+        order = torch.randperm(len(yt))
+        for start in range(0, len(yt), config.batch_size):
+            idx = order[start : start + config.batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            optimizer.step()
+
+    return run, torch.__version__
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get("BACKPROP_DATA_DIR", "./data"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, help="override the default batch size")
+    parser.add_argument("--hidden", type=int, nargs="+", help="override the default hidden sizes")
+    args = parser.parse_args()
+
+    overrides = {"batch_size": args.batch_size, "hidden": tuple(args.hidden or ())}
+    config = TrainingConfig().model_copy(update={k: v for k, v in overrides.items() if v})
+    data = load_dataset("fashion-mnist", args.data_dir)
+    x, y = data.train_x, data.train_y
+    n = len(y)
+    result: dict = {
+        "benchmark": "train_speed",
+        "dataset": "fashion-mnist",
+        "images": n,
+        "hidden": list(config.hidden),
+        "batch_size": config.batch_size,
+        "optimizer": config.optimizer,
+        "repeats": args.repeats,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+        },
+    }
+    runs = {"engine": engine_epoch(x, y, config, 0), "matmul_only": matmul_epoch(n, config, 0)}
+    try:
+        runs["torch"], torch_version = torch_epoch(x, y, config, 0)
+    except ImportError:
+        torch_version = None
+    best = best_times(args.repeats, runs)
+    for name, seconds in best.items():
+        result[name] = {"epoch_seconds": seconds, "images_per_second": n / seconds}
+    result["engine_time_over_matmul_time"] = best["engine"] / best["matmul_only"]
+    if torch_version is None:
+        result["torch"] = None
+    else:
+        result["torch"]["version"] = torch_version
+        result["engine_throughput_over_torch"] = best["torch"] / best["engine"]
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""The ``backprop`` command line: train, gradcheck, evaluate, predict."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from service.data import DATASETS, load_dataset
+from service.errors import BackpropError
+from service.nn import Callback, EpochRecord, Progress
+from service.nn.gradcheck import random_check
+from service.settings import Settings
+from service.store import ModelStore
+from service.training import TrainingConfig, split_indices, train
+
+GRADCHECK_TOLERANCE = 1e-6
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    print(json.dumps(payload), flush=True)
+
+
+class TerminalReporter(Callback):
+    """A progress bar over all steps on a terminal, and a line per epoch."""
+
+    def __init__(self, stream) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.stream = stream
+        self.bar = None
+
+    def on_batch_end(self, progress: Progress) -> None:
+        if self.bar is None:
+            self.bar = self._tqdm(
+                total=progress.epochs * progress.steps_per_epoch,
+                file=self.stream,
+                unit="batch",
+                disable=not self.stream.isatty(),
+                leave=False,
+            )
+        self.bar.update(1)
+        if progress.step % 20 == 0:
+            self.bar.set_description(f"epoch {progress.epoch}/{progress.epochs} loss {progress.loss:.4f}")
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        val = "-" if record.val_accuracy is None else f"{record.val_accuracy:.4f}"
+        line = (
+            f"epoch {record.epoch:3d}  loss {record.loss:.4f}  train acc {record.train_accuracy:.4f}"
+            f"  val acc {val}  {record.seconds:.1f}s"
+        )
+        (self.bar.write if self.bar else print)(line, file=self.stream)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class JsonReporter(Callback):
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        _emit({"event": "epoch", **record.to_dict()})
+
+
+def _store(args: argparse.Namespace, settings: Settings) -> ModelStore:
+    return ModelStore(args.model_store or settings.model_store)
+
+
+def _load_data(args: argparse.Namespace, settings: Settings):
+    return load_dataset(
+        args.dataset,
+        args.data_dir or settings.data_dir,
+        download=getattr(args, "download", False),
+        mirrors=settings.dataset_mirrors or None,
+    )
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    given = {
+        "hidden": tuple(args.hidden) if args.hidden else None,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "learning_rate": args.lr,
+        "momentum": args.momentum,
+        "weight_decay": args.weight_decay,
+        "lr_schedule": args.lr_schedule,
+        "weight_init": args.init,
+        "init_std": args.init_std,
+        "seed": args.seed,
+        "validation_split": args.validation_split,
+        "augment": args.augment,
+    }
+    config = TrainingConfig(**{k: v for k, v in given.items() if v is not None})
+    store = _store(args, settings)
+    model_name = args.model or args.dataset
+    store.model_dir(model_name)  # fail on a bad name before training, not after
+    dataset = _load_data(args, settings)
+    reporter: Callback = JsonReporter() if args.json else TerminalReporter(sys.stderr)
+    try:
+        result = train(config, dataset, reporter)
+    finally:
+        if isinstance(reporter, TerminalReporter):
+            reporter.close()
+    meta = store.save(
+        model_name,
+        result.network,
+        {
+            "dataset": {"name": dataset.info.name, "source": str(dataset.source)},
+            "training": config.model_dump(mode="json"),
+            "metrics": result.metrics,
+            "history": [r.to_dict() for r in result.history],
+            "train_seconds": result.seconds,
+            "job": None,
+        },
+    )
+    if args.set_default:
+        store.set_default(model_name, meta["version"])
+    path = store.model_dir(model_name) / f"v{meta['version']}.npz"
+    summary = {
+        "event": "done",
+        "model": model_name,
+        "version": meta["version"],
+        "path": str(path),
+        "default": args.set_default,
+        "seconds": round(result.seconds, 3),
+        **{k: result.metrics[k] for k in ("validation_accuracy", "test_accuracy")},
+    }
+    if args.json:
+        _emit(summary)
+    else:
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+        accuracy = ", ".join(
+            f"{k.replace('_', ' ')} {v:.4f}"
+            for k, v in summary.items()
+            if k.endswith("accuracy") and v is not None
+        )
+        print(f"saved {model_name} v{meta['version']} to {path} ({accuracy}; {result.seconds:.1f}s)")
+    return 0
+
+
+def cmd_gradcheck(args: argparse.Namespace, settings: Settings) -> int:
+    rng = np.random.default_rng(args.seed)
+    worst = 0.0
+    for depth in (1, 2, 3):
+        hidden = tuple(int(h) for h in rng.integers(3, 12, size=depth))
+        for one_hot in (False, True):
+            checks = random_check(rng, hidden=hidden, one_hot=one_hot)
+            for check in checks:
+                worst = max(worst, check.relative_error)
+                if args.json:
+                    _emit(
+                        {
+                            "hidden": list(hidden),
+                            "one_hot": one_hot,
+                            "param": check.name,
+                            "shape": list(check.shape),
+                            "relative_error": check.relative_error,
+                        }
+                    )
+                else:
+                    targets = "one-hot" if one_hot else "labels"
+                    print(
+                        f"hidden {list(hidden)!s:12} {targets:8} {check.name:3} {str(check.shape):10}"
+                        f" relative error {check.relative_error:.2e}"
+                    )
+    passed = worst < GRADCHECK_TOLERANCE
+    if args.json:
+        _emit(
+            {"event": "done", "max_relative_error": worst, "tolerance": GRADCHECK_TOLERANCE, "passed": passed}
+        )
+    else:
+        verdict = "PASS" if passed else "FAIL"
+        print(f"{verdict}: largest relative error {worst:.2e} (tolerance {GRADCHECK_TOLERANCE:g})")
+    return 0 if passed else 1
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(args, settings)
+    network, meta = store.load(args.model, args.version)
+    args.dataset = args.dataset or meta.get("dataset", {}).get("name", "mnist")
+    dataset = _load_data(args, settings)
+    if dataset.test_x is not None and not args.validation:
+        split, x, y = "test", dataset.test_x, dataset.test_y
+    else:
+        # Rebuild the held-out split the model was trained without, from its recorded config.
+        config = TrainingConfig(**meta.get("training", {}))
+        _, val_idx = split_indices(config, dataset.train_y)
+        split, x, y = "validation", dataset.train_x[val_idx], dataset.train_y[val_idx]
+    accuracy = network.accuracy(network.normalize(x), y)
+    result = {
+        "model": meta["name"],
+        "version": meta["version"],
+        "dataset": dataset.info.name,
+        "split": split,
+        "samples": int(len(y)),
+        "accuracy": accuracy,
+    }
+    print(
+        json.dumps(result)
+        if args.json
+        else f"{meta['name']} v{meta['version']}: {accuracy:.4f} accuracy"
+        f" on {len(y)} {split} images of {dataset.info.name}"
+    )
+    return 0
+
+
+def load_images(path: Path) -> np.ndarray:
+    """(N, 784) float pixels, 0-255, from a ``.npy`` file of one or more 28x28 or 784 arrays."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise BackpropError(f"{path}: cannot read as .npy ({exc})") from exc
+    if array.ndim == 2 and array.shape == (28, 28) or array.ndim == 1:
+        array = array.reshape(1, -1)
+    array = array.reshape(len(array), -1)
+    if array.shape[1] != 784:
+        raise BackpropError(f"{path}: expected 784 pixels per image, got {array.shape[1]}")
+    array = array.astype(np.float64)
+    if array.size and array.max() <= 1.0:
+        array *= 255.0
+    return array
+
+
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    network, meta = _store(args, settings).load(args.model, args.version)
+    pixels = load_images(Path(args.file))
+    probabilities = network.predict_proba(network.normalize(pixels))
+    names = network.spec.class_names
+    for i, row in enumerate(probabilities):
+        label = int(row.argmax())
+        if args.json:
+            _emit({"index": i, "label": label, "class": names[label], "probabilities": row.round(6).tolist()})
+        else:
+            print(f"{i}: {names[label]} ({row[label]:.1%}) [{meta['name']} v{meta['version']}]")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backprop", description="NumPy backprop digit classifier")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, *, data: bool = False, model: bool = False) -> None:
+        p.add_argument("--json", action="store_true", help="print machine-readable JSON lines")
+        p.add_argument("--model-store", type=Path, help="model store directory (env BACKPROP_MODEL_STORE)")
+        if data:
+            p.add_argument("--data-dir", type=Path, help="dataset root or IDX folder (env BACKPROP_DATA_DIR)")
+            p.add_argument("--download", action="store_true", help="download the dataset if it is missing")
+        if model:
+            p.add_argument("--model", help="model name (default: the store's default model)")
+            p.add_argument("--version", type=int, help="model version (default: the model's default)")
+
+    t = sub.add_parser("train", help="train a model and save it as a new version in the store")
+    common(t, data=True)
+    t.add_argument("--dataset", default="mnist", choices=sorted(DATASETS))
+    t.add_argument("--hidden", type=int, nargs="+", metavar="N", help="hidden layer sizes (default 512 256)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--optimizer", choices=["sgd", "momentum", "adam"])
+    t.add_argument("--lr", type=float, help="learning rate")
+    t.add_argument("--momentum", type=float)
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--lr-schedule", choices=["constant", "cosine"])
+    t.add_argument("--init", choices=["he", "gaussian"], help="weight initialization")
+    t.add_argument("--init-std", type=float, help="std of the gaussian initialization")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--validation-split", type=float)
+    t.add_argument(
+        "--augment", action=argparse.BooleanOptionalAction, help="random 1-pixel shifts (default on)"
+    )
+    t.add_argument("--model", help="name to save under (default: the dataset's name)")
+    t.add_argument("--set-default", action="store_true", help="make the result the default model")
+    t.set_defaults(handler=cmd_train)
+
+    g = sub.add_parser("gradcheck", help="check backprop against numerical gradients (float64)")
+    g.add_argument("--json", action="store_true")
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(handler=cmd_gradcheck)
+
+    e = sub.add_parser("evaluate", help="accuracy of a stored model on a dataset's test (or held-out) split")
+    common(e, data=True, model=True)
+    e.add_argument("--dataset", choices=sorted(DATASETS), help="default: the one the model was trained on")
+    e.add_argument("--validation", action="store_true", help="use the held-out validation split")
+    e.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify the digits in a .npy file")
+    common(p, model=True)
+    p.add_argument("file", help=".npy with one 28x28 / 784 image or N of them")
+    p.set_defaults(handler=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return args.handler(args, settings or Settings())
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            print(f"backprop: invalid {field}: {error['msg']}", file=sys.stderr)
+        return 2
+    except BackpropError as exc:
+        print(f"backprop: {exc.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Domain errors, shared by the engine, the data layer, the store and (later) the HTTP layer.
+
+Each error carries a stable machine-readable ``code`` and the HTTP status the web layer maps it
+to, so the mapping lives in one place and the engine never imports Flask.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BackpropError(Exception):
+    """Base class: a problem the user can act on, with a readable message."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class DatasetError(BackpropError):
+    """A dataset file is malformed, inconsistent or of the wrong kind."""
+
+    code = "dataset_invalid"
+    status = 422
+
+
+class DatasetNotFound(DatasetError):
+    """No files for a dataset were found where we looked, and downloading was off or failed."""
+
+    code = "dataset_not_found"
+    status = 404
+
+
+class DownloadError(DatasetError):
+    """A download failed on every mirror, or a file's checksum did not match."""
+
+    code = "download_failed"
+    status = 502
+
+
+class ModelFileError(BackpropError):
+    """A model file is missing arrays, has the wrong shapes, or fails its checksum."""
+
+    code = "model_invalid"
+    status = 422
+
+
+class ModelNotFound(BackpropError):
+    """The requested model or version is not in the store."""
+
+    code = "model_not_found"
+    status = 404
+
+
+class InvalidModelName(BackpropError):
+    """A model name that could escape the store or is otherwise unusable."""
+
+    code = "invalid_model_name"
+    status = 422
+
+
+class TrainingCancelled(BackpropError):
+    """Raised from a training callback to stop cooperatively at a batch boundary."""
+
+    code = "cancelled"
+    status = 409

@@ -1,0 +1,169 @@
+"""A multilayer perceptron built from a self-describing spec.
+
+The spec (architecture, input normalization, class names) travels inside the model file, so a
+network can be rebuilt from the file alone. Parameters are one flat dict keyed ``W1, b1, W2, ...``:
+the same key names the gradient, the optimizer state and the array in the ``.npz``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.nn.layers import Linear, ReLU, SoftmaxCrossEntropy, softmax
+
+PIXEL_MAX = 255.0
+DIGIT_CLASSES = [str(d) for d in range(10)]
+
+
+class Normalization(BaseModel):
+    """``x = (pixels / pixel_max - mean) / std``, applied before the first layer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pixel_max: float = Field(PIXEL_MAX, gt=0)
+    mean: float = 0.0
+    std: float = Field(1.0, gt=0)
+
+
+class ModelSpec(BaseModel):
+    """Everything needed to rebuild a network besides its parameter arrays."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal["backprop-mlp"] = "backprop-mlp"
+    format_version: Literal[1] = 1
+    input_size: int = Field(784, ge=1)
+    hidden: tuple[int, ...] = Field((256,), max_length=16)
+    num_classes: int = Field(10, ge=2)
+    activation: Literal["relu"] = "relu"
+    normalization: Normalization = Normalization()
+    class_names: tuple[str, ...] = tuple(DIGIT_CLASSES)
+
+    def layer_sizes(self) -> list[int]:
+        return [self.input_size, *self.hidden, self.num_classes]
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        sizes = self.layer_sizes()
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), start=1):
+            shapes[f"W{i}"] = (fan_in, fan_out)
+            shapes[f"b{i}"] = (fan_out,)
+        return shapes
+
+
+def init_params(
+    spec: ModelSpec,
+    rng: np.random.Generator,
+    *,
+    init: Literal["he", "gaussian"] = "he",
+    std: float = 0.01,
+    dtype: np.dtype | type = np.float32,
+) -> dict[str, np.ndarray]:
+    """He-normal weights (``sqrt(2 / fan_in)``) or a fixed-std Gaussian; zero biases."""
+    params: dict[str, np.ndarray] = {}
+    for key, shape in spec.param_shapes().items():
+        if key.startswith("b"):
+            params[key] = np.zeros(shape, dtype=dtype)
+            continue
+        scale = np.sqrt(2.0 / shape[0]) if init == "he" else std
+        params[key] = (rng.standard_normal(shape) * scale).astype(dtype)
+    return params
+
+
+class MLP:
+    """Linear -> ReLU -> ... -> Linear, with softmax cross-entropy for training.
+
+    ``params`` and ``grads`` share their keys and alias the layers' own arrays, so an optimizer
+    updating ``params[key]`` in place updates the layer.
+    """
+
+    def __init__(self, spec: ModelSpec, params: dict[str, np.ndarray]) -> None:
+        self.spec = spec
+        self.layers: list[Linear | ReLU] = []
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        depth = len(spec.hidden) + 1
+        for i in range(1, depth + 1):
+            linear = Linear(params[f"W{i}"], params[f"b{i}"])
+            self.layers.append(linear)
+            for name in ("W", "b"):
+                self.params[f"{name}{i}"] = linear.params[name]
+                self.grads[f"{name}{i}"] = linear.grads[name]
+            if i < depth:
+                self.layers.append(ReLU())
+        self.layers[0].needs_input_grad = False
+        self.loss_layer = SoftmaxCrossEntropy()
+
+    @classmethod
+    def initialize(cls, spec: ModelSpec, rng: np.random.Generator, **init_options) -> MLP:
+        return cls(spec, init_params(spec, rng, **init_options))
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.params["W1"].dtype
+
+    def astype(self, dtype: np.dtype | type) -> MLP:
+        """A copy with every parameter cast to ``dtype`` (float64 for gradient checks)."""
+        return MLP(self.spec, {k: v.astype(dtype, copy=True) for k, v in self.params.items()})
+
+    def normalize(self, pixels: np.ndarray, *, unit_scale: bool = False) -> np.ndarray:
+        """Raw pixels (N, 784), 0-255 (or 0-1 with ``unit_scale``) -> network input, float."""
+        norm = self.spec.normalization
+        scale = 1.0 if unit_scale else 1.0 / norm.pixel_max
+        x = np.asarray(pixels, dtype=self.dtype) * self.dtype.type(scale / norm.std)
+        x -= self.dtype.type(norm.mean / norm.std)
+        return x
+
+    # -- training path: through the layers, caching for backward ----------------------------
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Normalized input (N, input_size) -> logits (N, num_classes), caching for backward."""
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def loss(self, x: np.ndarray, targets: np.ndarray) -> float:
+        """Mean cross-entropy of a batch; targets (N,) labels or (N, C) one-hot."""
+        return self.loss_layer.forward(self.forward(x), targets)
+
+    def backward(self) -> None:
+        """Fill ``grads`` for the last ``loss`` call."""
+        dout = self.loss_layer.backward()
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+
+    def gradient(self, x: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+        """(loss, logits (N, C)) of the batch; ``grads`` hold the loss gradient afterwards."""
+        logits = self.forward(x)
+        loss = self.loss_layer.forward(logits, targets)
+        self.backward()
+        return loss, logits
+
+    # -- inference path: no caches, safe to share between threads ---------------------------
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Normalized input (N, input_size) -> logits (N, num_classes)."""
+        depth = len(self.spec.hidden) + 1
+        for i in range(1, depth + 1):
+            x = x @ self.params[f"W{i}"]
+            x += self.params[f"b{i}"]
+            if i < depth:
+                np.maximum(x, 0, out=x)
+        return x
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Normalized input (N, input_size) -> class probabilities (N, num_classes)."""
+        return softmax(self.logits(x))
+
+    def accuracy(self, x: np.ndarray, labels: np.ndarray, *, batch_size: int = 4096) -> float:
+        """Fraction of rows of normalized ``x`` (N, input_size) whose argmax equals ``labels``."""
+        if len(labels) == 0:
+            return float("nan")
+        correct = 0
+        for start in range(0, len(labels), batch_size):
+            stop = start + batch_size
+            correct += int(np.count_nonzero(self.logits(x[start:stop]).argmax(axis=1) == labels[start:stop]))
+        return correct / len(labels)

@@ -1,0 +1,61 @@
+"""Shared fixtures: real data from ../shared when present, small synthetic IDX folders always."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.data import write_idx
+from service.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _mnist5k() -> Path | None:
+    candidates = [os.environ.get("BACKPROP_TEST_MNIST5K"), REPO.parent / "shared" / "data" / "mnist-5k"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist5k_dir() -> Path:
+    """The 5,000 real MNIST digits shipped beside the repository (../shared/data/mnist-5k)."""
+    path = _mnist5k()
+    if path is None:
+        pytest.fail("mnist-5k not found: set BACKPROP_TEST_MNIST5K to the folder holding its IDX files")
+    return path
+
+
+def make_digits(n: int, rng: np.random.Generator, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable synthetic 28x28 images: each class lights up its own block of pixels."""
+    labels = np.arange(n) % classes
+    images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+    for cls in range(classes):
+        rows = slice(2 + 2 * cls, 4 + 2 * cls)
+        images[labels == cls, rows, 4:24] = 230
+    return images, labels.astype(np.uint8)
+
+
+@pytest.fixture
+def tiny_dataset_dir(tmp_path: Path) -> Path:
+    """A plain folder of gzipped IDX files: 600 training and 200 test synthetic digits."""
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    train_x, train_y = make_digits(600, rng)
+    test_x, test_y = make_digits(200, rng)
+    write_idx(folder / "train-images-idx3-ubyte.gz", train_x)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", train_y)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", test_x)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", test_y)
+    return folder
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(model_store=tmp_path / "store", data_dir=tmp_path / "data")

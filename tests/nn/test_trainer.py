@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+
+from service.errors import TrainingCancelled
+from service.nn import MLP, Callback, ModelSpec, fit, make_optimizer
+from service.nn.trainer import Progress, random_shift
+from tests.conftest import make_digits
+
+
+def _setup(seed: int):
+    data_rng = np.random.default_rng(0)
+    images, labels = make_digits(300, data_rng)
+    network = MLP.initialize(ModelSpec(hidden=(32,)), np.random.default_rng(seed))
+    x = network.normalize(images.reshape(300, -1))
+    return network, x, labels.astype(np.int64)
+
+
+def _train(seed: int, **kwargs):
+    network, x, y = _setup(seed)
+    history = fit(
+        network,
+        make_optimizer("adam", 1e-2),
+        x,
+        y,
+        epochs=3,
+        batch_size=32,
+        rng=np.random.default_rng(seed),
+        **kwargs,
+    )
+    return network, history
+
+
+def test_same_seed_same_data_gives_identical_weights():
+    a, _ = _train(1, augment_shift=1)
+    b, _ = _train(1, augment_shift=1)
+    for key in a.params:
+        np.testing.assert_array_equal(a.params[key], b.params[key])
+
+
+def test_a_different_seed_gives_different_weights():
+    a, _ = _train(1)
+    b, _ = _train(2)
+    assert not np.array_equal(a.params["W1"], b.params["W1"])
+
+
+def test_history_has_one_record_per_epoch_and_learns():
+    network, x, y = _setup(3)
+    history = fit(
+        network,
+        make_optimizer("adam", 1e-2),
+        x,
+        y,
+        epochs=4,
+        batch_size=50,
+        rng=np.random.default_rng(3),
+        validation=(x[:100], y[:100]),
+    )
+    assert [r.epoch for r in history] == [1, 2, 3, 4]
+    assert history[-1].loss < history[0].loss
+    assert history[-1].val_accuracy > 0.9
+    assert all(r.seconds > 0 and 0 <= r.train_accuracy <= 1 for r in history)
+
+
+class _StopAfter(Callback):
+    def __init__(self, batches: int) -> None:
+        self.seen: list[Progress] = []
+        self.batches = batches
+
+    def on_batch_end(self, progress: Progress) -> None:
+        self.seen.append(progress)
+        if len(self.seen) == self.batches:
+            raise TrainingCancelled("stop")
+
+
+def test_a_callback_cancels_between_batches():
+    network, x, y = _setup(4)
+    callback = _StopAfter(5)
+    with pytest.raises(TrainingCancelled):
+        fit(
+            network,
+            make_optimizer("sgd", 0.1),
+            x,
+            y,
+            epochs=3,
+            batch_size=100,
+            rng=np.random.default_rng(0),
+            callback=callback,
+        )
+    assert [(p.epoch, p.step) for p in callback.seen] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
+    assert callback.seen[-1].percent == pytest.approx(100 * 5 / 9)
+
+
+def test_random_shift_moves_whole_images_and_fills_background():
+    rng = np.random.default_rng(0)
+    image = np.zeros((1, 28, 28), dtype=np.float32)
+    image[0, 10:14, 10:14] = 1.0
+    batch = np.repeat(image.reshape(1, -1), 200, axis=0)
+    shifted = random_shift(batch, rng, max_shift=2, background=-0.5).reshape(200, 28, 28)
+    seen = set()
+    for img in shifted:
+        ys, xs = np.nonzero(img == 1.0)
+        dy, dx = ys.min() - 10, xs.min() - 10
+        assert len(ys) == 16 and abs(dy) <= 2 and abs(dx) <= 2
+        uncovered = 28 * abs(dy) + 28 * abs(dx) - abs(dy) * abs(dx)
+        assert np.count_nonzero(img == -0.5) == uncovered
+        assert np.count_nonzero(img == 0.0) == 28 * 28 - 16 - uncovered
+        seen.add((int(dy), int(dx)))
+    assert len(seen) == 25  # every offset in [-2, 2]^2 occurs
+    np.testing.assert_array_equal(batch.reshape(200, 28, 28)[0], image[0])  # input untouched
+
+
+def test_random_shift_needs_square_images():
+    with pytest.raises(ValueError, match="square"):
+        random_shift(np.zeros((2, 10)), np.random.default_rng(0), max_shift=1, background=0.0)

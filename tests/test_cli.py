@@ -1,0 +1,126 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from service.cli import main
+from service.data import load_dataset
+from service.store import ModelStore
+
+
+def _lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_train_json_prints_epochs_then_a_summary(tiny_dataset_dir, settings, capsys):
+    code = main(
+        [
+            "train",
+            "--data-dir",
+            str(tiny_dataset_dir),
+            "--hidden",
+            "32",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "64",
+            "--model",
+            "tiny",
+            "--json",
+        ],
+        settings,
+    )
+    assert code == 0
+    lines = _lines(capsys.readouterr().out)
+    assert [line["event"] for line in lines] == ["epoch"] * 3 + ["done"]
+    assert set(lines[0]) == {"event", "epoch", "loss", "train_accuracy", "val_accuracy", "seconds"}
+    done = lines[-1]
+    assert (done["model"], done["version"]) == ("tiny", 1)
+    assert done["path"] == str(settings.model_store / "tiny" / "v1.npz")
+    assert done["test_accuracy"] > 0.9 and done["validation_accuracy"] > 0.9
+    meta = json.loads((settings.model_store / "tiny" / "v1.json").read_text())
+    assert meta["training"]["hidden"] == [32] and meta["training"]["epochs"] == 3
+    assert meta["dataset"]["name"] == "mnist" and len(meta["history"]) == 3
+
+
+def test_train_without_json_talks_to_people(tiny_dataset_dir, settings, capsys):
+    assert (
+        main(["train", "--data-dir", str(tiny_dataset_dir), "--hidden", "16", "--epochs", "2"], settings) == 0
+    )
+    out, err = capsys.readouterr()
+    assert "saved mnist v1" in out and "test accuracy" in out
+    assert "epoch   1" in err
+
+
+def test_invalid_hyperparameters_exit_2_naming_the_field(settings, capsys):
+    assert main(["train", "--epochs", "0"], settings) == 2
+    assert "invalid epochs" in capsys.readouterr().err
+
+
+def test_missing_data_says_where_it_looked(settings, capsys):
+    assert main(["train", "--data-dir", str(settings.data_dir)], settings) == 1
+    err = capsys.readouterr().err
+    assert "not found" in err and str(settings.data_dir / "MNIST" / "raw") in err
+
+
+def test_bad_model_name_fails_before_training(tiny_dataset_dir, settings, capsys):
+    assert main(["train", "--data-dir", str(tiny_dataset_dir), "--model", "../x"], settings) == 1
+    assert "invalid model name" in capsys.readouterr().err
+
+
+def test_gradcheck_passes_and_reports_json(capsys):
+    assert main(["gradcheck", "--json"]) == 0
+    lines = _lines(capsys.readouterr().out)
+    assert lines[-1]["passed"] is True and lines[-1]["max_relative_error"] < 1e-6
+    assert {line["param"] for line in lines[:-1]} >= {"W1", "b1", "W4", "b4"}
+
+
+def test_evaluate_and_predict_use_the_stored_model(tiny_dataset_dir, settings, capsys, tmp_path):
+    main(
+        [
+            "train",
+            "--data-dir",
+            str(tiny_dataset_dir),
+            "--hidden",
+            "32",
+            "--epochs",
+            "3",
+            "--json",
+            "--set-default",
+        ],
+        settings,
+    )
+    trained = _lines(capsys.readouterr().out)[-1]
+    assert main(["evaluate", "--data-dir", str(tiny_dataset_dir), "--json"], settings) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["split"] == "test" and evaluated["accuracy"] == trained["test_accuracy"]
+    assert main(["evaluate", "--data-dir", str(tiny_dataset_dir), "--validation", "--json"], settings) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == trained["validation_accuracy"]
+
+    data = load_dataset("mnist", tiny_dataset_dir)
+    np.save(tmp_path / "digits.npy", data.test_x[:20].reshape(20, 28, 28))
+    assert main(["predict", str(tmp_path / "digits.npy"), "--json"], settings) == 0
+    predictions = _lines(capsys.readouterr().out)
+    network, _ = ModelStore(settings.model_store).load()
+    expected = network.predict_proba(network.normalize(data.test_x[:20])).argmax(axis=1)
+    assert [p["label"] for p in predictions] == expected.tolist()
+    assert np.mean(expected == data.test_y[:20]) >= 0.8
+    assert all(abs(sum(p["probabilities"]) - 1) < 1e-4 for p in predictions)
+
+
+def test_predict_rejects_wrong_sizes(tiny_dataset_dir, settings, capsys, tmp_path):
+    main(["train", "--data-dir", str(tiny_dataset_dir), "--hidden", "8", "--epochs", "1", "--json"], settings)
+    capsys.readouterr()
+    np.save(tmp_path / "bad.npy", np.zeros((2, 100)))
+    assert main(["predict", str(tmp_path / "bad.npy")], settings) == 1
+    assert "expected 784 pixels" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_console_script_runs_gradcheck():
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "gradcheck"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and "PASS" in result.stdout

@@ -1,0 +1,100 @@
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from service.errors import InvalidModelName, ModelFileError, ModelNotFound
+from service.nn import MLP, ModelSpec
+from service.store import ModelStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ModelStore(tmp_path / "store")
+
+
+def _net(seed=0):
+    return MLP.initialize(ModelSpec(hidden=(8,)), np.random.default_rng(seed))
+
+
+def test_versions_are_numbered_and_immutable(store):
+    first = store.save("digits", _net(0), {"metrics": {"accuracy": 0.9}})
+    second = store.save("digits", _net(1))
+    assert (first["version"], second["version"]) == (1, 2)
+    assert store.versions("digits") == [1, 2]
+    assert store.metadata("digits", 1)["metrics"] == {"accuracy": 0.9}
+    loaded, meta = store.load("digits", 1)
+    np.testing.assert_array_equal(loaded.params["W1"], _net(0).params["W1"])
+    assert meta["sha256"] == first["sha256"] and len(meta["sha256"]) == 64
+
+
+def test_sidecar_describes_the_file(store):
+    meta = store.save("digits", _net())
+    on_disk = json.loads((store.root / "digits" / "v1.json").read_text())
+    assert on_disk == meta
+    assert (
+        on_disk["spec"]["hidden"] == [8]
+        and on_disk["size_bytes"] == (store.root / "digits" / "v1.npz").stat().st_size
+    )
+
+
+def test_a_corrupted_file_fails_its_checksum(store):
+    store.save("digits", _net())
+    path = store.root / "digits" / "v1.npz"
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="sha256 does not match"):
+        store.load("digits", 1)
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", ".hidden", "UPPER", "x" * 65, "a..b", "/abs"])
+def test_names_that_could_escape_or_confuse_are_refused(store, name):
+    with pytest.raises(InvalidModelName):
+        store.save(name, _net())
+
+
+def test_defaults_per_model_and_service_wide(store):
+    store.save("alpha", _net())
+    store.save("beta", _net())
+    store.save("beta", _net(1))
+    assert store.resolve() == ("alpha", 1)  # no pointer yet: first name, newest version
+    store.set_default("beta", 1)
+    assert store.resolve() == ("beta", 1)
+    assert store.resolve("beta") == ("beta", 1)
+    assert store.resolve("beta", 2) == ("beta", 2)
+    store.set_default("alpha", service_wide=False)
+    assert store.resolve() == ("beta", 1)
+
+
+def test_missing_models_and_versions(store):
+    with pytest.raises(ModelNotFound, match="holds no models"):
+        store.resolve()
+    store.save("digits", _net())
+    with pytest.raises(ModelNotFound, match="no model named 'other'"):
+        store.load("other")
+    with pytest.raises(ModelNotFound, match="has no version 7"):
+        store.load("digits", 7)
+
+
+def test_concurrent_writers_never_share_a_version(store):
+    results = []
+
+    def save(seed):
+        results.append(store.save("digits", _net(seed))["version"])
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == list(range(1, 9))
+    assert not [p for p in (store.root / "digits").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_a_version_without_its_sidecar_is_invisible(store):
+    store.save("digits", _net())
+    (store.root / "digits" / "v2.npz").write_bytes(b"partial")
+    assert store.versions("digits") == [1]
+    assert store.save("digits", _net())["version"] == 3  # v2 stays claimed

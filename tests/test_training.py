@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from service.data import load_dataset
+from service.training import TrainingConfig, split_indices, train
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("epochs", 10**9),
+        ("hidden", [100_000]),
+        ("hidden", []),
+        ("batch_size", 0),
+        ("learning_rate", 0),
+        ("optimizer", "rmsprop"),
+        ("validation_split", 0.9),
+        ("weight_init", "xavier"),
+        ("unknown", 1),
+    ],
+)
+def test_config_bounds(field, value):
+    with pytest.raises(ValidationError) as info:
+        TrainingConfig(**{field: value})
+    assert info.value.errors()[0]["loc"][0] == field
+
+
+def test_train_on_synthetic_data_reports_all_metrics(tiny_dataset_dir):
+    dataset = load_dataset("mnist", tiny_dataset_dir)
+    result = train(TrainingConfig(hidden=(32,), epochs=3, batch_size=32), dataset)
+    assert len(result.history) == 3
+    assert result.metrics["validation_samples"] == 60 and result.metrics["train_samples"] == 540
+    assert result.metrics["test_samples"] == 200 and result.metrics["test_accuracy"] > 0.9
+    norm = result.network.spec.normalization
+    assert 0 < norm.mean < 1 and norm.std > 0
+
+
+def test_split_indices_reproduce_the_training_split(tiny_dataset_dir):
+    dataset = load_dataset("mnist", tiny_dataset_dir)
+    config = TrainingConfig(seed=5)
+    a = split_indices(config, dataset.train_y)
+    b = split_indices(config, dataset.train_y)
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.slow
+def test_training_lowers_the_loss_on_real_digits(mnist5k_dir):
+    dataset = load_dataset("mnist", mnist5k_dir)
+    result = train(TrainingConfig(hidden=(64,), epochs=4), dataset)
+    losses = [r.loss for r in result.history]
+    assert losses == sorted(losses, reverse=True), losses
+    assert losses[-1] < 0.5 * losses[0]
+    assert result.metrics["validation_accuracy"] > 0.9
+
+
+@pytest.mark.slow
+def test_same_seed_same_data_same_weights_on_real_digits(mnist5k_dir):
+    dataset = load_dataset("mnist", mnist5k_dir)
+    config = TrainingConfig(hidden=(32,), epochs=2, seed=11)
+    a, b = train(config, dataset), train(config, dataset)
+    for key in a.network.params:
+        np.testing.assert_array_equal(a.network.params[key], b.network.params[key])
