@@ -109,9 +109,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, help="override the default batch size")
     parser.add_argument("--hidden", type=int, nargs="+", help="override the default hidden sizes")
+    parser.add_argument(
+        "--optimizer", choices=["sgd", "momentum", "adam"], help="override the default optimizer"
+    )
+    parser.add_argument("--lr", type=float, help="override the default learning rate")
     args = parser.parse_args()
 
-    overrides = {"batch_size": args.batch_size, "hidden": tuple(args.hidden or ())}
+    overrides = {
+        "batch_size": args.batch_size,
+        "hidden": tuple(args.hidden or ()),
+        "optimizer": args.optimizer,
+        "learning_rate": args.lr,
+    }
     config = TrainingConfig().model_copy(update={k: v for k, v in overrides.items() if v})
     data = load_dataset("fashion-mnist", args.data_dir)
     x, y = data.train_x, data.train_y

@@ -57,6 +57,8 @@ def _fsync_dir(path: Path) -> None:
 
 def _write_temp(folder: Path, data: bytes) -> Path:
     fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    # mkstemp creates 0600; workers and other machines may read the store as other users.
+    os.fchmod(fd, 0o644)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()

@@ -29,6 +29,13 @@ def test_versions_are_numbered_and_immutable(store):
     assert meta["sha256"] == first["sha256"] and len(meta["sha256"]) == 64
 
 
+def test_files_are_readable_by_other_users(store):
+    store.save("digits", _net())
+    store.set_default("digits")
+    for path in [store.root / "DEFAULT", *(store.root / "digits").iterdir()]:
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
 def test_sidecar_describes_the_file(store):
     meta = store.save("digits", _net())
     on_disk = json.loads((store.root / "digits" / "v1.json").read_text())

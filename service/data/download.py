@@ -37,6 +37,7 @@ def _fetch(url: str, dest: Path, expected_md5: str, session: requests.Session) -
     """Stream ``url`` to a temp file beside ``dest``; move it into place only if md5 matches."""
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
+    os.fchmod(fd, 0o644)  # mkstemp creates 0600; datasets are shared read-only
     try:
         digest = hashlib.md5(usedforsecurity=False)
         with os.fdopen(fd, "wb") as out, session.get(url, stream=True, timeout=TIMEOUT) as resp:

@@ -1,0 +1,42 @@
+"""The benchmark scripts run end to end (on tiny data) and print the JSON they promise."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def _run(script: str, *args: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.slow
+def test_train_speed_reports_engine_matmul_and_ratio(tiny_dataset_dir):
+    result = _run("train_speed.py", "--data-dir", str(tiny_dataset_dir), "--repeats", "1")
+    assert result["images"] == 600 and result["machine"]["cpus"] >= 1
+    assert result["engine"]["epoch_seconds"] > 0 and result["matmul_only"]["epoch_seconds"] > 0
+    assert result["engine_time_over_matmul_time"] == pytest.approx(
+        result["engine"]["epoch_seconds"] / result["matmul_only"]["epoch_seconds"]
+    )
+    if result["torch"] is not None:
+        assert result["engine_throughput_over_torch"] > 0
+
+
+@pytest.mark.slow
+def test_train_accuracy_runs_the_cli_on_both_datasets(tiny_dataset_dir):
+    result = _run(
+        "train_accuracy.py", "--fashion-dir", str(tiny_dataset_dir), "--mnist5k-dir", str(tiny_dataset_dir)
+    )
+    for key in ("fashion_mnist", "mnist_5k"):
+        assert result[key]["epochs"] == 30
+        assert result[key]["test_accuracy"] > 0.9
