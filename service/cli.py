@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,19 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from service.api.security import check_bind
+
+    check_bind(settings)  # say it here, plainly, before gunicorn starts
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"]
+    print(
+        f"serving on http://{settings.host}:{settings.port} (model store {settings.model_store})",
+        file=sys.stderr,
+    )
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backprop", description="NumPy backprop digit classifier")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
@@ -295,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, model=True)
     p.add_argument("file", help=".npy with one 28x28 / 784 image or N of them")
     p.set_defaults(handler=cmd_predict)
+
+    s = sub.add_parser("serve", help="run the HTTP service (gunicorn) with the BACKPROP_* settings")
+    s.set_defaults(handler=cmd_serve)
     return parser
 
 

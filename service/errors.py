@@ -68,3 +68,32 @@ class TrainingCancelled(BackpropError):
 
     code = "cancelled"
     status = 409
+
+
+class InvalidInput(BackpropError):
+    """A request that does not fit the API contract; ``details`` name each field and index."""
+
+    code = "validation_error"
+    status = 422
+
+
+class Unauthorized(BackpropError):
+    code = "unauthorized"
+    status = 401
+
+
+class Conflict(BackpropError):
+    code = "conflict"
+    status = 409
+
+
+class NotReady(BackpropError):
+    code = "not_ready"
+    status = 503
+
+
+class UnsafeConfiguration(BackpropError):
+    """The service would start in a way that exposes model-changing endpoints."""
+
+    code = "unsafe_configuration"
+    status = 500

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -21,6 +21,25 @@ class Settings(BaseSettings):
         (),
         description="comma-separated base URLs tried instead of the standard dataset mirrors",
     )
+
+    state_dir: Path = Field(Path("./var"), description="job queue, job records and metrics files")
+    host: str = Field("127.0.0.1", description="address gunicorn binds to")
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(2, ge=1, le=64, description="gunicorn worker processes")
+    threads: int = Field(2, ge=1, le=64, description="threads per gunicorn worker")
+    api_token: SecretStr | None = Field(None, description="bearer token for model-changing endpoints")
+    allow_insecure: bool = Field(
+        False, description="allow a non-loopback bind with model-changing endpoints open (no token)"
+    )
+    max_body_mb: float = Field(64.0, gt=0, le=1024, description="largest request body accepted, MiB")
+    max_batch: int = Field(16384, ge=1, le=1_000_000, description="most images in one /predict request")
+    default_refresh_seconds: float = Field(
+        1.0, ge=0, le=3600, description="how often a worker re-reads which model is the default"
+    )
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
 
     @field_validator("dataset_mirrors", mode="before")
     @classmethod

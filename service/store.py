@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service.errors import InvalidModelName, ModelFileError, ModelNotFound
+from service.errors import Conflict, InvalidModelName, ModelFileError, ModelNotFound
 from service.nn import model_file
 from service.nn.network import MLP
 
@@ -194,3 +194,16 @@ class ModelStore:
         atomic_write(self.model_dir(name) / "DEFAULT", f"{version}\n".encode())
         if service_wide:
             atomic_write(self.root / "DEFAULT", f"{name}\n".encode())
+
+    def delete(self, name: str, version: int) -> None:
+        """Remove a version; the default version of a model cannot be removed (409)."""
+        name, version = self.resolve(name, version)
+        if version == self.default_version(name):
+            raise Conflict(
+                f"version {version} is the default of {name!r}; make another version the default first"
+            )
+        folder = self.model_dir(name)
+        # The sidecar goes first: from then on no listing shows the version.
+        (folder / f"v{version}.json").unlink(missing_ok=True)
+        (folder / f"v{version}.npz").unlink(missing_ok=True)
+        _fsync_dir(folder)

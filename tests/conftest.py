@@ -59,3 +59,57 @@ def tiny_dataset_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(model_store=tmp_path / "store", data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    """A private copy of the shipped model store (tests may change it)."""
+    import shutil
+
+    target = tmp_path / "model_store"
+    shutil.copytree(REPO / "model_store", target)
+    return target
+
+
+@pytest.fixture
+def app_settings(store_dir: Path, tmp_path: Path) -> Settings:
+    return Settings(
+        model_store=store_dir,
+        data_dir=tmp_path / "data",
+        state_dir=tmp_path / "var",
+        default_refresh_seconds=0,
+    )
+
+
+@pytest.fixture
+def app(app_settings: Settings):
+    from service import create_app
+
+    return create_app(app_settings)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def real_digits(mnist5k_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The 500 digits the shipped model was trained without (its held-out split)."""
+    from service.data import load_dataset
+    from service.training import TrainingConfig, split_indices
+
+    dataset = load_dataset("mnist", mnist5k_dir)
+    _, val_idx = split_indices(TrainingConfig(), dataset.train_y)
+    return dataset.train_x[val_idx], dataset.train_y[val_idx]
+
+
+@pytest.fixture
+def make_client(app_settings: Settings):
+    """A test client of an app whose settings differ from ``app_settings`` by ``overrides``."""
+    from service import create_app
+
+    def build(**overrides):
+        return create_app(Settings.model_validate({**app_settings.model_dump(), **overrides})).test_client()
+
+    return build

@@ -1,0 +1,34 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from flask import Response, current_app
+from flask_openapi3 import APIBlueprint, Tag
+
+from service.api.schemas import ErrorBody, Health, Ready
+from service.errors import BackpropError, NotReady
+
+bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="operations", description="health and metrics")])
+
+
+@bp.get("/healthz", responses={200: Health})
+def healthz():
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+@bp.get("/readyz", responses={200: Ready, 503: ErrorBody})
+def readyz():
+    """The default model is loaded and a test prediction passes."""
+    try:
+        model = current_app.extensions["backprop"].registry.ready()
+    except BackpropError as exc:
+        raise NotReady(f"not ready: {exc.message}") from exc
+    return {"status": "ready", "model": {"name": model.name, "version": model.version}}
+
+
+@bp.get("/metrics", responses={200: None})
+def metrics():
+    """Prometheus text format, aggregated over all worker processes."""
+    body, content_type = current_app.extensions["backprop"].metrics.render()
+    return Response(body, content_type=content_type)

@@ -1,0 +1,94 @@
+"""GET /models..., PUT /models/NAME/default, DELETE /models/NAME/versions/N."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_openapi3 import APIBlueprint, Tag
+
+from service.api.schemas import (
+    ErrorBody,
+    ModelInfo,
+    ModelList,
+    ModelPath,
+    SetDefaultRequest,
+    VersionInfo,
+    VersionPath,
+)
+from service.api.security import BEARER_SECURITY, require_token
+from service.errors import ModelNotFound
+
+bp = APIBlueprint("models", __name__, abp_tags=[Tag(name="models", description="the model store")])
+
+
+def _state():
+    return current_app.extensions["backprop"]
+
+
+def _model_info(name: str, service_default: str | None) -> dict:
+    store = _state().store
+    default = store.default_version(name)
+    versions = [{**store.metadata(name, v), "is_default": v == default} for v in store.versions(name)]
+    for version in versions:
+        version.pop("history", None)  # per-epoch history is in GET .../versions/N
+    return {
+        "name": name,
+        "default_version": default,
+        "is_service_default": name == service_default,
+        "versions": versions,
+    }
+
+
+def _service_default() -> str | None:
+    try:
+        return _state().store.default_model()
+    except ModelNotFound:
+        return None
+
+
+@bp.get("/models", responses={200: ModelList})
+def list_models():
+    """Every model with its versions and defaults."""
+    default = _service_default()
+    return {"default_model": default, "models": [_model_info(n, default) for n in _state().store.names()]}
+
+
+@bp.get("/models/<name>", responses={200: ModelInfo, 404: ErrorBody})
+def get_model(path: ModelPath):
+    """One model: its default version and all versions."""
+    if not _state().store.versions(path.name):
+        raise ModelNotFound(f"no model named {path.name!r}")
+    return _model_info(path.name, _service_default())
+
+
+@bp.get("/models/<name>/versions/<int:version>", responses={200: VersionInfo, 404: ErrorBody})
+def get_version(path: VersionPath):
+    """A version's spec, metrics, training history, sha256, creation time and job."""
+    store = _state().store
+    name, version = store.resolve(path.name, path.version)
+    return {**store.metadata(name, version), "is_default": version == store.default_version(name)}
+
+
+@bp.put(
+    "/models/<name>/default",
+    responses={200: ModelInfo, 401: ErrorBody, 404: ErrorBody, 422: ErrorBody},
+    security=BEARER_SECURITY,
+)
+@require_token
+def set_default(path: ModelPath, body: SetDefaultRequest):
+    """Make a version the model's default (and the model the service's default)."""
+    state = _state()
+    state.store.set_default(path.name, body.version, service_wide=body.service_wide)
+    state.registry.forget_defaults()
+    return _model_info(path.name, _service_default())
+
+
+@bp.delete(
+    "/models/<name>/versions/<int:version>",
+    responses={204: None, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody},
+    security=BEARER_SECURITY,
+)
+@require_token
+def delete_version(path: VersionPath):
+    """Delete a version; the default version answers 409."""
+    _state().store.delete(path.name, path.version)
+    return "", 204

@@ -1,0 +1,64 @@
+"""POST /predict: JSON (one image or a batch) or raw uint8 bytes."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+from flask_openapi3 import APIBlueprint, Tag
+
+from service import inputs
+from service.api.schemas import ErrorBody, PredictQuery, PredictRequest, PredictResponse
+from service.errors import BackpropError
+
+bp = APIBlueprint("predict", __name__, abp_tags=[Tag(name="predict", description="classify digits")])
+
+_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": PredictRequest.model_json_schema()},
+        "application/octet-stream": {
+            "schema": {
+                "type": "string",
+                "format": "binary",
+                "description": "N x 784 uint8 pixels, row by row",
+            }
+        },
+    },
+}
+
+
+class UnsupportedMediaType(BackpropError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+@bp.post(
+    "/predict",
+    responses={200: PredictResponse, 413: ErrorBody, 415: ErrorBody, 422: ErrorBody, 404: ErrorBody},
+    openapi_extensions={"requestBody": _REQUEST_BODY},
+)
+def predict(query: PredictQuery):
+    """Classify one image (`pixels`), a batch (`instances`) or raw N x 784 bytes."""
+    state = current_app.extensions["backprop"]
+    mimetype = request.mimetype
+    if mimetype == "application/octet-stream":
+        pixels = inputs.from_bytes(request.get_data(), max_batch=state.settings.max_batch)
+        name, version, unit = query.model, query.version, False
+    elif mimetype == "application/json":
+        payload = inputs.parse_predict_json(request.get_data())
+        req = PredictRequest.model_validate(payload, context={"max_batch": state.settings.max_batch})
+        pixels, name, version, unit = req.matrix, req.model, req.version, req.scale == "unit"
+    else:
+        raise UnsupportedMediaType(
+            f"Content-Type {mimetype or '(none)'} is not supported: send application/json "
+            "or application/octet-stream"
+        )
+    model = state.registry.get(name, version)
+    probabilities = model.predict(pixels, unit_scale=unit)
+    labels = probabilities.argmax(axis=1).tolist()
+    state.metrics.images.labels(model.name, str(model.version)).inc(len(labels))
+    return {
+        "model": {"name": model.name, "version": model.version},
+        "predictions": [
+            {"label": label, "probabilities": row} for label, row in zip(labels, probabilities, strict=True)
+        ],
+    }

@@ -1,0 +1,167 @@
+"""The API contract: request and response models. Validation, serialization and the OpenAPI
+document all come from these. Pixel arrays are validated by NumPy (see ``service.inputs``)
+behind a plain validator, while ``WithJsonSchema`` keeps them fully described in the document."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
+
+from service import inputs
+from service.store import NAME_PATTERN
+
+_PIXEL_ITEMS = {"type": "number", "minimum": 0, "maximum": 255}
+_ROW_SCHEMA = {
+    "type": "array",
+    "items": _PIXEL_ITEMS,
+    "minItems": inputs.PIXELS,
+    "maxItems": inputs.PIXELS,
+    "description": "784 grayscale values, row by row (0 background, 255 ink; 0-1 with scale=unit)",
+}
+
+
+def _max_batch(info: ValidationInfo) -> int:
+    return (info.context or {}).get("max_batch", 16384)
+
+
+def _pixels(value: Any, info: ValidationInfo):
+    return inputs.to_matrix(value, "pixels", batch=False, max_batch=1)
+
+
+def _instances(value: Any, info: ValidationInfo):
+    return inputs.to_matrix(value, "instances", batch=True, max_batch=_max_batch(info))
+
+
+ModelName = Annotated[str, Field(pattern=NAME_PATTERN, description="model name, e.g. mnist")]
+
+
+class PredictRequest(BaseModel):
+    """One image in ``pixels`` or several in ``instances``."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    pixels: Annotated[Any, PlainValidator(_pixels), WithJsonSchema(_ROW_SCHEMA)] = None
+    instances: Annotated[
+        Any,
+        PlainValidator(_instances),
+        WithJsonSchema(
+            {"type": "array", "items": _ROW_SCHEMA, "minItems": 1, "description": "a batch of images"}
+        ),
+    ] = None
+    model: ModelName | None = Field(None, description="model name; default: the service's default model")
+    version: int | None = Field(None, ge=1, description="model version; default: the model's default")
+    scale: Literal["pixel", "unit"] = Field("pixel", description="pixel: values 0-255; unit: values 0-1")
+
+    @model_validator(mode="after")
+    def _one_input_in_range(self) -> PredictRequest:
+        if (self.pixels is None) == (self.instances is None):
+            raise ValueError("send exactly one of 'pixels' (one image) or 'instances' (a batch)")
+        field = "pixels" if self.pixels is not None else "instances"
+        inputs.check_range(self.matrix, field, batch=field == "instances", scale=self.scale)
+        return self
+
+    @property
+    def matrix(self):
+        return self.pixels if self.pixels is not None else self.instances
+
+
+class PredictQuery(BaseModel):
+    """Model selection for raw ``application/octet-stream`` bodies (JSON bodies carry it inline)."""
+
+    model: ModelName | None = None
+    version: int | None = Field(None, ge=1)
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: int
+
+
+class Prediction(BaseModel):
+    label: int = Field(description="most probable class")
+    probabilities: list[float] = Field(description="one probability per class, summing to 1")
+
+
+class PredictResponse(BaseModel):
+    model: ModelRef
+    predictions: list[Prediction]
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int] = Field(description="where: field names and indexes")
+    msg: str
+    type: str
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(examples=["validation_error"])
+    message: str
+    details: list[ErrorDetail] = []
+
+
+class ErrorBody(BaseModel):
+    error: ErrorInfo
+
+
+class ModelPath(BaseModel):
+    name: ModelName
+
+
+class VersionPath(BaseModel):
+    name: ModelName
+    version: int = Field(ge=1)
+
+
+class VersionInfo(BaseModel):
+    """A stored version: its metadata sidecar."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    version: int
+    sha256: str
+    created: str
+    size_bytes: int
+    spec: dict[str, Any]
+    metrics: dict[str, Any] = {}
+    training: dict[str, Any] | None = None
+    dataset: dict[str, Any] | None = None
+    job: str | None = None
+    is_default: bool = False
+
+
+class ModelInfo(BaseModel):
+    name: str
+    default_version: int
+    is_service_default: bool
+    versions: list[VersionInfo]
+
+
+class ModelList(BaseModel):
+    default_model: str | None
+    models: list[ModelInfo]
+
+
+class SetDefaultRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, description="the version to make the model's default")
+    service_wide: bool = Field(True, description="also make this model the service's default model")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    status: Literal["ready"] = "ready"
+    model: ModelRef

@@ -1,0 +1,114 @@
+"""The application factory: ``create_app(settings)`` builds everything; nothing lives in globals."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from flask import g, request
+from flask.json.provider import JSONProvider
+from flask_openapi3 import Info, OpenAPI
+
+from service.api import health, models, predict
+from service.api.errors import register_error_handlers, validation_response
+from service.metrics import Metrics
+from service.registry import ModelRegistry
+from service.settings import Settings
+from service.store import ModelStore
+
+log = logging.getLogger("service.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class OrjsonProvider(JSONProvider):
+    """Flask's JSON through orjson, which also writes NumPy arrays directly."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any):
+        obj = self._prepare_response_obj(args, kwargs)
+        body = orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+        return self._app.response_class(body, mimetype="application/json")
+
+
+@dataclass
+class ServiceState:
+    """What the views need, hung off ``app.extensions["backprop"]``."""
+
+    settings: Settings
+    store: ModelStore
+    registry: ModelRegistry
+    metrics: Metrics
+
+
+def create_app(settings: Settings | None = None) -> OpenAPI:
+    settings = settings or Settings()
+    app = OpenAPI(
+        __name__,
+        info=Info(
+            title="backprop-service",
+            version="0.1.0",
+            description="Train and serve a NumPy backpropagation digit classifier.",
+        ),
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        doc_prefix="/docs",
+        doc_url="/openapi.json",
+        validation_error_status=422,
+        validation_error_callback=validation_response,
+    )
+    app.json = OrjsonProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    store = ModelStore(settings.model_store)
+    app.extensions["backprop"] = ServiceState(
+        settings=settings,
+        store=store,
+        registry=ModelRegistry(store, refresh_seconds=settings.default_refresh_seconds),
+        metrics=Metrics(),
+    )
+    for blueprint in (predict.bp, models.bp, health.bp):
+        app.register_api(blueprint)
+    # The document at the root too, where clients look for it first.
+    app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
+    register_error_handlers(app)
+    _install_request_hooks(app)
+    return app
+
+
+def _install_request_hooks(app: OpenAPI) -> None:
+    state: ServiceState = app.extensions["backprop"]
+
+    @app.before_request
+    def _start() -> None:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        state.metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+        state.metrics.latency.labels(endpoint).observe(elapsed)
+        log.info(
+            '%s "%s %s" %s %.1fms',
+            g.get("request_id"),
+            request.method,
+            request.path,
+            response.status_code,
+            elapsed * 1000,
+        )
+        return response
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,63 @@
+"""gunicorn configuration, from the same ``BACKPROP_*`` settings as everything else.
+
+    gunicorn -c python:service.gunicorn_conf 'service:create_app()'
+
+(``backprop serve`` runs exactly this; the container too.)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from service.api.security import check_bind
+from service.errors import UnsafeConfiguration
+from service.settings import Settings
+
+_settings = Settings()
+try:
+    check_bind(_settings)
+except UnsafeConfiguration as exc:
+    sys.exit(f"backprop: {exc.message}")
+
+_host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host
+bind = [f"{_host}:{_settings.port}"]
+workers = _settings.workers
+threads = _settings.threads
+worker_class = "gthread"  # keep-alive connections; prediction releases the GIL in NumPy
+keepalive = 5
+timeout = 60
+graceful_timeout = 20
+wsgi_app = "service:create_app()"
+proc_name = "backprop"
+
+# Metrics from every worker land in files here and /metrics adds them up. Set before the workers
+# fork, so each imports prometheus_client in multiprocess mode.
+_metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_settings.state_dir / "prometheus"))
+
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+    },
+    "root": {"level": "WARNING", "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"level": "WARNING", "handlers": ["stderr"], "propagate": False},
+        "service": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+    },
+}
+
+
+def on_starting(server) -> None:
+    shutil.rmtree(_metrics_dir, ignore_errors=True)  # samples of a previous run are stale
+    os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

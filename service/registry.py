@@ -1,0 +1,89 @@
+"""Per-process cache of loaded models over the store (KServe's load / ready / predict lifecycle).
+
+A version is immutable, so each worker process loads it once. Which version is the default can
+change at any time (another worker or machine may set it), so the default is re-resolved from the
+store's pointer files at most every ``refresh_seconds``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service.errors import ModelNotFound
+from service.nn.network import MLP
+from service.store import ModelStore
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: int
+    network: MLP
+    metadata: dict[str, Any]
+
+    def predict(self, pixels: np.ndarray, *, unit_scale: bool = False) -> np.ndarray:
+        """Pixels (N, 784) -> class probabilities (N, num_classes), float32."""
+        return self.network.predict_proba(self.network.normalize(pixels, unit_scale=unit_scale))
+
+
+class ModelRegistry:
+    def __init__(self, store: ModelStore, *, refresh_seconds: float = 1.0, capacity: int = 8) -> None:
+        self.store = store
+        self.refresh_seconds = refresh_seconds
+        self.capacity = capacity
+        self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._defaults: dict[str | None, tuple[float, tuple[str, int]]] = {}
+        self._lock = threading.Lock()
+
+    def _resolve(self, name: str | None, version: int | None) -> tuple[str, int]:
+        if version is not None:
+            if name is None:
+                name = self._resolve(None, None)[0]
+            # Deleted versions must stop answering: one stat per request keeps that true.
+            if not (self.store.model_dir(name) / f"v{version}.json").is_file():
+                return self.store.resolve(name, version)  # raises the precise ModelNotFound
+            return name, version
+        now = time.monotonic()
+        cached = self._defaults.get(name)
+        if cached and now - cached[0] < self.refresh_seconds:
+            return cached[1]
+        resolved = self.store.resolve(name, None)
+        self._defaults[name] = (now, resolved)
+        return resolved
+
+    def get(self, name: str | None = None, version: int | None = None) -> LoadedModel:
+        """The requested model (defaults applied), loading it on first use."""
+        with self._lock:
+            key = self._resolve(name, version)
+            model = self._models.get(key)
+            if model is not None:
+                self._models.move_to_end(key)
+                return model
+        network, meta = self.store.load(*key)  # outside the lock: loading reads and hashes a file
+        model = LoadedModel(key[0], key[1], network, meta)
+        with self._lock:
+            self._models[key] = model
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+        return model
+
+    def forget_defaults(self) -> None:
+        """Re-read default pointers on the next request (after this process changed them)."""
+        with self._lock:
+            self._defaults.clear()
+
+    def ready(self) -> LoadedModel:
+        """The default model, after a test prediction on a blank image gives a probability vector."""
+        model = self.get()
+        probabilities = model.predict(np.zeros((1, model.network.spec.input_size)))
+        if probabilities.shape != (1, model.network.spec.num_classes) or not np.isclose(
+            probabilities.sum(), 1.0
+        ):
+            raise ModelNotFound(f"model {model.name} v{model.version} failed its test prediction")
+        return model

@@ -1,0 +1,155 @@
+import json
+
+import numpy as np
+import pytest
+
+BLANK = [0] * 784
+
+
+def test_single_image(client, real_digits):
+    images, labels = real_digits
+    response = client.post("/predict", json={"pixels": images[0].tolist()})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["model"] == {"name": "mnist", "version": 1}
+    (prediction,) = body["predictions"]
+    assert prediction["label"] == labels[0]
+    assert len(prediction["probabilities"]) == 10 and sum(prediction["probabilities"]) == pytest.approx(
+        1, abs=1e-5
+    )
+
+
+def test_batch_classifies_real_digits(client, real_digits):
+    images, labels = real_digits
+    response = client.post("/predict", json={"instances": images.tolist()})
+    predicted = [p["label"] for p in response.get_json()["predictions"]]
+    assert len(predicted) == 500 and np.mean(np.array(predicted) == labels) >= 0.96
+
+
+def test_unit_scale_gives_the_same_answer(client, real_digits):
+    images, _ = real_digits
+    pixel = client.post("/predict", json={"instances": images[:5].tolist()}).get_json()
+    unit = client.post(
+        "/predict", json={"instances": (images[:5] / 255.0).tolist(), "scale": "unit"}
+    ).get_json()
+    np.testing.assert_allclose(
+        [p["probabilities"] for p in pixel["predictions"]],
+        [p["probabilities"] for p in unit["predictions"]],
+        atol=1e-5,
+    )
+
+
+def test_raw_bytes_match_json(client, real_digits):
+    images, _ = real_digits
+    raw = client.post(
+        "/predict", data=images[:20].tobytes(), content_type="application/octet-stream"
+    ).get_json()
+    js = client.post("/predict", json={"instances": images[:20].tolist()}).get_json()
+    assert [p["label"] for p in raw["predictions"]] == [p["label"] for p in js["predictions"]]
+
+
+def test_model_and_version_selection(client, app):
+    from service.nn import MLP, ModelSpec
+
+    store = app.extensions["backprop"].store
+    store.save("other", MLP.initialize(ModelSpec(hidden=(4,)), np.random.default_rng(0)))
+    body = client.post("/predict", json={"pixels": BLANK, "model": "other", "version": 1}).get_json()
+    assert body["model"] == {"name": "other", "version": 1}
+    raw = client.post("/predict?model=other", data=bytes(784), content_type="application/octet-stream")
+    assert raw.get_json()["model"] == {"name": "other", "version": 1}
+    missing = client.post("/predict", json={"pixels": BLANK, "model": "mnist", "version": 7})
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "model_not_found"
+
+
+def _error(response, status=422):
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    return response.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    "payload,loc,fragment",
+    [
+        ({"pixels": [0] * 783}, ["pixels"], "exactly 784 numbers, got 783"),
+        ({"instances": [BLANK, [0] * 785]}, ["instances", 1], "exactly 784 numbers, got 785"),
+        ({"pixels": [0] * 100 + ["7"] + [0] * 683}, ["pixels", 100], 'must be a number, got "7"'),
+        ({"pixels": [0] * 5 + [None] + [0] * 778}, ["pixels", 5], "got null"),
+        ({"instances": [BLANK, [0] * 3 + [True] + [0] * 780]}, ["instances", 1, 3], "got true"),
+        ({"pixels": [0] * 783 + [256]}, ["pixels", 783], "between 0 and 255"),
+        ({"pixels": [-1] + [0] * 783}, ["pixels", 0], "between 0 and 255"),
+        (
+            {"instances": [BLANK, [0] * 9 + [2] + [0] * 774], "scale": "unit"},
+            ["instances", 1, 9],
+            "between 0 and 1",
+        ),
+        ({"instances": []}, ["instances"], "at least one image"),
+        ({"pixels": "0,0,0"}, ["pixels"], "must be an array"),
+        ({"instances": [BLANK, 5]}, ["instances", 1], "got int"),
+    ],
+)
+def test_invalid_pixels_name_field_and_index(client, payload, loc, fragment):
+    error = _error(client.post("/predict", json=payload))
+    assert error["code"] == "validation_error"
+    assert error["details"][0]["loc"] == loc
+    assert fragment in error["message"]
+
+
+@pytest.mark.parametrize("literal,index", [("NaN", 10), ("Infinity", 20), ("-Infinity", 30)])
+def test_nan_and_infinity_are_named(client, literal, index):
+    values = ["0"] * 784
+    values[index] = literal
+    body = '{"pixels": [' + ",".join(values) + "]}"
+    error = _error(client.post("/predict", data=body, content_type="application/json"))
+    assert error["details"][0]["loc"] == ["pixels", index] and "finite" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "payload,fragment",
+    [
+        ({"pixels": BLANK, "instances": [BLANK]}, "exactly one of"),
+        ({}, "exactly one of"),
+        ({"pixels": BLANK, "model": "../etc"}, "model"),
+        ({"pixels": BLANK, "version": 0}, "version"),
+        ({"pixels": BLANK, "scale": "percent"}, "scale"),
+        ({"pixels": BLANK, "colour": "red"}, "colour"),
+    ],
+)
+def test_envelope_errors(client, payload, fragment):
+    error = _error(client.post("/predict", json=payload))
+    assert fragment in json.dumps(error)
+
+
+def test_malformed_json_and_non_objects(client):
+    assert (
+        _error(client.post("/predict", data="{nope", content_type="application/json"))["code"]
+        == "validation_error"
+    )
+    assert "JSON object" in _error(client.post("/predict", json=[1, 2]))["message"]
+
+
+def test_oversize_batch_is_refused(make_client):
+    client = make_client(max_batch=3)
+    error = _error(client.post("/predict", json={"instances": [BLANK] * 4}))
+    assert "4 images; at most 3" in error["message"]
+    raw = _error(client.post("/predict", data=bytes(784 * 4), content_type="application/octet-stream"))
+    assert "at most 3" in raw["message"]
+
+
+def test_raw_bytes_of_the_wrong_length(client):
+    error = _error(client.post("/predict", data=bytes(785), content_type="application/octet-stream"))
+    assert "not a multiple of 784" in error["message"]
+    assert (
+        "empty"
+        in _error(client.post("/predict", data=b"", content_type="application/octet-stream"))["message"]
+    )
+
+
+def test_body_over_the_limit_is_a_json_413(make_client):
+    client = make_client(max_body_mb=0.001)
+    error = _error(client.post("/predict", data=bytes(784 * 2), content_type="application/octet-stream"), 413)
+    assert error["code"] == "request_entity_too_large"
+
+
+def test_other_content_types_are_a_json_415(client):
+    error = _error(client.post("/predict", data="1,2,3", content_type="text/csv"), 415)
+    assert "text/csv" in error["message"]

@@ -1,0 +1,140 @@
+"""Integration: the real ``backprop serve`` (gunicorn, two workers) spoken to with ``requests``."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import requests
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(store_dir, tmp_path):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "BACKPROP_PORT": str(port),
+        "BACKPROP_MODEL_STORE": str(store_dir),
+        "BACKPROP_STATE_DIR": str(tmp_path / "var"),
+        "BACKPROP_WORKERS": "2",
+        "BACKPROP_API_TOKEN": "tok",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("server did not become ready:\n" + proc.communicate()[0])
+    yield base, proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_predict_models_and_errors_over_http(server, real_digits):
+    base, _ = server
+    images, labels = real_digits
+    batch = requests.post(f"{base}/predict", json={"instances": images.tolist()}, timeout=30).json()
+    assert np.mean(np.array([p["label"] for p in batch["predictions"]]) == labels) >= 0.96
+    raw = requests.post(
+        f"{base}/predict",
+        data=images.tobytes(),
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=30,
+    ).json()
+    assert [p["label"] for p in raw["predictions"]] == [p["label"] for p in batch["predictions"]]
+    bad = requests.post(f"{base}/predict", json={"pixels": [0] * 10}, timeout=5)
+    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["loc"] == ["pixels"]
+    assert requests.get(f"{base}/nowhere", timeout=5).json()["error"]["code"] == "not_found"
+    assert requests.put(f"{base}/models/mnist/default", json={"version": 1}, timeout=5).status_code == 401
+    authorized = requests.put(
+        f"{base}/models/mnist/default",
+        json={"version": 1},
+        headers={"Authorization": "Bearer tok"},
+        timeout=5,
+    )
+    assert authorized.status_code == 200
+    assert requests.get(f"{base}/openapi.json", timeout=5).json()["info"]["title"] == "backprop-service"
+
+
+def test_metrics_add_up_across_workers(server):
+    base, _ = server
+    with requests.Session() as first, requests.Session() as second:
+        for session in [first, second] * 10:  # two keep-alive connections: both workers answer
+            session.get(f"{base}/healthz", timeout=5)
+    text = requests.get(f"{base}/metrics", timeout=5).text
+    line = next(
+        x for x in text.splitlines() if x.startswith('backprop_http_requests_total{endpoint="/healthz"')
+    )
+    assert float(line.rsplit(" ", 1)[1]) == 20.0
+
+
+def test_oversize_body_is_a_json_413(server):
+    base, _ = server
+    response = requests.post(
+        f"{base}/predict",
+        data=b"\0" * (65 * 1024 * 1024),
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=30,
+    )
+    assert response.status_code == 413 and response.json()["error"]["code"] == "request_entity_too_large"
+
+
+def test_sigterm_shuts_down_cleanly(server):
+    _, proc = server
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
+def test_serve_refuses_a_public_bind_without_a_token(tmp_path):
+    env = {**os.environ, "BACKPROP_HOST": "0.0.0.0", "BACKPROP_PORT": str(_free_port())}
+    env.pop("BACKPROP_API_TOKEN", None)
+    env.pop("BACKPROP_ALLOW_INSECURE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode != 0 and "BACKPROP_API_TOKEN" in result.stderr
+
+
+def test_gunicorn_config_refuses_it_too(tmp_path):
+    env = {**os.environ, "BACKPROP_HOST": "0.0.0.0", "BACKPROP_STATE_DIR": str(tmp_path)}
+    env.pop("BACKPROP_API_TOKEN", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode != 0 and "refusing to listen on 0.0.0.0" in result.stderr
