@@ -32,6 +32,10 @@ graceful_timeout = 20
 wsgi_app = "service:create_app()"
 proc_name = "backprop"
 
+# One BLAS thread per worker: the workers already use every core, and a single-image product
+# split over two threads only adds contention.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 # Metrics from every worker land in files here and /metrics adds them up. Set before the workers
 # fork, so each imports prometheus_client in multiprocess mode.
 _metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_settings.state_dir / "prometheus"))

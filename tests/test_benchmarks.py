@@ -40,3 +40,17 @@ def test_train_accuracy_runs_the_cli_on_both_datasets(tiny_dataset_dir):
     for key in ("fashion_mnist", "mnist_5k"):
         assert result[key]["epochs"] == 30
         assert result[key]["test_accuracy"] > 0.9
+
+
+@pytest.mark.slow
+def test_predict_load_reports_single_and_batch_figures():
+    result = _run(
+        "predict_load.py", "--duration", "1", "--rounds", "1", "--batch", "50", "--connections", "1"
+    )
+    single = result["single_image"]
+    for side in ("predict", "echo"):
+        assert single[side]["requests"] > 0 and single[side]["errors"] == 0 and single[side]["non_2xx"] == 0
+        assert 0 < single[side]["p50_ms"] <= single[side]["p99_ms"]
+    assert single["throughput_ratio_predict_over_echo"] > 0
+    for kind in ("json", "raw_bytes"):
+        assert result["batch"][kind]["non_2xx"] == 0 and result["batch"][kind]["images_per_second"] > 0

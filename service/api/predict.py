@@ -26,6 +26,15 @@ _REQUEST_BODY = {
 }
 
 
+# The query only matters for raw bodies, so it is validated there rather than by flask-openapi3
+# on every request (which costs more than the prediction's own validation); the document still
+# lists it, generated from the same model.
+_QUERY_PARAMETERS = [
+    {"name": name, "in": "query", "required": False, "schema": schema}
+    for name, schema in PredictQuery.model_json_schema()["properties"].items()
+]
+
+
 class UnsupportedMediaType(BackpropError):
     code = "unsupported_media_type"
     status = 415
@@ -34,13 +43,14 @@ class UnsupportedMediaType(BackpropError):
 @bp.post(
     "/predict",
     responses={200: PredictResponse, 413: ErrorBody, 415: ErrorBody, 422: ErrorBody, 404: ErrorBody},
-    openapi_extensions={"requestBody": _REQUEST_BODY},
+    openapi_extensions={"requestBody": _REQUEST_BODY, "parameters": _QUERY_PARAMETERS},
 )
-def predict(query: PredictQuery):
+def predict():
     """Classify one image (`pixels`), a batch (`instances`) or raw N x 784 bytes."""
     state = current_app.extensions["backprop"]
     mimetype = request.mimetype
     if mimetype == "application/octet-stream":
+        query = PredictQuery.model_validate(request.args.to_dict())
         pixels = inputs.from_bytes(request.get_data(), max_batch=state.settings.max_batch)
         name, version, unit = query.model, query.version, False
     elif mimetype == "application/json":

@@ -77,6 +77,8 @@ class PredictRequest(BaseModel):
 class PredictQuery(BaseModel):
     """Model selection for raw ``application/octet-stream`` bodies (JSON bodies carry it inline)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     model: ModelName | None = None
     version: int | None = Field(None, ge=1)
 

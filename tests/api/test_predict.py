@@ -153,3 +153,15 @@ def test_body_over_the_limit_is_a_json_413(make_client):
 def test_other_content_types_are_a_json_415(client):
     error = _error(client.post("/predict", data="1,2,3", content_type="text/csv"), 415)
     assert "text/csv" in error["message"]
+
+
+def test_raw_query_parameters_are_validated_and_documented(client):
+    error = _error(
+        client.post("/predict?version=0", data=bytes(784), content_type="application/octet-stream")
+    )
+    assert error["details"][0]["loc"] == ["version"]
+    assert _error(
+        client.post("/predict?colour=red", data=bytes(784), content_type="application/octet-stream")
+    )
+    params = client.get("/openapi.json").get_json()["paths"]["/predict"]["post"]["parameters"]
+    assert {p["name"] for p in params} == {"model", "version"} and all(p["in"] == "query" for p in params)

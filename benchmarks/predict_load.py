@@ -1,0 +1,207 @@
+"""Load test of /predict with wrk, against a bare Flask JSON echo on the same gunicorn settings.
+
+Starts gunicorn twice with ``service.gunicorn_conf`` (the service, then benchmarks/echo_app.py),
+drives each with wrk (Debian package ``wrk``) and prints one JSON object: single-image throughput
+and p50/p99 latency for both, their ratio, and batch throughput for 10,000-image requests as JSON
+and as raw bytes.
+
+    python benchmarks/predict_load.py [--duration 10] [--connections 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+
+# wrk prints this JSON line from its done() hook (latency in microseconds).
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "%(content_type)s"
+local f = assert(io.open("%(body)s", "rb"))
+wrk.body = f:read("*a")
+f:close()
+done = function(summary, latency, requests)
+  io.write(string.format('RESULT {"requests": %%d, "seconds": %%f, "errors": %%d, "non_2xx": %%d, ' ..
+    '"p50_ms": %%f, "p90_ms": %%f, "p99_ms": %%f, "max_ms": %%f}\\n',
+    summary.requests, summary.duration / 1e6,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(app: str, env: dict[str, str], port: int):
+    """A gunicorn with the service's settings serving ``app``; waits until it answers."""
+    env = {**env, "BACKPROP_PORT": str(port)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", app],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(base + "/", timeout=1)
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(f"gunicorn for {app} did not start") from None
+            time.sleep(0.1)
+    try:
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def wrk(url: str, body: Path, content_type: str, *, duration: int, connections: int, workdir: Path) -> dict:
+    script = workdir / f"{body.stem}.lua"
+    script.write_text(LUA % {"content_type": content_type, "body": body})
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(min(2, connections)),
+            "-c",
+            str(connections),
+            "-d",
+            f"{duration}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+    result["requests_per_second"] = result["requests"] / result["seconds"]
+    return result
+
+
+def sample_digits(n: int) -> np.ndarray:
+    from service.data import load_dataset
+
+    data = load_dataset("mnist", REPO.parent / "shared" / "data" / "mnist-5k")
+    reps = -(-n // len(data.train_x))
+    return np.tile(data.train_x, (reps, 1))[:n]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved echo/predict rounds; best kept")
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=10_000, help="images per batch request")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        env = {
+            **os.environ,
+            "BACKPROP_STATE_DIR": str(work / "var"),
+            "BACKPROP_MODEL_STORE": os.environ.get("BACKPROP_MODEL_STORE", str(REPO / "model_store")),
+        }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        digits = sample_digits(args.batch)
+        single = work / "single.json"
+        single.write_text(json.dumps({"pixels": digits[0].tolist()}))
+        batch_json = work / "batch.json"
+        batch_json.write_text(json.dumps({"instances": digits.tolist()}))
+        batch_raw = work / "batch.bin"
+        batch_raw.write_bytes(digits.tobytes())
+        run = dict(duration=args.duration, workdir=work)
+
+        with (
+            gunicorn("benchmarks.echo_app:create_app()", env, free_port()) as echo_base,
+            gunicorn("service:create_app()", env, free_port()) as base,
+        ):
+            # The machine's speed drifts: alternate short runs and keep each side's best.
+            echo_runs, predict_runs = [], []
+            for _ in range(args.rounds):
+                echo_runs.append(
+                    wrk(f"{echo_base}/echo", single, "application/json", connections=args.connections, **run)
+                )
+                predict_runs.append(
+                    wrk(f"{base}/predict", single, "application/json", connections=args.connections, **run)
+                )
+            echo = max(echo_runs, key=lambda r: r["requests_per_second"])
+            predict = max(predict_runs, key=lambda r: r["requests_per_second"])
+            json_batch = wrk(f"{base}/predict", batch_json, "application/json", connections=2, **run)
+            raw_batch = wrk(f"{base}/predict", batch_raw, "application/octet-stream", connections=2, **run)
+
+    from service.settings import Settings
+
+    settings = Settings()
+    print(
+        json.dumps(
+            {
+                "benchmark": "predict_load",
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "processor": platform.processor() or platform.machine(),
+                    "python": platform.python_version(),
+                },
+                "gunicorn": {
+                    "workers": settings.workers,
+                    "threads": settings.threads,
+                    "worker_class": "gthread",
+                },
+                "wrk": {"duration_s": args.duration, "connections": args.connections, "rounds": args.rounds},
+                "single_image": {
+                    "predict": predict,
+                    "echo": echo,
+                    "throughput_ratio_predict_over_echo": predict["requests_per_second"]
+                    / echo["requests_per_second"],
+                },
+                "batch": {
+                    "images_per_request": args.batch,
+                    "json": {
+                        **json_batch,
+                        "images_per_second": json_batch["requests_per_second"] * args.batch,
+                    },
+                    "raw_bytes": {
+                        **raw_batch,
+                        "images_per_second": raw_batch["requests_per_second"] * args.batch,
+                    },
+                },
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
