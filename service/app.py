@@ -14,8 +14,9 @@ from flask import g, request
 from flask.json.provider import JSONProvider
 from flask_openapi3 import Info, OpenAPI
 
-from service.api import health, models, predict
+from service.api import health, jobs, models, predict
 from service.api.errors import register_error_handlers, validation_response
+from service.jobs.queue import JobQueue
 from service.metrics import Metrics
 from service.registry import ModelRegistry
 from service.settings import Settings
@@ -49,6 +50,7 @@ class ServiceState:
     store: ModelStore
     registry: ModelRegistry
     metrics: Metrics
+    jobs: JobQueue
 
 
 def create_app(settings: Settings | None = None) -> OpenAPI:
@@ -74,8 +76,9 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         store=store,
         registry=ModelRegistry(store, refresh_seconds=settings.default_refresh_seconds),
         metrics=Metrics(),
+        jobs=JobQueue(settings),
     )
-    for blueprint in (predict.bp, models.bp, health.bp):
+    for blueprint in (predict.bp, models.bp, jobs.bp, health.bp):
         app.register_api(blueprint)
     # The document at the root too, where clients look for it first.
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -245,16 +247,40 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """gunicorn plus (unless --no-worker) one training worker; stops both when either stops."""
     from service.api.security import check_bind
 
-    check_bind(settings)  # say it here, plainly, before gunicorn starts
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"]
+    check_bind(settings)  # say it here, plainly, before anything starts
+    commands = [[sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"]]
+    if not args.no_worker:
+        commands.append([sys.executable, "-m", "service.cli", "worker"])
     print(
         f"serving on http://{settings.host}:{settings.port} (model store {settings.model_store})",
         file=sys.stderr,
     )
-    os.execv(sys.executable, command)
-    return 0  # not reached
+    children = [subprocess.Popen(command) for command in commands]
+
+    def forward(signum, _frame):
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    while all(child.poll() is None for child in children):
+        time.sleep(0.2)
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    codes = [child.wait() for child in children]
+    return codes[0]
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from service.jobs.queue import run_worker
+
+    run_worker(settings)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,16 +336,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help=".npy with one 28x28 / 784 image or N of them")
     p.set_defaults(handler=cmd_predict)
 
-    s = sub.add_parser("serve", help="run the HTTP service (gunicorn) with the BACKPROP_* settings")
+    s = sub.add_parser("serve", help="run the HTTP service (gunicorn) and a training worker")
+    s.add_argument("--no-worker", action="store_true", help="no training worker (they run elsewhere)")
     s.set_defaults(handler=cmd_serve)
+
+    w = sub.add_parser("worker", help="run a training worker on the job queue (BACKPROP_REDIS_URL or local)")
+    w.set_defaults(handler=cmd_worker)
     return parser
 
 
 def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    level = logging.INFO if args.verbose or args.command == "worker" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
     try:
         return args.handler(args, settings or Settings())
     except ValidationError as exc:

@@ -56,6 +56,18 @@ class ModelNotFound(BackpropError):
     status = 404
 
 
+class JobNotFound(BackpropError):
+    code = "job_not_found"
+    status = 404
+
+
+class QueueUnavailable(BackpropError):
+    """The job queue or the job records cannot be reached."""
+
+    code = "queue_unavailable"
+    status = 503
+
+
 class InvalidModelName(BackpropError):
     """A model name that could escape the store or is otherwise unusable."""
 

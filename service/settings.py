@@ -37,6 +37,15 @@ class Settings(BaseSettings):
         1.0, ge=0, le=3600, description="how often a worker re-reads which model is the default"
     )
 
+    redis_url: str | None = Field(None, description="when set, jobs and job records live in Redis")
+    job_concurrency: int = Field(1, ge=1, le=16, description="training jobs one worker runs at once")
+    job_max_attempts: int = Field(2, ge=1, le=10, description="runs of a job whose worker was lost")
+    heartbeat_seconds: float = Field(1.0, gt=0, le=60, description="how often a running job reports in")
+    stale_seconds: float = Field(
+        15.0, gt=0, le=3600, description="silence after which a job's worker is lost"
+    )
+    worker_nice: int = Field(10, ge=0, le=19, description="CPU priority drop of training workers")
+
     @property
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 1024 * 1024)

@@ -23,13 +23,16 @@ import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from service.errors import Conflict, InvalidModelName, ModelFileError, ModelNotFound
 from service.nn import model_file
 from service.nn.network import MLP
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+ModelName = Annotated[str, Field(pattern=NAME_PATTERN, description="model name, e.g. mnist")]
 _NAME_RE = re.compile(NAME_PATTERN)
 _VERSION_RE = re.compile(r"^v([1-9][0-9]*)\.json$")
 

@@ -21,7 +21,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(store_dir, tmp_path):
+def server(store_dir, tmp_path, mnist5k_dir):
     port = _free_port()
     env = {
         **os.environ,
@@ -30,6 +30,8 @@ def server(store_dir, tmp_path):
         "BACKPROP_STATE_DIR": str(tmp_path / "var"),
         "BACKPROP_WORKERS": "2",
         "BACKPROP_API_TOKEN": "tok",
+        "BACKPROP_DATA_DIR": str(mnist5k_dir),
+        "BACKPROP_WORKER_NICE": "0",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen(
@@ -138,3 +140,33 @@ def test_gunicorn_config_refuses_it_too(tmp_path):
         check=False,
     )
     assert result.returncode != 0 and "refusing to listen on 0.0.0.0" in result.stderr
+
+
+def test_train_over_http_then_predict_with_the_new_version(server, real_digits):
+    base, _ = server
+    auth = {"Authorization": "Bearer tok"}
+    accepted = requests.post(
+        f"{base}/train",
+        json={"dataset": "mnist", "model": "fresh", "hidden": [64], "epochs": 8},
+        headers=auth,
+        timeout=10,
+    )
+    assert accepted.status_code == 202
+    location = base + accepted.headers["Location"]
+    deadline = time.monotonic() + 120
+    while (job := requests.get(location, timeout=5).json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    assert job["status"] == "succeeded", job
+    assert len(job["history"]) == 8 and job["progress"]["percent"] == 100.0
+    version = job["result"]["version"]
+    images, labels = real_digits
+    answer = requests.post(
+        f"{base}/predict",
+        json={"instances": images.tolist(), "model": "fresh", "version": version},
+        timeout=30,
+    ).json()
+    assert answer["model"] == {"name": "fresh", "version": version}
+    assert np.mean(np.array([p["label"] for p in answer["predictions"]]) == labels) > 0.9
+    listed = requests.get(f"{base}/jobs", timeout=5).json()
+    assert listed["jobs"][0]["id"] == job["id"]

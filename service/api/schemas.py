@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from service import inputs
-from service.store import NAME_PATTERN
+from service.store import ModelName
 
 _PIXEL_ITEMS = {"type": "number", "minimum": 0, "maximum": 255}
 _ROW_SCHEMA = {
@@ -39,9 +39,6 @@ def _pixels(value: Any, info: ValidationInfo):
 
 def _instances(value: Any, info: ValidationInfo):
     return inputs.to_matrix(value, "instances", batch=True, max_batch=_max_batch(info))
-
-
-ModelName = Annotated[str, Field(pattern=NAME_PATTERN, description="model name, e.g. mnist")]
 
 
 class PredictRequest(BaseModel):
@@ -167,3 +164,59 @@ class Health(BaseModel):
 class Ready(BaseModel):
     status: Literal["ready"] = "ready"
     model: ModelRef
+
+
+class JobProgress(BaseModel):
+    epoch: int
+    epochs: int | None
+    step: int
+    steps_per_epoch: int | None
+    percent: float
+
+
+class JobResult(BaseModel):
+    model: str
+    version: int
+    default: bool
+    metrics: dict[str, Any]
+
+
+class Job(BaseModel):
+    """A training job's record."""
+
+    id: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    request: dict[str, Any] = Field(description="the accepted POST /train body, defaults filled in")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    progress: JobProgress
+    history: list[dict[str, Any]] = Field(description="per epoch: loss, train/validation accuracy, seconds")
+    result: JobResult | None = Field(description="the model version the job produced")
+    error: str | None
+    cancel_requested: bool
+    attempts: int
+    lost_attempts: list[dict[str, Any]] = Field(description="runs whose worker was lost, with the reason")
+    worker: str | None
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobsQuery(BaseModel):
+    limit: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0)
+
+
+class JobPath(BaseModel):
+    job_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+
+
+class JobAccepted(BaseModel):
+    id: str
+    status: Literal["queued"]
+    location: str

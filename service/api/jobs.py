@@ -1,0 +1,64 @@
+"""POST /train, GET /jobs, GET /jobs/ID, POST /jobs/ID/cancel."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_openapi3 import APIBlueprint, Tag
+
+from service.api.schemas import ErrorBody, Job, JobAccepted, JobList, JobPath, JobsQuery
+from service.api.security import BEARER_SECURITY, require_token
+from service.jobs.schemas import TrainRequest
+
+bp = APIBlueprint("jobs", __name__, abp_tags=[Tag(name="training", description="training jobs")])
+
+_PUBLIC = set(Job.model_fields)
+
+
+def _queue():
+    return current_app.extensions["backprop"].jobs
+
+
+def _public(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k in _PUBLIC}
+
+
+@bp.post(
+    "/train",
+    responses={202: JobAccepted, 401: ErrorBody, 422: ErrorBody, 503: ErrorBody},
+    security=BEARER_SECURITY,
+)
+@require_token
+def submit(body: TrainRequest):
+    """Queue a training job; poll the Location for its progress."""
+    record = _queue().submit(body)
+    location = f"/jobs/{record['id']}"
+    return {"id": record["id"], "status": record["status"], "location": location}, 202, {"Location": location}
+
+
+@bp.get("/jobs", responses={200: JobList, 422: ErrorBody})
+def list_jobs(query: JobsQuery):
+    """Jobs, newest first."""
+    records, total = _queue().page(query.limit, query.offset)
+    return {
+        "jobs": [_public(r) for r in records],
+        "total": total,
+        "limit": query.limit,
+        "offset": query.offset,
+    }
+
+
+@bp.get("/jobs/<job_id>", responses={200: Job, 404: ErrorBody})
+def get_job(path: JobPath):
+    """Status, progress, per-epoch history, result or error, timestamps."""
+    return _public(_queue().get(path.job_id))
+
+
+@bp.post(
+    "/jobs/<job_id>/cancel",
+    responses={200: Job, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody},
+    security=BEARER_SECURITY,
+)
+@require_token
+def cancel(path: JobPath):
+    """A queued job never starts; a running job stops at its next batch and saves no model."""
+    return _public(_queue().cancel(path.job_id))

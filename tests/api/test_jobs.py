@@ -1,0 +1,72 @@
+import pytest
+
+
+def test_train_answers_202_with_location(client):
+    response = client.post("/train", json={"epochs": 2, "hidden": [16], "model": "tiny"})
+    assert response.status_code == 202
+    body = response.get_json()
+    assert (
+        body["status"] == "queued"
+        and response.headers["Location"] == f"/jobs/{body['id']}" == body["location"]
+    )
+    job = client.get(body["location"]).get_json()
+    assert job["status"] == "queued" and job["request"]["epochs"] == 2 and job["request"]["model"] == "tiny"
+    assert job["request"]["optimizer"] == "adam"  # defaults filled in from TrainingConfig
+    assert job["progress"]["percent"] == 0.0 and job["history"] == [] and job["result"] is None
+    assert "heartbeat_ts" not in job
+
+
+@pytest.mark.parametrize(
+    "body,loc",
+    [
+        ({"epochs": 10**9}, "epochs"),
+        ({"hidden": [100_000]}, "hidden"),
+        ({"hidden": [8] * 20}, "hidden"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"dataset": "cifar10"}, "dataset"),
+        ({"model": "../x"}, "model"),
+        ({"learning_rate": -1}, "learning_rate"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_train_validates_hyperparameters(client, body, loc):
+    response = client.post("/train", json=body)
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"][0]["loc"][0] == loc
+
+
+def test_jobs_are_paginated_newest_first(client):
+    ids = [client.post("/train", json={"epochs": 1}).get_json()["id"] for _ in range(3)]
+    page = client.get("/jobs?limit=2&offset=0").get_json()
+    assert page["total"] == 3 and page["limit"] == 2 and [j["id"] for j in page["jobs"]] == ids[::-1][:2]
+    assert [j["id"] for j in client.get("/jobs?limit=2&offset=2").get_json()["jobs"]] == ids[:1]
+    assert client.get("/jobs?limit=1000").status_code == 422
+
+
+def test_cancel_queued_then_conflict(client):
+    job_id = client.post("/train", json={"epochs": 1}).get_json()["id"]
+    assert client.post(f"/jobs/{job_id}/cancel").get_json()["status"] == "cancelled"
+    again = client.post(f"/jobs/{job_id}/cancel")
+    assert again.status_code == 409 and "already cancelled" in again.get_json()["error"]["message"]
+
+
+def test_unknown_and_malformed_job_ids(client):
+    assert client.get("/jobs/" + "0" * 32).get_json()["error"]["code"] == "job_not_found"
+    assert client.get("/jobs/not-an-id").status_code == 422
+
+
+def test_training_endpoints_need_the_token_when_set(make_client):
+    client = make_client(api_token="tok")
+    assert client.post("/train", json={"epochs": 1}).status_code == 401
+    accepted = client.post("/train", json={"epochs": 1}, headers={"Authorization": "Bearer tok"})
+    assert accepted.status_code == 202
+    job_id = accepted.get_json()["id"]
+    assert client.post(f"/jobs/{job_id}/cancel").status_code == 401
+    assert client.get(f"/jobs/{job_id}").status_code == 200  # reading stays open
+
+
+def test_an_unreachable_queue_is_a_503(make_client, free_redis_url):
+    client = make_client(redis_url=free_redis_url)
+    response = client.post("/train", json={"epochs": 1})
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "queue_unavailable"

@@ -1,0 +1,142 @@
+import threading
+import time
+
+import pytest
+
+from service.jobs.queue import JobQueue
+from service.jobs.runner import run_job
+from service.jobs.schemas import TrainRequest
+from service.settings import Settings
+from service.store import ModelStore
+
+
+@pytest.fixture
+def job_settings(tmp_path, mnist5k_dir):
+    return Settings(
+        model_store=tmp_path / "store",
+        data_dir=mnist5k_dir,
+        state_dir=tmp_path / "var",
+        heartbeat_seconds=0.05,
+        stale_seconds=0.5,
+    )
+
+
+@pytest.fixture
+def queue(job_settings):
+    return JobQueue(job_settings)
+
+
+def _submit(queue, **fields):
+    return queue.submit(TrainRequest(**{"hidden": (16,), "epochs": 2, **fields}))["id"]
+
+
+def test_a_job_trains_saves_and_records_everything(queue, job_settings):
+    job_id = _submit(queue, model="digits", make_default=True)
+    run_job(job_settings, queue.records, job_id)
+    record = queue.get(job_id)
+    assert record["status"] == "succeeded" and record["error"] is None and record["attempts"] == 1
+    assert record["progress"]["percent"] == 100.0 and record["progress"]["epoch"] == 2
+    assert [h["epoch"] for h in record["history"]] == [1, 2]
+    assert record["started_at"] <= record["finished_at"]
+    assert record["result"]["model"] == "digits" and record["result"]["version"] == 1
+    store = ModelStore(job_settings.model_store)
+    meta = store.metadata("digits", 1)
+    assert meta["job"] == job_id and meta["training"]["epochs"] == 2
+    assert store.resolve() == ("digits", 1)  # make_default
+
+
+def test_without_make_default_the_default_stays(queue, job_settings):
+    store = ModelStore(job_settings.model_store)
+    first = _submit(queue, model="digits", make_default=True)
+    run_job(job_settings, queue.records, first)
+    second = _submit(queue, model="digits")
+    run_job(job_settings, queue.records, second)
+    assert store.versions("digits") == [1, 2] and store.default_version("digits") == 1
+
+
+def test_a_job_runs_once_however_often_it_is_delivered(queue, job_settings):
+    job_id = _submit(queue)
+    run_job(job_settings, queue.records, job_id)
+    run_job(job_settings, queue.records, job_id)
+    assert queue.get(job_id)["attempts"] == 1
+    assert ModelStore(job_settings.model_store).versions("mnist") == [1]
+
+
+def test_a_cancelled_queued_job_never_starts(queue, job_settings):
+    job_id = _submit(queue)
+    assert queue.cancel(job_id)["status"] == "cancelled"
+    run_job(job_settings, queue.records, job_id)
+    record = queue.get(job_id)
+    assert record["status"] == "cancelled" and record["started_at"] is None
+    assert not ModelStore(job_settings.model_store).versions("mnist")
+
+
+def test_a_running_job_stops_at_a_batch_and_writes_no_model(queue, job_settings):
+    job_id = _submit(queue, epochs=400, hidden=(64,))
+    worker = threading.Thread(target=run_job, args=(job_settings, queue.records, job_id))
+    worker.start()
+    deadline = time.monotonic() + 20
+    while queue.get(job_id)["progress"]["step"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert queue.cancel(job_id)["cancel_requested"]
+    worker.join(timeout=20)
+    record = queue.get(job_id)
+    assert record["status"] == "cancelled" and record["progress"]["percent"] < 100
+    assert not ModelStore(job_settings.model_store).versions("mnist")
+    assert not list((job_settings.model_store).glob("**/*.npz"))
+
+
+def test_a_failing_job_records_a_readable_reason(queue, job_settings, tmp_path, monkeypatch):
+    import dataclasses
+
+    import service.data.datasets as datasets
+
+    # Nothing in an empty data folder, nor in Debian's system folder if this machine has it.
+    info = dataclasses.replace(datasets.DATASETS["fashion-mnist"], system_dirs=())
+    monkeypatch.setitem(datasets.DATASETS, "fashion-mnist", info)
+    job_id = _submit(queue, dataset="fashion-mnist")
+    run_job(job_settings.model_copy(update={"data_dir": tmp_path / "empty"}), queue.records, job_id)
+    record = queue.get(job_id)
+    assert record["status"] == "failed" and "dataset 'fashion-mnist' not found" in record["error"]
+    assert record["finished_at"] is not None
+
+
+def test_finished_jobs_cannot_be_cancelled(queue, job_settings):
+    from service.errors import Conflict
+
+    job_id = _submit(queue)
+    run_job(job_settings, queue.records, job_id)
+    with pytest.raises(Conflict, match="already succeeded"):
+        queue.cancel(job_id)
+
+
+def _stale_running(queue, attempts):
+    job_id = _submit(queue)
+    queue.records.update(
+        job_id,
+        lambda r: r.update(
+            status="running", worker="gone:1", attempts=attempts, heartbeat_ts=time.time() - 60
+        ),
+    )
+    return job_id
+
+
+def test_a_lost_worker_is_retried_then_given_up(queue, job_settings):
+    job_id = _stale_running(queue, attempts=1)
+    requeued = []
+    queue._enqueue = requeued.append  # observe the retry instead of queueing it
+    assert queue.reap() == [job_id] and requeued == [job_id]
+    record = queue.get(job_id)
+    assert record["status"] == "queued" and "stopped reporting in" in record["lost_attempts"][0]["reason"]
+    queue.records.update(
+        job_id, lambda r: r.update(status="running", attempts=2, heartbeat_ts=time.time() - 60)
+    )
+    assert queue.reap() == [job_id] and requeued == [job_id]
+    record = queue.get(job_id)
+    assert record["status"] == "failed" and "gave up after 2 attempts" in record["error"]
+
+
+def test_live_jobs_are_left_alone(queue):
+    job_id = _submit(queue)
+    queue.records.update(job_id, lambda r: r.update(status="running", heartbeat_ts=time.time()))
+    assert queue.reap() == []
