@@ -10,13 +10,8 @@ from tests.conftest import REPO
 
 
 def _run(script: str, *args: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / script), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-    )
+    module = "benchmarks." + script.removesuffix(".py")
+    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, check=True, cwd=REPO)
     return json.loads(proc.stdout)
 
 
@@ -54,3 +49,12 @@ def test_predict_load_reports_single_and_batch_figures():
     assert single["throughput_ratio_predict_over_echo"] > 0
     for kind in ("json", "raw_bytes"):
         assert result["batch"][kind]["non_2xx"] == 0 and result["batch"][kind]["images_per_second"] > 0
+
+
+@pytest.mark.slow
+def test_predict_during_training_compares_idle_and_busy_latency():
+    result = _run("predict_during_training.py", "--duration", "1", "--connections", "1")
+    assert result["training_job"]["status_at_end_of_measurement"] == "running"
+    for side in ("idle", "while_training"):
+        assert result[side]["requests"] > 0 and result[side]["non_2xx"] == 0 and result[side]["errors"] == 0
+    assert result["p99_ratio_training_over_idle"] > 0
