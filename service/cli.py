@@ -216,7 +216,11 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def load_images(path: Path) -> np.ndarray:
-    """(N, 784) float pixels, 0-255, from a ``.npy`` file of one or more 28x28 or 784 arrays."""
+    """(N, 784) float pixels, 0-255: from a ``.npy`` of 28x28 / 784 arrays, or a picture of a digit."""
+    if path.suffix.lower() != ".npy":
+        from service.images import load_digit
+
+        return load_digit(path).reshape(1, -1)
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -233,16 +237,36 @@ def load_images(path: Path) -> np.ndarray:
 
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
-    network, meta = _store(args, settings).load(args.model, args.version)
     pixels = load_images(Path(args.file))
-    probabilities = network.predict_proba(network.normalize(pixels))
-    names = network.spec.class_names
+    if args.url:
+        from service.client import ApiError, Client
+
+        try:
+            answer = Client(args.url).predict(pixels, model=args.model, version=args.version)
+        except ApiError as exc:
+            raise BackpropError(f"{args.url}: {exc.message}") from exc
+        model, version = answer.model, answer.version
+        probabilities = np.array(answer.probabilities)
+        names = [str(i) for i in range(probabilities.shape[1])]
+    else:
+        network, meta = _store(args, settings).load(args.model, args.version)
+        probabilities = network.predict_proba(network.normalize(pixels))
+        model, version, names = meta["name"], meta["version"], network.spec.class_names
     for i, row in enumerate(probabilities):
         label = int(row.argmax())
         if args.json:
-            _emit({"index": i, "label": label, "class": names[label], "probabilities": row.round(6).tolist()})
+            _emit(
+                {
+                    "index": i,
+                    "label": label,
+                    "class": names[label],
+                    "probabilities": row.round(6).tolist(),
+                    "model": model,
+                    "version": version,
+                }
+            )
         else:
-            print(f"{i}: {names[label]} ({row[label]:.1%}) [{meta['name']} v{meta['version']}]")
+            print(f"{i}: {names[label]} ({row[label]:.1%}) [{model} v{version}]")
     return 0
 
 
@@ -274,6 +298,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             child.terminate()
     codes = [child.wait() for child in children]
     return codes[0]
+
+
+def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0 when the local service answers /readyz with 200 (the container's HEALTHCHECK)."""
+    import requests
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = args.url or f"http://{host}:{settings.port}"
+    try:
+        response = requests.get(f"{url.rstrip('/')}/readyz", timeout=args.timeout)
+    except requests.RequestException as exc:
+        print(f"backprop health: {url}: {exc}", file=sys.stderr)
+        return 1
+    print(response.text.strip())
+    return 0 if response.status_code == 200 else 1
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -331,14 +370,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--validation", action="store_true", help="use the held-out validation split")
     e.set_defaults(handler=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="classify the digits in a .npy file")
+    p = sub.add_parser(
+        "predict", help="classify a digit picture (PNG, JPEG, ...) or the images in a .npy file"
+    )
     common(p, model=True)
-    p.add_argument("file", help=".npy with one 28x28 / 784 image or N of them")
+    p.add_argument("file", help="a picture of one digit, or a .npy with one 28x28 / 784 image or N of them")
+    p.add_argument(
+        "--url", help="ask a running service (e.g. http://127.0.0.1:8000) instead of the local store"
+    )
     p.set_defaults(handler=cmd_predict)
 
     s = sub.add_parser("serve", help="run the HTTP service (gunicorn) and a training worker")
     s.add_argument("--no-worker", action="store_true", help="no training worker (they run elsewhere)")
     s.set_defaults(handler=cmd_serve)
+
+    h = sub.add_parser("health", help="exit 0 if the service answers /readyz (for container health checks)")
+    h.add_argument("--url", help="service base URL (default: from BACKPROP_HOST and BACKPROP_PORT)")
+    h.add_argument("--timeout", type=float, default=5.0)
+    h.set_defaults(handler=cmd_health)
 
     w = sub.add_parser("worker", help="run a training worker on the job queue (BACKPROP_REDIS_URL or local)")
     w.set_defaults(handler=cmd_worker)

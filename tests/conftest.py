@@ -174,3 +174,62 @@ def redis_url(tmp_path: Path):
 def free_redis_url() -> str:
     """A Redis URL where nothing listens."""
     return f"redis://127.0.0.1:{free_port()}/0"
+
+
+@pytest.fixture
+def server(store_dir, tmp_path, mnist5k_dir):
+    """A real ``backprop serve`` (gunicorn, two workers, one training worker); yields (url, process)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "BACKPROP_PORT": str(port),
+        "BACKPROP_MODEL_STORE": str(store_dir),
+        "BACKPROP_STATE_DIR": str(tmp_path / "var"),
+        "BACKPROP_WORKERS": "2",
+        "BACKPROP_API_TOKEN": "tok",
+        "BACKPROP_DATA_DIR": str(mnist5k_dir),
+        "BACKPROP_WORKER_NICE": "0",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = (tmp_path / "server.log").open("w")  # a file, not a pipe: a full pipe would block the server
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("server did not become ready:\n" + (tmp_path / "server.log").read_text())
+    yield base, proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture
+def digit_png(tmp_path: Path, real_digits) -> tuple[Path, int]:
+    """A held-out digit drawn the way people do: dark ink on white, large, off-centre, as PNG."""
+    from PIL import Image
+
+    images, labels = real_digits
+    digit = Image.fromarray(images[7].reshape(28, 28)).resize((150, 150), Image.BILINEAR)
+    canvas = np.full((300, 260), 255, dtype=np.uint8)
+    canvas[20:170, 90:240] = 255 - np.asarray(digit)
+    path = tmp_path / "digit.png"
+    Image.fromarray(canvas).save(path)
+    return path, int(labels[7])

@@ -11,7 +11,9 @@ from tests.conftest import REPO
 
 def _run(script: str, *args: str) -> dict:
     module = "benchmarks." + script.removesuffix(".py")
-    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, check=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, check=True, cwd=REPO
+    )
     return json.loads(proc.stdout)
 
 

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,51 +10,9 @@ import numpy as np
 import pytest
 import requests
 
+from tests.conftest import free_port
+
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def server(store_dir, tmp_path, mnist5k_dir):
-    port = _free_port()
-    env = {
-        **os.environ,
-        "BACKPROP_PORT": str(port),
-        "BACKPROP_MODEL_STORE": str(store_dir),
-        "BACKPROP_STATE_DIR": str(tmp_path / "var"),
-        "BACKPROP_WORKERS": "2",
-        "BACKPROP_API_TOKEN": "tok",
-        "BACKPROP_DATA_DIR": str(mnist5k_dir),
-        "BACKPROP_WORKER_NICE": "0",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("server did not become ready:\n" + proc.communicate()[0])
-    yield base, proc
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def test_predict_models_and_errors_over_http(server, real_digits):
@@ -114,7 +71,7 @@ def test_sigterm_shuts_down_cleanly(server):
 
 
 def test_serve_refuses_a_public_bind_without_a_token(tmp_path):
-    env = {**os.environ, "BACKPROP_HOST": "0.0.0.0", "BACKPROP_PORT": str(_free_port())}
+    env = {**os.environ, "BACKPROP_HOST": "0.0.0.0", "BACKPROP_PORT": str(free_port())}
     env.pop("BACKPROP_API_TOKEN", None)
     env.pop("BACKPROP_ALLOW_INSECURE", None)
     result = subprocess.run(

@@ -1,0 +1,43 @@
+# backprop-service: gunicorn on the app factory, as a non-root user, with the shipped model.
+#   docker build -t backprop-service .
+#   docker run -p 8000:8000 -e BACKPROP_API_TOKEN=change-me -v models:/srv/model_store backprop-service
+# A training worker is the same image with another command: ... backprop-service backprop worker
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# 1. Install the package and its runtime dependencies (no torch, no dev tools) into a venv.
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN python3 -m venv /opt/venv
+COPY pyproject.toml README.md /src/
+COPY service /src/service
+RUN /opt/venv/bin/pip install "/src[redis]" \
+ && /opt/venv/bin/pip uninstall -y pip setuptools \
+ && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
+ && /opt/venv/bin/python -m compileall -q /opt/venv/lib
+
+# 2. The base system without what a service never reads: docs, man pages, locales, system pip.
+FROM ${PYTHON_IMAGE} AS runtime-root
+RUN rm -rf /usr/share/doc /usr/share/man /usr/share/info /usr/share/locale /usr/share/python-wheels \
+           /usr/lib/python3/dist-packages /var/cache/* /var/lib/apt/lists/* /root/.cache \
+ && groupadd --system --gid 10001 backprop \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /srv --shell /usr/sbin/nologin backprop \
+ && mkdir -p /srv/model_store /srv/var /srv/data \
+ && chown -R 10001:10001 /srv
+
+# 3. One flat layer: the pruned system, the venv and the default model.
+FROM scratch
+COPY --from=runtime-root / /
+COPY --from=build /opt/venv /opt/venv
+COPY --chown=10001:10001 model_store /srv/model_store
+ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 PYTHONUNBUFFERED=1 \
+    BACKPROP_HOST=0.0.0.0 BACKPROP_PORT=8000 \
+    BACKPROP_MODEL_STORE=/srv/model_store BACKPROP_STATE_DIR=/srv/var BACKPROP_DATA_DIR=/srv/data
+WORKDIR /srv
+USER 10001:10001
+VOLUME ["/srv/model_store"]
+EXPOSE 8000
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 CMD ["backprop", "health"]
+# Listening on 0.0.0.0 needs BACKPROP_API_TOKEN (or BACKPROP_ALLOW_INSECURE=1): gunicorn refuses otherwise.
+CMD ["gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()"]

@@ -1,0 +1,73 @@
+"""Turning a picture of a digit into an MNIST-style 28x28 image.
+
+MNIST digits are white on black, fit in a 20x20 box, and sit in a 28x28 frame with their
+centre of mass at the centre. A photo or drawing is brought to the same form: grayscale, inverted
+when the background is light, cropped to the ink, scaled so its longer side is 20 pixels, and
+placed so its centre of mass lands on the centre. Reading PNG (and other formats) needs Pillow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from service.errors import BackpropError
+
+SIDE, BOX = 28, 20
+
+
+def _pillow():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise BackpropError("reading images needs Pillow: pip install 'backprop-service[images]'") from None
+    return Image
+
+
+def mnist_style(gray: np.ndarray) -> np.ndarray:
+    """A 2-D grayscale array (0-255, any size) -> (784,) float pixels, MNIST-style."""
+    Image = _pillow()
+    a = np.asarray(gray, dtype=np.float64)
+    if a.ndim != 2 or a.size == 0:
+        raise BackpropError(f"expected a 2-D grayscale image, got shape {a.shape}")
+    # The background is whatever dominates the border; MNIST wants it dark.
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    if np.median(border) > 127:
+        a = 255.0 - a
+    a = np.clip(a - np.median(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])), 0, 255)
+    ink = a > 0.2 * a.max() if a.max() > 0 else np.zeros_like(a, dtype=bool)
+    if not ink.any():
+        return np.zeros(SIDE * SIDE)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    crop = a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    scale = BOX / max(crop.shape)
+    height, width = (max(1, round(n * scale)) for n in crop.shape)
+    small = Image.fromarray(np.uint8(np.round(crop * 255.0 / crop.max()))).resize(
+        (width, height), Image.LANCZOS
+    )
+    small = np.clip(np.asarray(small, dtype=np.float64), 0, 255)
+    total = small.sum() or 1.0
+    cy = (small.sum(axis=1) * np.arange(height)).sum() / total
+    cx = (small.sum(axis=0) * np.arange(width)).sum() / total
+    top = int(np.clip(round(SIDE / 2 - 0.5 - cy), 0, SIDE - height))
+    left = int(np.clip(round(SIDE / 2 - 0.5 - cx), 0, SIDE - width))
+    frame = np.zeros((SIDE, SIDE))
+    frame[top : top + height, left : left + width] = small
+    return frame.reshape(-1)
+
+
+def load_digit(path: str | Path) -> np.ndarray:
+    """A PNG/JPEG/... file -> (784,) float pixels, MNIST-style."""
+    Image = _pillow()
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("RGBA", "LA") or "transparency" in image.info:
+                # Transparent pixels are background: flatten onto white, as a viewer shows them.
+                background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+                image = Image.alpha_composite(background, image.convert("RGBA"))
+            gray = np.asarray(image.convert("L"))
+    except OSError as exc:
+        raise BackpropError(f"{path}: cannot read as an image ({exc})") from exc
+    return mnist_style(gray)

@@ -1,0 +1,144 @@
+"""The production image: built, run, ready, predicting, and stopped cleanly with SIGTERM.
+
+Uses docker when a Docker engine answers; otherwise podman through ../shared/tools (the sandboxed
+machines of this project, where ``container-setup`` provides the base image).
+"""
+
+import json
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+
+from tests.conftest import REPO, free_port
+
+pytestmark = pytest.mark.slow
+
+SIZE_LIMIT_MB = 250
+
+
+def _engine() -> list[str]:
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "info"], capture_output=True, check=False).returncode == 0:
+        return [docker]
+    tools = REPO.parent / "shared" / "tools"
+    if (tools / "podman").is_file():
+        subprocess.run(
+            ["bash", str(tools / "container-setup")], check=True, capture_output=True, timeout=1800
+        )
+        return [str(tools / "podman")]
+    pytest.fail("no container engine: install docker (or podman)")
+
+
+@pytest.fixture(scope="module")
+def image():
+    engine = _engine()
+    tag = f"backprop-service:test-{uuid.uuid4().hex[:8]}"
+    build = [*engine, "build", "--network", "host", "-t", tag, str(REPO)]
+    if "podman" in engine[0]:
+        build[2:2] = ["--format", "docker"]  # keeps HEALTHCHECK, as docker does
+    subprocess.run(build, check=True, capture_output=True, timeout=1800)
+    yield engine, tag
+    subprocess.run([*engine, "rmi", "-f", tag], capture_output=True, check=False)
+
+
+def _inspect(engine, what: str, fmt: str) -> str:
+    return subprocess.run(
+        [*engine, "inspect", "--format", fmt, what], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_image_is_small_non_root_and_self_checking(image, capsys):
+    engine, tag = image
+    size_mb = int(_inspect(engine, tag, "{{.Size}}")) / 1e6
+    with capsys.disabled():
+        print(f"\ncontainer image {tag}: {size_mb:.1f} MB")
+    assert size_mb < SIZE_LIMIT_MB
+    details = json.loads(
+        subprocess.run([*engine, "inspect", tag], capture_output=True, text=True, check=True).stdout
+    )[0]
+    config = details["Config"]
+    assert config["User"].startswith("10001")
+    assert config["Cmd"][0] == "gunicorn" and config["Cmd"][-1] == "service:create_app()"
+    healthcheck = config.get("Healthcheck") or details.get("Healthcheck")  # docker / podman
+    assert healthcheck["Test"] == ["CMD", "backprop", "health"]
+    assert "/srv/model_store" in config["Volumes"]
+    listing = subprocess.run(
+        [*engine, "run", "--rm", "--network", "host", tag, "pip", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listing.returncode != 0  # no pip (nor compilers) in the final image
+    torch = subprocess.run(
+        [*engine, "run", "--rm", "--network", "host", tag, "python", "-c", "import torch"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert torch.returncode != 0
+
+
+def test_container_serves_and_stops_cleanly_on_sigterm(image):
+    engine, tag = image
+    port = free_port()
+    name = f"backprop-test-{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [
+            *engine,
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "-e",
+            f"BACKPROP_PORT={port}",
+            "-e",
+            "BACKPROP_API_TOKEN=container-token",
+            tag,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                ready = requests.get(f"{base}/readyz", timeout=2)
+                if ready.status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, subprocess.run(
+                [*engine, "logs", name], capture_output=True, text=True
+            ).stderr
+            time.sleep(0.3)
+        assert ready.json()["model"] == {"name": "mnist", "version": 1}
+        answer = requests.post(f"{base}/predict", json={"pixels": [0] * 784}, timeout=10).json()
+        assert answer["model"]["name"] == "mnist" and len(answer["predictions"][0]["probabilities"]) == 10
+        health = subprocess.run([*engine, "exec", name, "backprop", "health"], capture_output=True, text=True)
+        assert health.returncode == 0
+        assert requests.put(f"{base}/models/mnist/default", json={"version": 1}, timeout=5).status_code == 401
+        subprocess.run([*engine, "stop", "-t", "30", name], check=True, capture_output=True)  # SIGTERM
+        assert _inspect(engine, name, "{{.State.ExitCode}}") == "0"
+        logs = subprocess.run([*engine, "logs", name], capture_output=True, text=True).stderr
+        assert "Handling signal: term" in logs and "Shutting down: Master" in logs
+    finally:
+        subprocess.run([*engine, "rm", "-f", name], capture_output=True, check=False)
+
+
+def test_container_refuses_a_public_bind_without_a_token(image):
+    engine, tag = image
+    result = subprocess.run(
+        [*engine, "run", "--rm", "--network", "host", "-e", f"BACKPROP_PORT={free_port()}", tag],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0 and "BACKPROP_API_TOKEN" in result.stderr

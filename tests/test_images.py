@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.errors import BackpropError
+from service.images import load_digit, mnist_style
+
+
+def test_a_drawn_digit_becomes_mnist_style(digit_png, real_digits):
+    path, _ = digit_png
+    pixels = load_digit(path).reshape(28, 28)
+    assert pixels.shape == (28, 28) and 200 < pixels.max() <= 255
+    assert pixels[0].max() == 0 and pixels[:, 0].max() == 0  # background dark, ink inside the frame
+    rows, cols = np.nonzero(pixels > 50)
+    assert rows.max() - rows.min() <= 20 and cols.max() - cols.min() <= 20  # fits the 20x20 box
+    total = pixels.sum()
+    cy = (pixels.sum(axis=1) * np.arange(28)).sum() / total
+    cx = (pixels.sum(axis=0) * np.arange(28)).sum() / total
+    assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1  # centred by mass
+
+
+def test_the_shipped_model_reads_the_drawn_digit(digit_png):
+    from service.store import ModelStore
+    from tests.conftest import REPO
+
+    path, label = digit_png
+    network, _ = ModelStore(REPO / "model_store").load()
+    assert network.predict_proba(network.normalize(load_digit(path)[None])).argmax() == label
+
+
+def test_transparent_png_is_flattened_onto_white(tmp_path):
+    image = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    image.paste((0, 0, 0, 255), (15, 5, 25, 35))  # a black bar on transparency
+    image.save(tmp_path / "t.png")
+    pixels = load_digit(tmp_path / "t.png").reshape(28, 28)
+    assert pixels.max() > 200 and pixels[0, 0] == 0
+
+
+def test_blank_and_unreadable_inputs(tmp_path):
+    assert not mnist_style(np.full((10, 10), 255.0)).any()
+    (tmp_path / "x.png").write_bytes(b"not a png")
+    with pytest.raises(BackpropError, match="cannot read as an image"):
+        load_digit(tmp_path / "x.png")
