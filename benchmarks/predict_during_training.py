@@ -11,13 +11,10 @@ their ratio (target: at most 2).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,30 +22,7 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.predict_load import REPO, free_port, sample_digits, wrk
-
-
-@contextlib.contextmanager
-def serve(env: dict[str, str]):
-    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{env['BACKPROP_PORT']}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise RuntimeError("backprop serve did not become ready")
-        time.sleep(0.1)
-    try:
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+from benchmarks.predict_load import REPO, free_port, running, sample_digits, wrk
 
 
 def main() -> None:
@@ -60,13 +34,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         shutil.copytree(REPO / "model_store", work / "model_store")
-        env = {**os.environ, "BACKPROP_PORT": str(free_port()), "BACKPROP_MODEL_STORE": str(work / "model_store"),
-               "BACKPROP_STATE_DIR": str(work / "var"), "BACKPROP_DATA_DIR": args.mnist5k_dir}
+        env = {
+            **os.environ,
+            "BACKPROP_PORT": str(free_port()),
+            "BACKPROP_MODEL_STORE": str(work / "model_store"),
+            "BACKPROP_STATE_DIR": str(work / "var"),
+            "BACKPROP_DATA_DIR": args.mnist5k_dir,
+        }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         single = work / "single.json"
         single.write_text(json.dumps({"pixels": sample_digits(1)[0].tolist()}))
         run = {"duration": args.duration, "connections": args.connections, "workdir": work}
-        with serve(env) as base:
+        with running([sys.executable, "-m", "service.cli", "serve"], env, "/readyz") as base:
             wrk(f"{base}/predict", single, "application/json", **{**run, "duration": 2})  # warm-up
             idle = wrk(f"{base}/predict", single, "application/json", **run)
             job = requests.post(f"{base}/train", json={"epochs": 500}, timeout=10).json()
@@ -75,17 +54,28 @@ def main() -> None:
             training = wrk(f"{base}/predict", single, "application/json", **run)
             after = requests.get(f"{base}/jobs/{job['id']}", timeout=5).json()
             requests.post(f"{base}/jobs/{job['id']}/cancel", timeout=5)
-    print(json.dumps({
-        "benchmark": "predict_during_training",
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "python": platform.python_version()},
-        "wrk": {"duration_s": args.duration, "connections": args.connections},
-        "training_job": {"status_at_end_of_measurement": after["status"], "progress": after["progress"]},
-        "idle": idle,
-        "while_training": training,
-        "p99_ratio_training_over_idle": training["p99_ms"] / idle["p99_ms"],
-        "p50_ratio_training_over_idle": training["p50_ms"] / idle["p50_ms"],
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "predict_during_training",
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "processor": platform.processor() or platform.machine(),
+                    "python": platform.python_version(),
+                },
+                "wrk": {"duration_s": args.duration, "connections": args.connections},
+                "training_job": {
+                    "status_at_end_of_measurement": after["status"],
+                    "progress": after["progress"],
+                },
+                "idle": idle,
+                "while_training": training,
+                "p99_ratio_training_over_idle": training["p99_ms"] / idle["p99_ms"],
+                "p50_ratio_training_over_idle": training["p50_ms"] / idle["p50_ms"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

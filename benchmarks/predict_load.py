@@ -54,32 +54,32 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(app: str, env: dict[str, str], port: int):
-    """A gunicorn with the service's settings serving ``app``; waits until it answers."""
-    env = {**env, "BACKPROP_PORT": str(port)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", app],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+def running(command: list[str], env: dict[str, str], ready_path: str = "/"):
+    """Run a server on ``BACKPROP_PORT`` until it answers ``ready_path`` below 500; SIGTERM it after."""
+    proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{env['BACKPROP_PORT']}"
     deadline = time.monotonic() + 30
     while True:
         try:
-            requests.get(base + "/", timeout=1)
-            break
+            if requests.get(base + ready_path, timeout=1).status_code < 500:
+                break
         except requests.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError(f"gunicorn for {app} did not start") from None
-            time.sleep(0.1)
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"{' '.join(command)} did not start")
+        time.sleep(0.1)
     try:
         yield base
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
+
+
+def gunicorn(app: str, env: dict[str, str], port: int):
+    """gunicorn with the service's settings, serving ``app``."""
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", app]
+    return running(command, {**env, "BACKPROP_PORT": str(port)})
 
 
 def wrk(url: str, body: Path, content_type: str, *, duration: int, connections: int, workdir: Path) -> dict:

@@ -123,7 +123,7 @@ class Client:
         version: int | None = None,
         scale: str = "pixel",
     ) -> Predictions:
-        """Classify one image (784 values, or 28x28) or a batch (a list of them, or (N, 784) / (N, 28, 28))."""
+        """Classify one image (784 values, or 28x28) or a batch (a list of them, (N, 784), (N, 28, 28))."""
         selection = {k: v for k, v in {"model": model, "version": version}.items() if v is not None}
         if isinstance(images, np.ndarray) and images.dtype == np.uint8 and scale == "pixel":
             body = np.ascontiguousarray(images).reshape(-1, 784).tobytes()

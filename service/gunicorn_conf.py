@@ -31,6 +31,9 @@ timeout = 60
 graceful_timeout = 20
 wsgi_app = "service:create_app()"
 proc_name = "backprop"
+# gunicorn >= 25.1 opens a control socket, by default one per user in ~/.gunicorn: one per service
+# instance instead, beside its other state (on_starting creates the folder).
+control_socket = str(_settings.state_dir / "gunicorn.ctl")
 
 # One BLAS thread per worker: the workers already use every core, and a single-image product
 # split over two threads only adds contention.
