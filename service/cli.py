@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -271,48 +268,21 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    """gunicorn plus (unless --no-worker) one training worker; stops both when either stops."""
     from service.api.security import check_bind
+    from service.serve import serve
 
-    check_bind(settings)  # say it here, plainly, before anything starts
-    commands = [[sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"]]
-    if not args.no_worker:
-        commands.append([sys.executable, "-m", "service.cli", "worker"])
-    print(
-        f"serving on http://{settings.host}:{settings.port} (model store {settings.model_store})",
-        file=sys.stderr,
-    )
-    children = [subprocess.Popen(command) for command in commands]
-
-    def forward(signum, _frame):
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    while all(child.poll() is None for child in children):
-        time.sleep(0.2)
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    codes = [child.wait() for child in children]
-    return codes[0]
+    check_bind(settings)  # refuse before announcing anything
+    where = f"http://{settings.host}:{settings.port}"
+    print(f"serving on {where} (model store {settings.model_store})", file=sys.stderr)
+    return serve(settings, worker=not args.no_worker)
 
 
 def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
-    """Exit 0 when the local service answers /readyz with 200 (the container's HEALTHCHECK)."""
-    import requests
+    from service.serve import readiness
 
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    url = args.url or f"http://{host}:{settings.port}"
-    try:
-        response = requests.get(f"{url.rstrip('/')}/readyz", timeout=args.timeout)
-    except requests.RequestException as exc:
-        print(f"backprop health: {url}: {exc}", file=sys.stderr)
-        return 1
-    print(response.text.strip())
-    return 0 if response.status_code == 200 else 1
+    ready, answer = readiness(settings, url=args.url, timeout=args.timeout)
+    print(answer, file=sys.stdout if ready else sys.stderr)
+    return 0 if ready else 1
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

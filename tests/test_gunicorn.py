@@ -127,3 +127,18 @@ def test_train_over_http_then_predict_with_the_new_version(server, real_digits):
     assert np.mean(np.array([p["label"] for p in answer["predictions"]]) == labels) > 0.9
     listed = requests.get(f"{base}/jobs", timeout=5).json()
     assert listed["jobs"][0]["id"] == job["id"]
+
+
+def test_backprop_health_reports_readiness(server):
+    base, _ = server
+    ok = subprocess.run(
+        [sys.executable, "-m", "service.cli", "health", "--url", base], capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and '"ready"' in ok.stdout
+    dead = f"http://127.0.0.1:{free_port()}"
+    down = subprocess.run(
+        [sys.executable, "-m", "service.cli", "health", "--url", dead, "--timeout", "2"],
+        capture_output=True,
+        text=True,
+    )
+    assert down.returncode == 1 and dead in down.stderr

@@ -1,0 +1,28 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from service.settings import Settings
+
+
+def test_defaults_match_the_readme():
+    settings = Settings()
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8000, 2)
+    assert settings.model_store == Path("model_store") and settings.redis_url is None
+    assert settings.api_token is None and settings.job_concurrency == 1
+
+
+def test_environment_is_read_and_typed(monkeypatch):
+    monkeypatch.setenv("BACKPROP_PORT", "9000")
+    monkeypatch.setenv("BACKPROP_DATASET_MIRRORS", "http://a/, http://b/")
+    monkeypatch.setenv("BACKPROP_ALLOW_INSECURE", "1")
+    settings = Settings()
+    assert settings.port == 9000 and settings.allow_insecure is True
+    assert settings.dataset_mirrors == ("http://a/", "http://b/")
+
+
+def test_bad_values_are_refused(monkeypatch):
+    monkeypatch.setenv("BACKPROP_PORT", "99999")
+    with pytest.raises(ValidationError, match="port"):
+        Settings()
