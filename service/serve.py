@@ -23,7 +23,10 @@ def serve(settings: Settings, *, worker: bool = True) -> int:
         commands.append([sys.executable, "-m", "service.cli", "worker"])
     children = [subprocess.Popen(command) for command in commands]
 
+    stopping = []
+
     def forward(signum, _frame):
+        stopping.append(signum)
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
@@ -32,9 +35,12 @@ def serve(settings: Settings, *, worker: bool = True) -> int:
     signal.signal(signal.SIGINT, forward)
     while all(child.poll() is None for child in children):
         time.sleep(0.2)
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
+    if not stopping:
+        # A child stopped on its own: stop the other. (When we are stopping, each child already
+        # has the signal, and a second one would cut short gunicorn's graceful shutdown.)
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
     return [child.wait() for child in children][0]
 
 

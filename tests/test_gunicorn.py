@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -100,33 +99,22 @@ def test_gunicorn_config_refuses_it_too(tmp_path):
 
 
 def test_train_over_http_then_predict_with_the_new_version(server, real_digits):
+    from service.client import Client, Unauthorized
+
     base, _ = server
-    auth = {"Authorization": "Bearer tok"}
-    accepted = requests.post(
-        f"{base}/train",
-        json={"dataset": "mnist", "model": "fresh", "hidden": [64], "epochs": 8},
-        headers=auth,
-        timeout=10,
-    )
-    assert accepted.status_code == 202
-    location = base + accepted.headers["Location"]
-    deadline = time.monotonic() + 120
-    while (job := requests.get(location, timeout=5).json())["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline, job
-        time.sleep(0.2)
-    assert job["status"] == "succeeded", job
+    with pytest.raises(Unauthorized):
+        Client(base).train(dataset="mnist", epochs=1)
+    client = Client(base, token="tok")
+    accepted = client.train(dataset="mnist", model="fresh", hidden=[64], epochs=8)
+    assert accepted["status"] == "queued" and accepted["location"] == f"/jobs/{accepted['id']}"
+    job = client.wait(accepted["id"], poll=0.2, timeout=120)
     assert len(job["history"]) == 8 and job["progress"]["percent"] == 100.0
     version = job["result"]["version"]
     images, labels = real_digits
-    answer = requests.post(
-        f"{base}/predict",
-        json={"instances": images.tolist(), "model": "fresh", "version": version},
-        timeout=30,
-    ).json()
-    assert answer["model"] == {"name": "fresh", "version": version}
-    assert np.mean(np.array([p["label"] for p in answer["predictions"]]) == labels) > 0.9
-    listed = requests.get(f"{base}/jobs", timeout=5).json()
-    assert listed["jobs"][0]["id"] == job["id"]
+    answer = client.predict(images, model="fresh", version=version)
+    assert (answer.model, answer.version) == ("fresh", version)
+    assert np.mean(np.array(answer.labels) == labels) > 0.9
+    assert client.jobs()["jobs"][0]["id"] == job["id"]
 
 
 def test_backprop_health_reports_readiness(server):
@@ -142,3 +130,26 @@ def test_backprop_health_reports_readiness(server):
         text=True,
     )
     assert down.returncode == 1 and dead in down.stderr
+
+
+def test_serve_stops_entirely_when_gunicorn_cannot_start(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {
+            **os.environ,
+            "BACKPROP_PORT": str(taken.getsockname()[1]),
+            "BACKPROP_STATE_DIR": str(tmp_path),
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "service.cli", "serve"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    assert result.returncode != 0
+    assert "Consumer exiting" in result.stderr  # the training worker was stopped too, not left behind
