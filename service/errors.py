@@ -89,6 +89,11 @@ class InvalidInput(BackpropError):
     status = 422
 
 
+class UnsupportedMediaType(BackpropError):
+    code = "unsupported_media_type"
+    status = 415
+
+
 class Unauthorized(BackpropError):
     code = "unauthorized"
     status = 401

@@ -7,7 +7,7 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from service import inputs
 from service.api.schemas import ErrorBody, PredictQuery, PredictRequest, PredictResponse
-from service.errors import BackpropError
+from service.errors import UnsupportedMediaType
 
 bp = APIBlueprint("predict", __name__, abp_tags=[Tag(name="predict", description="classify digits")])
 
@@ -33,11 +33,6 @@ _QUERY_PARAMETERS = [
     {"name": name, "in": "query", "required": False, "schema": schema}
     for name, schema in PredictQuery.model_json_schema()["properties"].items()
 ]
-
-
-class UnsupportedMediaType(BackpropError):
-    code = "unsupported_media_type"
-    status = 415
 
 
 @bp.post(
