@@ -104,11 +104,19 @@ def _finish(status: str, **fields) -> Callable[[Record], None]:
 def run_job(settings: Settings, records: JobRecords, job_id: str) -> None:
     """Train the job ``job_id`` and record what came of it. Never raises for job failures."""
 
+    me = worker_id()
+
     def claim(record: Record) -> None:
         if record["status"] != "queued":
             raise _NotRunnable(record["status"])
-        record.update(status="running", started_at=now_iso(), worker=worker_id(), heartbeat_ts=time.time())
+        record.update(status="running", started_at=now_iso(), worker=me, heartbeat_ts=time.time())
         record["attempts"] += 1
+
+    def still_mine(record: Record) -> None:
+        # A worker stalled past stale_seconds may have been declared lost and its job requeued:
+        # then the new run owns the job, and this one must not save a second model.
+        if record["status"] != "running" or record["worker"] != me:
+            raise _NotRunnable(f"{record['status']} (taken over from {me})")
 
     try:
         record = records.update(job_id, claim)
@@ -122,6 +130,7 @@ def run_job(settings: Settings, records: JobRecords, job_id: str) -> None:
         log.info("job %s: training %s on %s", job_id, request.target_model, request.dataset)
         dataset = load_dataset(request.dataset, settings.data_dir, mirrors=settings.dataset_mirrors or None)
         result = train(request.config, dataset, _JobCallback(records, job_id, heartbeat.cancel))
+        records.update(job_id, still_mine)
         store = ModelStore(settings.model_store)
         meta = store.save(
             request.target_model,
@@ -145,6 +154,8 @@ def run_job(settings: Settings, records: JobRecords, job_id: str) -> None:
         }
         records.update(job_id, _finish("succeeded", result=outcome))
         log.info("job %s: saved %s v%d", job_id, meta["name"], meta["version"])
+    except _NotRunnable as exc:
+        log.warning("job %s: finished training but saved nothing: the job is now %s", job_id, exc)
     except TrainingCancelled:
         records.update(job_id, _finish("cancelled"))
         log.info("job %s: cancelled", job_id)

@@ -140,3 +140,22 @@ def test_live_jobs_are_left_alone(queue):
     job_id = _submit(queue)
     queue.records.update(job_id, lambda r: r.update(status="running", heartbeat_ts=time.time()))
     assert queue.reap() == []
+
+
+def test_a_run_declared_lost_saves_nothing_when_it_finishes(queue, job_settings, monkeypatch):
+    import service.jobs.runner as runner
+
+    job_id = _submit(queue)
+    real_train = runner.train
+
+    def train_then_get_taken_over(*args, **kwargs):
+        result = real_train(*args, **kwargs)
+        # Meanwhile the reaper requeued the job and another worker claimed it.
+        queue.records.update(job_id, lambda r: r.update(worker="other-host:42", attempts=2))
+        return result
+
+    monkeypatch.setattr(runner, "train", train_then_get_taken_over)
+    run_job(job_settings, queue.records, job_id)
+    record = queue.get(job_id)
+    assert record["status"] == "running" and record["worker"] == "other-host:42"  # left to the new owner
+    assert not ModelStore(job_settings.model_store).versions("mnist")
