@@ -122,7 +122,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     )
     if args.set_default:
         store.set_default(model_name, meta["version"])
-    path = store.model_dir(model_name) / f"v{meta['version']}.npz"
+    path = store.version_path(model_name, meta["version"], ".npz")
     summary = {
         "event": "done",
         "model": model_name,

@@ -43,12 +43,8 @@ class ModelRegistry:
 
     def _resolve(self, name: str | None, version: int | None) -> tuple[str, int]:
         if version is not None:
-            if name is None:
-                name = self._resolve(None, None)[0]
-            # Deleted versions must stop answering: one stat per request keeps that true.
-            if not (self.store.model_dir(name) / f"v{version}.json").is_file():
-                return self.store.resolve(name, version)  # raises the precise ModelNotFound
-            return name, version
+            # One stat per request (in resolve), so deleted versions stop answering at once.
+            return self.store.resolve(name or self._resolve(None, None)[0], version)
         now = time.monotonic()
         cached = self._defaults.get(name)
         if cached and now - cached[0] < self.refresh_seconds:

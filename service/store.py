@@ -100,6 +100,13 @@ class ModelStore:
             if p.is_dir() and _NAME_RE.match(p.name) and self.versions(p.name)
         )
 
+    def version_path(self, name: str, version: int, suffix: str) -> Path:
+        """Where a version's ``.npz`` (suffix ``".npz"``) or sidecar (``".json"``) lives."""
+        return self.model_dir(name) / f"v{version}{suffix}"
+
+    def has_version(self, name: str, version: int) -> bool:
+        return self.version_path(name, version, ".json").is_file()
+
     def versions(self, name: str) -> list[int]:
         folder = self.model_dir(name)
         if not folder.is_dir():
@@ -108,9 +115,8 @@ class ModelStore:
         return sorted(int(m.group(1)) for m in found if m)
 
     def metadata(self, name: str, version: int) -> dict[str, Any]:
-        path = self.model_dir(name) / f"v{version}.json"
         try:
-            return json.loads(path.read_text())
+            return json.loads(self.version_path(name, version, ".json").read_text())
         except FileNotFoundError:
             raise ModelNotFound(f"model {name!r} has no version {version}") from None
 
@@ -141,7 +147,7 @@ class ModelStore:
         name = name or self.default_model()
         if version is None:
             return name, self.default_version(name)
-        if version not in self.versions(name):
+        if not self.has_version(name, version):
             if not self.versions(name):
                 raise ModelNotFound(f"no model named {name!r}")
             raise ModelNotFound(f"model {name!r} has no version {version}")
@@ -151,7 +157,7 @@ class ModelStore:
         """The network and its metadata; the ``.npz`` must match the sidecar's sha256."""
         name, version = self.resolve(name, version)
         meta = self.metadata(name, version)
-        path = self.model_dir(name) / f"v{version}.npz"
+        path = self.version_path(name, version, ".npz")
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -170,7 +176,7 @@ class ModelStore:
         version = (self.versions(name) or [0])[-1] + 1
         while True:
             try:
-                atomic_write(folder / f"v{version}.npz", data, exclusive=True)
+                atomic_write(self.version_path(name, version, ".npz"), data, exclusive=True)
                 break
             except FileExistsError:
                 version += 1
@@ -183,7 +189,8 @@ class ModelStore:
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "spec": model_file.spec_dict(network),
         }
-        atomic_write(folder / f"v{version}.json", json.dumps(meta, indent=2).encode(), exclusive=True)
+        sidecar = json.dumps(meta, indent=2).encode()
+        atomic_write(self.version_path(name, version, ".json"), sidecar, exclusive=True)
         return meta
 
     def set_default(self, name: str, version: int | None = None, *, service_wide: bool = True) -> None:
@@ -207,6 +214,6 @@ class ModelStore:
             )
         folder = self.model_dir(name)
         # The sidecar goes first: from then on no listing shows the version.
-        (folder / f"v{version}.json").unlink(missing_ok=True)
-        (folder / f"v{version}.npz").unlink(missing_ok=True)
+        self.version_path(name, version, ".json").unlink(missing_ok=True)
+        self.version_path(name, version, ".npz").unlink(missing_ok=True)
         _fsync_dir(folder)
