@@ -18,15 +18,24 @@ def _run(script: str, *args: str) -> dict:
 
 
 @pytest.mark.slow
-def test_train_speed_reports_engine_matmul_and_ratio(tiny_dataset_dir):
+def test_train_speed_reports_engine_matmul_floor_and_ratios(tiny_dataset_dir):
     result = _run("train_speed.py", "--data-dir", str(tiny_dataset_dir), "--repeats", "1")
     assert result["images"] == 600 and result["machine"]["cpus"] >= 1
-    assert result["engine"]["epoch_seconds"] > 0 and result["matmul_only"]["epoch_seconds"] > 0
-    assert result["engine_time_over_matmul_time"] == pytest.approx(
-        result["engine"]["epoch_seconds"] / result["matmul_only"]["epoch_seconds"]
+    seconds = {name: result[name]["epoch_seconds"] for name in ("engine", "matmul_only", "optimizer_only")}
+    assert all(s > 0 for s in seconds.values())
+    assert result["engine_time_over_matmul_time"] == pytest.approx(seconds["engine"] / seconds["matmul_only"])
+    phases = result["engine_phases_seconds"]
+    assert set(phases) == {"gather", "forward_and_loss", "backward", "optimizer"}
+    assert all(s > 0 for s in phases.values())
+    assert result["serial_floor_seconds"] == pytest.approx(
+        seconds["matmul_only"] + seconds["optimizer_only"] + phases["gather"]
     )
+    assert result["serial_floor_over_matmul_time"] > 1
     if result["torch"] is not None:
         assert result["engine_throughput_over_torch"] > 0
+        assert result["serial_floor_throughput_over_torch"] == pytest.approx(
+            result["torch"]["epoch_seconds"] / result["serial_floor_seconds"]
+        )
 
 
 @pytest.mark.slow
