@@ -102,6 +102,12 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     model_name = args.model or args.dataset
     store.model_dir(model_name)  # fail on a bad name before training, not after
     dataset = _load_data(args, settings)
+    if not args.json:
+        # The folder can be a fallback (e.g. Debian's), so say which one was used.
+        print(
+            f"{dataset.info.name}: {len(dataset.train_y):,} training images from {dataset.source}",
+            file=sys.stderr,
+        )
     reporter: Callback = JsonReporter() if args.json else TerminalReporter(sys.stderr)
     try:
         result = train(config, dataset, reporter)
@@ -129,6 +135,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         "version": meta["version"],
         "path": str(path),
         "default": args.set_default,
+        "data": str(dataset.source),
         "seconds": round(result.seconds, 3),
         **{k: result.metrics[k] for k in ("validation_accuracy", "test_accuracy")},
     }

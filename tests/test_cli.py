@@ -39,6 +39,7 @@ def test_train_json_prints_epochs_then_a_summary(tiny_dataset_dir, settings, cap
     done = lines[-1]
     assert (done["model"], done["version"]) == ("tiny", 1)
     assert done["path"] == str(settings.model_store / "tiny" / "v1.npz")
+    assert done["data"] == str(tiny_dataset_dir)
     assert done["test_accuracy"] > 0.9 and done["validation_accuracy"] > 0.9
     meta = json.loads((settings.model_store / "tiny" / "v1.json").read_text())
     assert meta["training"]["hidden"] == [32] and meta["training"]["epochs"] == 3
@@ -51,7 +52,7 @@ def test_train_without_json_talks_to_people(tiny_dataset_dir, settings, capsys):
     )
     out, err = capsys.readouterr()
     assert "saved mnist v1" in out and "test accuracy" in out
-    assert "epoch   1" in err
+    assert f"training images from {tiny_dataset_dir}" in err and "epoch   1" in err
 
 
 def test_invalid_hyperparameters_exit_2_naming_the_field(settings, capsys):
