@@ -36,10 +36,15 @@ def best_times(repeats: int, runs: dict) -> dict[str, float]:
     return best
 
 
-def engine_epoch(x, y, config: TrainingConfig, seed: int):
+def default_engine(config: TrainingConfig, seed: int):
+    """(rng, network, optimizer) as ``fit`` gets them for the default architecture and optimizer."""
     rng = np.random.default_rng(seed)
     network = MLP.initialize(ModelSpec(hidden=tuple(config.hidden)), rng)
-    optimizer = make_optimizer(config.optimizer, config.learning_rate)
+    return rng, network, make_optimizer(config.optimizer, config.learning_rate)
+
+
+def engine_epoch(x, y, config: TrainingConfig, seed: int):
+    rng, network, optimizer = default_engine(config, seed)
     x = network.normalize(x)
 
     def run():
@@ -73,11 +78,9 @@ def matmul_epoch(n: int, config: TrainingConfig, seed: int):
 
 def optimizer_epoch(n: int, config: TrainingConfig, seed: int):
     """The optimizer's steps of one epoch alone, on the default network's parameter shapes."""
-    rng = np.random.default_rng(seed)
-    network = MLP.initialize(ModelSpec(hidden=tuple(config.hidden)), rng)
+    rng, network, optimizer = default_engine(config, seed)
     for grad in network.grads.values():
         grad[...] = rng.standard_normal(grad.shape, dtype=np.float32) * np.float32(1e-3)
-    optimizer = make_optimizer(config.optimizer, config.learning_rate)
     steps = -(-n // config.batch_size)
 
     def run():
@@ -92,9 +95,7 @@ def engine_phases(x, y, config: TrainingConfig, seed: int) -> dict[str, float]:
 
     Two epochs run and the second is reported, so buffers and optimizer state already exist.
     """
-    rng = np.random.default_rng(seed)
-    network = MLP.initialize(ModelSpec(hidden=tuple(config.hidden)), rng)
-    optimizer = make_optimizer(config.optimizer, config.learning_rate)
+    rng, network, optimizer = default_engine(config, seed)
     x = network.normalize(x)
     batch = np.empty((config.batch_size, x.shape[1]), dtype=network.dtype)
     clock = time.perf_counter

@@ -69,18 +69,23 @@ def test_sigterm_shuts_down_cleanly(server):
     assert proc.wait(timeout=30) == 0
 
 
-def test_serve_refuses_a_public_bind_without_a_token(tmp_path):
-    env = {**os.environ, "BACKPROP_HOST": "0.0.0.0", "BACKPROP_PORT": str(free_port())}
-    env.pop("BACKPROP_API_TOKEN", None)
-    env.pop("BACKPROP_ALLOW_INSECURE", None)
-    result = subprocess.run(
+def _serve_until_it_exits(env: dict[str, str], *, timeout: float) -> subprocess.CompletedProcess:
+    """Run ``backprop serve`` with ``env``, for a case where it must refuse to run."""
+    return subprocess.run(
         [sys.executable, "-m", "service.cli", "serve"],
         env=env,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=timeout,
         check=False,
     )
+
+
+def test_serve_refuses_a_public_bind_without_a_token(tmp_path):
+    env = {**os.environ, "BACKPROP_HOST": "0.0.0.0", "BACKPROP_PORT": str(free_port())}
+    env.pop("BACKPROP_API_TOKEN", None)
+    env.pop("BACKPROP_ALLOW_INSECURE", None)
+    result = _serve_until_it_exits(env, timeout=30)
     assert result.returncode != 0 and "BACKPROP_API_TOKEN" in result.stderr
 
 
@@ -143,13 +148,6 @@ def test_serve_stops_entirely_when_gunicorn_cannot_start(tmp_path):
             "BACKPROP_PORT": str(taken.getsockname()[1]),
             "BACKPROP_STATE_DIR": str(tmp_path),
         }
-        result = subprocess.run(
-            [sys.executable, "-m", "service.cli", "serve"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=90,
-            check=False,
-        )
+        result = _serve_until_it_exits(env, timeout=90)
     assert result.returncode != 0
     assert "Consumer exiting" in result.stderr  # the training worker was stopped too, not left behind
