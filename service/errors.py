@@ -1,4 +1,4 @@
-"""Domain errors, shared by the engine, the data layer, the store and (later) the HTTP layer.
+"""Domain errors, shared by the engine, the data layer, the store, the job queue and the HTTP layer.
 
 Each error carries a stable machine-readable ``code`` and the HTTP status the web layer maps it
 to, so the mapping lives in one place and the engine never imports Flask.
@@ -80,6 +80,46 @@ class TrainingCancelled(BackpropError):
 
     code = "cancelled"
     status = 409
+
+
+class TrainingInterrupted(TrainingCancelled):
+    """The worker is shutting down: training stops at a batch boundary and the job goes back on
+    the queue, without using one of its attempts."""
+
+    code = "interrupted"
+    status = 503
+
+
+class TrainingDiverged(BackpropError):
+    """The loss became NaN or infinite: the weights are useless and are never saved."""
+
+    code = "training_diverged"
+    status = 422
+
+    def __init__(self, epoch: int, step: int, what: str) -> None:
+        super().__init__(
+            f"training diverged at epoch {epoch}, step {step}: {what}; nothing was saved. "
+            "Lower the learning rate, or use the cosine schedule or adam"
+        )
+        self.epoch, self.step = epoch, step
+
+
+class StorageFull(BackpropError):
+    """A disk the service writes to is full (or read-only): nothing partial was left behind."""
+
+    code = "insufficient_storage"
+    status = 507
+
+
+class TooManyJobs(BackpropError):
+    """The queue already holds as many jobs as the operator allows."""
+
+    code = "too_many_jobs"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class InvalidInput(BackpropError):

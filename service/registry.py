@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import ModelNotFound
+from service.errors import ModelFileError
 from service.nn.network import MLP
 from service.store import ModelStore
 
@@ -75,11 +75,9 @@ class ModelRegistry:
             self._defaults.clear()
 
     def ready(self) -> LoadedModel:
-        """The default model, after a test prediction on a blank image gives a probability vector."""
+        """The default model, after it passes its test prediction (``MLP.test_prediction``)."""
         model = self.get()
-        probabilities = model.predict(np.zeros((1, model.network.spec.input_size)))
-        if probabilities.shape != (1, model.network.spec.num_classes) or not np.isclose(
-            probabilities.sum(), 1.0
-        ):
-            raise ModelNotFound(f"model {model.name} v{model.version} failed its test prediction")
+        problem = model.network.test_prediction()
+        if problem:
+            raise ModelFileError(f"model {model.name} v{model.version} failed its test prediction: {problem}")
         return model

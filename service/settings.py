@@ -45,6 +45,18 @@ class Settings(BaseSettings):
         15.0, gt=0, le=3600, description="silence after which a job's worker is lost"
     )
     worker_nice: int = Field(10, ge=0, le=19, description="CPU priority drop of training workers")
+    outage_seconds: float = Field(
+        60.0, ge=0, le=3600, description="how long a worker waits out an unreachable job store"
+    )
+    max_queued_jobs: int = Field(
+        100, ge=1, le=100_000, description="most jobs waiting in the queue; more get 429"
+    )
+    max_job_cost: float = Field(
+        2e9,
+        gt=0,
+        description="most multiply-adds per training image (network multiply-adds x epochs) of a job",
+    )
+    allow_download: bool = Field(False, description="training workers may download missing datasets")
 
     @property
     def max_body_bytes(self) -> int:

@@ -15,39 +15,70 @@ listings read sidecars only, so a version becomes visible only once complete.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field
 
-from service.errors import Conflict, InvalidModelName, ModelFileError, ModelNotFound
+from service.errors import Conflict, InvalidModelName, ModelFileError, ModelNotFound, StorageFull
 from service.nn import model_file
 from service.nn.network import MLP
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-ModelName = Annotated[str, Field(pattern=NAME_PATTERN, description="model name, e.g. mnist")]
+# Letters, digits, '.', '_' and '-', starting with a letter or digit, never two dots in a row
+# (written without look-ahead, so the OpenAPI document and Pydantic's regex engine share it).
+NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]|\.[a-z0-9_-])*\.?$"
+NAME_MAX_LENGTH = 64
+ModelName = Annotated[
+    str,
+    Field(
+        pattern=NAME_PATTERN,
+        min_length=1,
+        max_length=NAME_MAX_LENGTH,
+        description="model name, e.g. mnist: lowercase letters, digits, '.', '_', '-' (no '..')",
+    ),
+]
 _NAME_RE = re.compile(NAME_PATTERN)
 _VERSION_RE = re.compile(r"^v([1-9][0-9]*)\.json$")
+# A full disk, a quota or a read-only mount: the operator must act, the request was fine.
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 
 
 def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+    """The one rule for model names, at the API (through ``ModelName``) and in the store."""
+    if not isinstance(name, str) or len(name) > NAME_MAX_LENGTH or not _NAME_RE.match(name):
         raise InvalidModelName(
-            f"invalid model name {name!r}: use 1-64 lowercase letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
+            f"invalid model name {name!r}: use 1-{NAME_MAX_LENGTH} lowercase letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit, with no '..'"
         )
     return name
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@contextmanager
+def storage_errors(what: str) -> Iterator[None]:
+    """Turn a full (or read-only) disk into ``StorageFull``; other OS errors pass through."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _STORAGE_ERRNOS:
+            raise StorageFull(
+                f"{what} failed: {exc.strerror or exc} on the model store's disk; nothing partial was "
+                "kept; free space there and try again"
+            ) from exc
+        raise
 
 
 def _fsync_dir(path: Path) -> None:
@@ -60,12 +91,17 @@ def _fsync_dir(path: Path) -> None:
 
 def _write_temp(folder: Path, data: bytes) -> Path:
     fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    # mkstemp creates 0600; workers and other machines may read the store as other users.
-    os.fchmod(fd, 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with os.fdopen(fd, "wb") as f:
+            # mkstemp creates 0600; workers and other machines may read the store as other users.
+            os.fchmod(f.fileno(), 0o644)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        # A full disk fails the write or the close: a partial temp file would hold the space.
+        Path(name).unlink(missing_ok=True)
+        raise
     return Path(name)
 
 
@@ -169,41 +205,60 @@ class ModelStore:
     # -- writing -----------------------------------------------------------------------------
 
     def save(self, name: str, network: MLP, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Store ``network`` as the next version of ``name``; return the sidecar written."""
+        """Store ``network`` as the next version of ``name``; return the sidecar written.
+
+        A network that fails its test prediction (non-finite weights) is refused; on any failure
+        (a full disk included) no file of the version is left behind."""
+        problem = network.test_prediction()
+        if problem:
+            raise ModelFileError(f"refusing to save {name!r}: {problem}")
         folder = self.model_dir(name)
-        folder.mkdir(parents=True, exist_ok=True)
         data = model_file.to_bytes(network)
-        version = (self.versions(name) or [0])[-1] + 1
-        while True:
+        with storage_errors(f"saving a version of {name!r}"):
+            folder.mkdir(parents=True, exist_ok=True)
+            version = (self.versions(name) or [0])[-1] + 1
+            while True:
+                try:
+                    atomic_write(self.version_path(name, version, ".npz"), data, exclusive=True)
+                    break
+                except FileExistsError:
+                    version += 1
+            meta = {
+                **(metadata or {}),
+                "name": name,
+                "version": version,
+                "sha256": sha256_hex(data),
+                "size_bytes": len(data),
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "spec": model_file.spec_dict(network),
+            }
+            sidecar = json.dumps(meta, indent=2).encode()
             try:
-                atomic_write(self.version_path(name, version, ".npz"), data, exclusive=True)
-                break
-            except FileExistsError:
-                version += 1
-        meta = {
-            **(metadata or {}),
-            "name": name,
-            "version": version,
-            "sha256": sha256_hex(data),
-            "size_bytes": len(data),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "spec": model_file.spec_dict(network),
-        }
-        sidecar = json.dumps(meta, indent=2).encode()
-        atomic_write(self.version_path(name, version, ".json"), sidecar, exclusive=True)
+                atomic_write(self.version_path(name, version, ".json"), sidecar, exclusive=True)
+            except BaseException:
+                self.version_path(name, version, ".npz").unlink(missing_ok=True)
+                raise
         return meta
 
     def set_default(self, name: str, version: int | None = None, *, service_wide: bool = True) -> None:
-        """Make ``version`` (default: newest) the default of ``name``, and ``name`` the service's."""
+        """Make ``version`` (default: newest) the default of ``name``, and ``name`` the service's.
+
+        The version must load and pass the test prediction ``/readyz`` runs, so a default can never
+        be a model that cannot serve."""
         if version is None:
             versions = self.versions(name)
             if not versions:
                 raise ModelNotFound(f"no model named {name!r}")
             version = versions[-1]
         name, version = self.resolve(name, version)
-        atomic_write(self.model_dir(name) / "DEFAULT", f"{version}\n".encode())
-        if service_wide:
-            atomic_write(self.root / "DEFAULT", f"{name}\n".encode())
+        network, _ = self.load(name, version)
+        problem = network.test_prediction()
+        if problem:
+            raise ModelFileError(f"{name} v{version} cannot be the default: {problem}")
+        with storage_errors(f"setting the default of {name!r}"):
+            atomic_write(self.model_dir(name) / "DEFAULT", f"{version}\n".encode())
+            if service_wide:
+                atomic_write(self.root / "DEFAULT", f"{name}\n".encode())
 
     def delete(self, name: str, version: int) -> None:
         """Remove a version; the default version of a model cannot be removed (409)."""

@@ -43,6 +43,11 @@ class TrainingConfig(BaseModel):
     augment: bool = Field(True, description="random shifts of up to augment_shift pixels")
     augment_shift: int = Field(1, ge=1, le=4)
 
+    def multiply_adds(self, input_size: int = 784, num_classes: int = 10) -> int:
+        """Multiply-adds of one image through the network, times epochs: the job's cost per image."""
+        sizes = [input_size, *self.hidden, num_classes]
+        return self.epochs * sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+
 
 @dataclass
 class TrainingResult:

@@ -72,10 +72,10 @@ def store_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def app_settings(store_dir: Path, tmp_path: Path) -> Settings:
+def app_settings(store_dir: Path, tmp_path: Path, tiny_dataset_dir: Path) -> Settings:
     return Settings(
         model_store=store_dir,
-        data_dir=tmp_path / "data",
+        data_dir=tiny_dataset_dir,
         state_dir=tmp_path / "var",
         default_refresh_seconds=0,
     )

@@ -14,7 +14,7 @@ from flask import Flask, Response, g, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from service.errors import BackpropError
+from service.errors import BackpropError, TooManyJobs
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ def register_error_handlers(app: Flask) -> None:
         response = error_response(exc.status, exc.code, exc.message, exc.details)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="backprop"'
+        if isinstance(exc, TooManyJobs):
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     @app.errorhandler(ValidationError)

@@ -24,12 +24,22 @@ def _public(record: dict) -> dict:
 
 @bp.post(
     "/train",
-    responses={202: JobAccepted, 401: ErrorBody, 422: ErrorBody, 503: ErrorBody},
+    responses={
+        202: JobAccepted,
+        401: ErrorBody,
+        422: ErrorBody,
+        429: ErrorBody,
+        503: ErrorBody,
+        507: ErrorBody,
+    },
     security=BEARER_SECURITY,
 )
 @require_token
 def submit(body: TrainRequest):
-    """Queue a training job; poll the Location for its progress."""
+    """Queue a training job; poll the Location for its progress.
+
+    429 (with Retry-After) when BACKPROP_MAX_QUEUED_JOBS jobs wait already; 422 when the job would
+    cost more than BACKPROP_MAX_JOB_COST or its dataset is not on the server."""
     record = _queue().submit(body)
     location = f"/jobs/{record['id']}"
     return {"id": record["id"], "status": record["status"], "location": location}, 202, {"Location": location}

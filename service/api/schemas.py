@@ -181,6 +181,12 @@ class JobResult(BaseModel):
     metrics: dict[str, Any]
 
 
+class JobEvent(BaseModel):
+    at: str
+    event: Literal["interrupted", "requeued", "restored"]
+    detail: str
+
+
 class Job(BaseModel):
     """A training job's record."""
 
@@ -197,6 +203,9 @@ class Job(BaseModel):
     cancel_requested: bool
     attempts: int
     lost_attempts: list[dict[str, Any]] = Field(description="runs whose worker was lost, with the reason")
+    events: list[JobEvent] = Field(
+        [], description="what else happened: interrupted by a worker's shutdown, requeued, restored"
+    )
     worker: str | None
 
 

@@ -1,6 +1,6 @@
 """Datasets: the IDX reader, named datasets, downloading, and splits."""
 
-from service.data.datasets import DATASETS, Dataset, dataset_info, load_dataset
+from service.data.datasets import DATASETS, Dataset, dataset_info, load_dataset, locate
 from service.data.idx import read_idx, read_idx_pair, write_idx
 from service.data.split import stratified_split
 
@@ -9,6 +9,7 @@ __all__ = [
     "Dataset",
     "dataset_info",
     "load_dataset",
+    "locate",
     "read_idx",
     "read_idx_pair",
     "stratified_split",

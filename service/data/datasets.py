@@ -162,8 +162,8 @@ def load_dataset(
     if folder is None:
         looked = "\n  ".join(str(d) for d in candidate_dirs(info, root))
         hints = [
-            "pass --data-dir DIR (or set BACKPROP_DATA_DIR) to a folder holding the IDX files",
-            "or add --download to fetch them",
+            "point BACKPROP_DATA_DIR (or backprop train --data-dir) at a folder holding the IDX files",
+            "or allow downloads (BACKPROP_ALLOW_DOWNLOAD=1 for jobs, --download for backprop train)",
         ]
         if info.install_hint:
             hints.append(info.install_hint)

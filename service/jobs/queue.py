@@ -2,21 +2,27 @@
 
 ``JobQueue`` is what the API uses (submit, cancel, read); ``run_worker`` is ``backprop worker``.
 Both build the same Huey instance from the settings and register the same task on it, so a job
-submitted anywhere runs on any worker that shares the queue.
+submitted anywhere runs on any worker that shares the queue. Storage is opened on first use, so a
+full or missing state folder costs the job endpoints only, never the app's start.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import signal
 import threading
 import uuid
-from typing import Any
+from functools import cached_property
 
 from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
+from huey.consumer import Consumer
 
-from service.errors import Conflict, QueueUnavailable
+from service.data import DATASETS, locate
+from service.errors import Conflict, InvalidInput, QueueUnavailable, StorageFull
+from service.jobs.reaper import Reaper
 from service.jobs.records import (
     FINISHED,
     JobRecords,
@@ -26,13 +32,14 @@ from service.jobs.records import (
     new_record,
     now_iso,
 )
-from service.jobs.runner import reap, run_job
+from service.jobs.runner import run_job
 from service.jobs.schemas import TrainRequest
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TASK_NAME = "backprop.train"
+SHUTDOWN_SECONDS = 30  # a graceful stop waits this long for running jobs to reach a batch boundary
 
 
 def make_records(settings: Settings) -> JobRecords:
@@ -41,35 +48,90 @@ def make_records(settings: Settings) -> JobRecords:
     return SqliteJobRecords(settings.state_dir / "jobs.sqlite3")
 
 
+def _state_errors(what: str, exc: Exception) -> Exception:
+    if isinstance(exc, StorageFull | QueueUnavailable):
+        return exc
+    full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) or "full" in str(exc)
+    if full:
+        return StorageFull(f"{what}: the state folder (BACKPROP_STATE_DIR) is full or read-only: {exc}")
+    return QueueUnavailable(f"{what}: {exc}")
+
+
 class JobQueue:
     def __init__(self, settings: Settings, records: JobRecords | None = None) -> None:
         self.settings = settings
-        self.records = records or make_records(settings)
-        if settings.redis_url:
-            self.huey: Huey = RedisHuey("backprop", url=settings.redis_url, results=False)
-        else:
-            settings.state_dir.mkdir(parents=True, exist_ok=True)
-            self.huey = SqliteHuey(
-                "backprop", filename=str(settings.state_dir / "queue.sqlite3"), results=False
-            )
-        self._task = self.huey.task(name=TASK_NAME)(self._run)
+        if records is not None:
+            self.__dict__["records"] = records  # given: the cached property below is not used
+        self.stopping = threading.Event()  # set by the worker's graceful shutdown
+
+    @cached_property
+    def records(self) -> JobRecords:
+        try:
+            return make_records(self.settings)
+        except Exception as exc:  # noqa: BLE001 - a full, read-only or missing state folder alike
+            raise _state_errors("the job records cannot be opened", exc) from exc
+
+    @cached_property
+    def huey(self) -> Huey:
+        try:
+            if self.settings.redis_url:
+                huey: Huey = RedisHuey("backprop", url=self.settings.redis_url, results=False)
+            else:
+                self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+                huey = SqliteHuey(
+                    "backprop", filename=str(self.settings.state_dir / "queue.sqlite3"), results=False
+                )
+        except Exception as exc:  # noqa: BLE001
+            raise _state_errors("the job queue cannot be opened", exc) from exc
+        self._task = huey.task(name=TASK_NAME)(self._run)
+        return huey
 
     def _run(self, job_id: str) -> None:
-        run_job(self.settings, self.records, job_id)
+        run_job(self.settings, self.records, job_id, stopping=self.stopping, requeue=self.enqueue)
 
-    def _enqueue(self, job_id: str) -> None:
+    def enqueue(self, job_id: str) -> None:
         try:
+            self.huey  # noqa: B018 - opens the queue and registers self._task
             self._task(job_id)
         except Exception as exc:  # noqa: BLE001 - any broker failure is the same to the caller
-            raise QueueUnavailable(f"the job queue is unavailable: {exc}") from exc
+            raise _state_errors("the job queue is unavailable", exc) from exc
+
+    def pending(self) -> set[str]:
+        """Ids of the jobs waiting in the queue itself."""
+        try:
+            return {task.args[0] for task in self.huey.pending()}
+        except Exception as exc:  # noqa: BLE001
+            raise _state_errors("the job queue is unavailable", exc) from exc
+
+    def check_acceptable(self, request: TrainRequest) -> None:
+        """Refuse, at the request, a job that could not succeed or would cost too much."""
+        cost = request.config.multiply_adds()
+        if cost > self.settings.max_job_cost:
+            raise InvalidInput(
+                f"this job needs {cost / 1e9:.3g} G multiply-adds per training image (the network's "
+                f"multiply-adds times epochs); the server allows {self.settings.max_job_cost / 1e9:.3g} G "
+                "(BACKPROP_MAX_JOB_COST): use fewer or smaller hidden layers, or fewer epochs",
+                details=[{"loc": ["body"], "msg": "job cost over BACKPROP_MAX_JOB_COST", "type": "job_cost"}],
+            )
+        if (
+            not self.settings.allow_download
+            and locate(DATASETS[request.dataset], self.settings.data_dir) is None
+        ):
+            raise InvalidInput(
+                f"dataset {request.dataset!r} is not on this server: set BACKPROP_DATA_DIR (on the server "
+                "and its workers) to a folder holding its IDX files, or BACKPROP_ALLOW_DOWNLOAD=1 to let "
+                "workers download it",
+                details=[{"loc": ["dataset"], "msg": "dataset not found on the server", "type": "dataset"}],
+            )
 
     def submit(self, request: TrainRequest) -> Record:
         """Record a queued job and put it on the queue."""
+        self.check_acceptable(request)
         job_id = uuid.uuid4().hex
         record = new_record(job_id, request.model_dump(mode="json"))
-        self.records.create(record)
+        self.records.create(record, max_queued=self.settings.max_queued_jobs)
         try:
-            self._enqueue(job_id)
+            self.enqueue(job_id)
         except QueueUnavailable as exc:
             reason = exc.message
             self.records.update(
@@ -97,41 +159,61 @@ class JobQueue:
 
         return self.records.update(job_id, change)
 
-    def reap(self) -> list[str]:
-        return reap(self.settings, self.records, self._enqueue)
-
-
-def _reaper(queue: JobQueue, stop: threading.Event) -> None:
-    while not stop.wait(max(1.0, queue.settings.heartbeat_seconds * 2)):
+    def warn_if_not_persistent(self) -> None:
         try:
-            queue.reap()
+            problem = self.records.persistence_problem()
+        except Exception:  # noqa: BLE001 - a warning must never stop a start
+            return
+        if problem:
+            log.warning("%s", problem)
+
+
+class GracefulConsumer(Consumer):
+    """Huey's consumer with SIGTERM and SIGINT both graceful: running jobs stop at their next batch
+    and go back on the queue (see ``run_job``); a second signal stops at once."""
+
+    def __init__(self, huey: Huey, **options) -> None:
+        super().__init__(huey, graceful_signal="TERM", shutdown_timeout=SHUTDOWN_SECONDS, **options)
+        self._signal_actions[signal.SIGINT] = (False, True)  # Huey makes SIGINT abrupt otherwise
+
+
+def _watch(reaper: Reaper, interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
+        try:
+            reaper.run_once()
+        except QueueUnavailable as exc:
+            log.warning("reaper: the job store is unreachable (%s); watching afresh when it is back", exc)
         except Exception:  # noqa: BLE001 - keep watching
             log.warning("reaper pass failed", exc_info=True)
 
 
-def run_worker(settings: Settings, **consumer_options: Any) -> None:
-    """Run a training worker until SIGINT (finishes the running job) or SIGTERM (stops now)."""
+def run_worker(settings: Settings) -> None:
+    """Run a training worker until SIGTERM or SIGINT: a running job stops at its next batch and
+    goes back on the queue without using an attempt."""
     if settings.worker_nice:
         os.nice(settings.worker_nice)  # /predict latency first: training takes what is left
     queue = JobQueue(settings)
+    queue.warn_if_not_persistent()
+    consumer = GracefulConsumer(
+        queue.huey,
+        workers=settings.job_concurrency,
+        worker_type="thread",
+        periodic=False,
+        initial_delay=0.1,
+        max_delay=1.0,
+    )
+    queue.stopping = consumer.stop_flag
+    reaper = Reaper(settings, queue.records, pending=queue.pending, requeue=queue.enqueue)
     stop = threading.Event()
-    threading.Thread(target=_reaper, args=(queue, stop), name="reaper", daemon=True).start()
-    queue.reap()  # jobs of a worker that died while nobody was watching
-    options = {
-        "workers": settings.job_concurrency,
-        "worker_type": "thread",
-        "periodic": False,
-        "initial_delay": 0.1,
-        "max_delay": 1.0,
-        **consumer_options,
-    }
+    interval = max(0.5, min(2.0, settings.heartbeat_seconds * 2))
+    threading.Thread(target=_watch, args=(reaper, interval, stop), name="reaper", daemon=True).start()
     log.info(
         "worker %d: %d job(s) at a time, queue %s",
         os.getpid(),
-        options["workers"],
-        settings.redis_url or settings.state_dir,
+        settings.job_concurrency,
+        "redis" if settings.redis_url else settings.state_dir,
     )
     try:
-        queue.huey.create_consumer(**options).run()
+        consumer.run()
     finally:
         stop.set()

@@ -11,21 +11,39 @@ machines.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service.errors import JobNotFound, QueueUnavailable
+from service.errors import JobNotFound, QueueUnavailable, StorageFull, TooManyJobs
+
+log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 Change = Callable[[Record], None]
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+RETRY_AFTER_SECONDS = 30
+
+
+def add_event(record: Record, event: str, detail: str) -> None:
+    """Note in the record something that happened to the job besides its normal course."""
+    record.setdefault("events", []).append({"at": now_iso(), "event": event, "detail": detail})
+
+
+def _queue_full(max_queued: int) -> TooManyJobs:
+    return TooManyJobs(
+        f"the queue already holds {max_queued} waiting jobs (BACKPROP_MAX_QUEUED_JOBS); "
+        "try again when some have run",
+        retry_after=RETRY_AFTER_SECONDS,
+    )
 
 
 def now_iso() -> str:
@@ -53,6 +71,7 @@ def new_record(job_id: str, request: dict[str, Any]) -> Record:
         "cancel_requested": False,
         "attempts": 0,
         "lost_attempts": [],
+        "events": [],
         "worker": None,
         "heartbeat_ts": None,
     }
@@ -61,7 +80,13 @@ def new_record(job_id: str, request: dict[str, Any]) -> Record:
 class JobRecords:
     """Interface; see SqliteJobRecords and RedisJobRecords."""
 
-    def create(self, record: Record) -> None:
+    def create(self, record: Record, *, max_queued: int | None = None) -> None:
+        """Add a new record; with ``max_queued``, atomically refuse (``TooManyJobs``) when that
+        many jobs are already queued."""
+        raise NotImplementedError
+
+    def restore(self, record: Record) -> bool:
+        """Put back a record the store lost, unless it is there; True when it was put back."""
         raise NotImplementedError
 
     def get(self, job_id: str) -> Record:
@@ -75,8 +100,21 @@ class JobRecords:
         """Newest first: ``limit`` records after skipping ``offset``, and the total count."""
         raise NotImplementedError
 
-    def running(self) -> list[Record]:
+    def active(self) -> list[Record]:
+        """Queued and running records."""
         raise NotImplementedError
+
+    def running(self) -> list[Record]:
+        return [r for r in self.active() if r["status"] == "running"]
+
+    def incarnation(self) -> str:
+        """A token that changes only when the store lost all its data (a Redis restarted without
+        persistence); a store on this machine's disk never does."""
+        return "local"
+
+    def persistence_problem(self) -> str | None:
+        """Why the store would lose jobs when its server restarts, or None."""
+        return None
 
 
 class SqliteJobRecords(JobRecords):
@@ -101,11 +139,43 @@ class SqliteJobRecords(JobRecords):
             self._local.db = db
         return db
 
-    def create(self, record: Record) -> None:
-        self._connect().execute(
-            "INSERT INTO jobs (id, created, status, data) VALUES (?, ?, ?, ?)",
+    def _transaction(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise _sqlite_error(exc) from exc
+        try:
+            result = work(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        try:
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            db.execute("ROLLBACK")
+            raise _sqlite_error(exc) from exc
+        return result
+
+    def create(self, record: Record, *, max_queued: int | None = None) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            if max_queued is not None:
+                queued = db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]
+                if queued >= max_queued:
+                    raise _queue_full(max_queued)
+            db.execute(
+                "INSERT INTO jobs (id, created, status, data) VALUES (?, ?, ?, ?)",
+                (record["id"], time.time(), record["status"], json.dumps(record)),
+            )
+
+        self._transaction(work)
+
+    def restore(self, record: Record) -> bool:
+        cursor = self._connect().execute(
+            "INSERT OR IGNORE INTO jobs (id, created, status, data) VALUES (?, ?, ?, ?)",
             (record["id"], time.time(), record["status"], json.dumps(record)),
         )
+        return cursor.rowcount == 1
 
     def get(self, job_id: str) -> Record:
         row = self._connect().execute("SELECT data FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -114,9 +184,7 @@ class SqliteJobRecords(JobRecords):
         return json.loads(row[0])
 
     def update(self, job_id: str, change: Change) -> Record:
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        def work(db: sqlite3.Connection) -> Record:
             row = db.execute("SELECT data FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 raise JobNotFound(f"no job {job_id!r}")
@@ -126,11 +194,9 @@ class SqliteJobRecords(JobRecords):
                 "UPDATE jobs SET status = ?, data = ? WHERE id = ?",
                 (record["status"], json.dumps(record), job_id),
             )
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        return record
+            return record
+
+        return self._transaction(work)
 
     def page(self, limit: int, offset: int) -> tuple[list[Record], int]:
         db = self._connect()
@@ -140,22 +206,33 @@ class SqliteJobRecords(JobRecords):
         total = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
         return [json.loads(r[0]) for r in rows], total
 
-    def running(self) -> list[Record]:
-        rows = self._connect().execute("SELECT data FROM jobs WHERE status = 'running'").fetchall()
+    def active(self) -> list[Record]:
+        rows = (
+            self._connect().execute("SELECT data FROM jobs WHERE status IN ('queued', 'running')").fetchall()
+        )
         return [json.loads(r[0]) for r in rows]
 
 
+def _sqlite_error(exc: sqlite3.OperationalError) -> Exception:
+    text = str(exc)
+    if "full" in text or "disk I/O" in text or "readonly" in text:
+        return StorageFull(f"the job records cannot be written ({text}): free space in BACKPROP_STATE_DIR")
+    return QueueUnavailable(f"job records unavailable: {text}")
+
+
 class RedisJobRecords(JobRecords):
-    """One JSON string per job, plus a sorted set of ids by creation time."""
+    """One JSON string per job, a sorted set of ids by creation time, a set of the active ids, and
+    an incarnation marker that a Redis restarted without persistence loses with everything else."""
 
     def __init__(self, url: str, prefix: str = "backprop") -> None:
         import redis
 
-        self._redis_errors = (redis.RedisError,)
-        self.client = redis.Redis.from_url(url)
+        self._redis = redis
+        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self.prefix = prefix
         self.index = f"{prefix}:jobs"
-        self.running_set = f"{prefix}:running"
+        self.active_set = f"{prefix}:active"
+        self.marker = f"{prefix}:incarnation"
 
     def _key(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
@@ -163,17 +240,59 @@ class RedisJobRecords(JobRecords):
     def _call(self, fn):
         try:
             return fn()
-        except self._redis_errors as exc:
+        except self._redis.RedisError as exc:
             raise QueueUnavailable(f"job records unavailable: {exc}") from exc
 
-    def create(self, record: Record) -> None:
+    def _write(self, pipe, record: Record) -> None:
+        pipe.set(self._key(record["id"]), json.dumps(record))
+        if record["status"] in ACTIVE:
+            pipe.sadd(self.active_set, record["id"])
+        else:
+            pipe.srem(self.active_set, record["id"])
+
+    def _load_active(self, client) -> list[Record]:
+        ids = client.smembers(self.active_set)
+        values = client.mget([self._key(i.decode()) for i in ids]) if ids else []
+        return [r for r in (json.loads(v) for v in values if v is not None) if r["status"] in ACTIVE]
+
+    def _optimistic(self, watched: str, body: Callable[[Any], Any]) -> Any:
+        """Run ``body(pipe)`` under WATCH of ``watched``, again if anyone wrote it meanwhile."""
+
         def run():
             with self.client.pipeline() as pipe:
-                pipe.set(self._key(record["id"]), json.dumps(record))
-                pipe.zadd(self.index, {record["id"]: time.time()})
-                pipe.execute()
+                while True:
+                    try:
+                        pipe.watch(watched)
+                        return body(pipe)
+                    except self._redis.WatchError:
+                        continue
 
-        self._call(run)
+        return self._call(run)
+
+    def create(self, record: Record, *, max_queued: int | None = None) -> None:
+        def body(pipe) -> None:
+            if max_queued is not None:
+                queued = sum(1 for r in self._load_active(pipe) if r["status"] == "queued")
+                if queued >= max_queued:
+                    raise _queue_full(max_queued)
+            pipe.multi()
+            self._write(pipe, record)
+            pipe.zadd(self.index, {record["id"]: time.time()})
+            pipe.execute()
+
+        self._optimistic(self.active_set, body)
+
+    def restore(self, record: Record) -> bool:
+        def run() -> bool:
+            if not self.client.set(self._key(record["id"]), json.dumps(record), nx=True):
+                return False
+            with self.client.pipeline() as pipe:
+                self._write(pipe, record)
+                pipe.zadd(self.index, {record["id"]: time.time()}, nx=True)
+                pipe.execute()
+            return True
+
+        return self._call(run)
 
     def get(self, job_id: str) -> Record:
         data = self._call(lambda: self.client.get(self._key(job_id)))
@@ -182,32 +301,18 @@ class RedisJobRecords(JobRecords):
         return json.loads(data)
 
     def update(self, job_id: str, change: Change) -> Record:
-        import redis
+        def body(pipe) -> Record:
+            data = pipe.get(self._key(job_id))
+            if data is None:
+                raise JobNotFound(f"no job {job_id!r}")
+            record = json.loads(data)
+            change(record)
+            pipe.multi()
+            self._write(pipe, record)
+            pipe.execute()
+            return record
 
-        key = self._key(job_id)
-
-        def run():
-            with self.client.pipeline() as pipe:
-                while True:
-                    try:
-                        pipe.watch(key)  # optimistic: retried if anyone writes the record meanwhile
-                        data = pipe.get(key)
-                        if data is None:
-                            raise JobNotFound(f"no job {job_id!r}")
-                        record = json.loads(data)
-                        change(record)
-                        pipe.multi()
-                        pipe.set(key, json.dumps(record))
-                        if record["status"] == "running":
-                            pipe.sadd(self.running_set, job_id)
-                        else:
-                            pipe.srem(self.running_set, job_id)
-                        pipe.execute()
-                        return record
-                    except redis.WatchError:
-                        continue
-
-        return self._call(run)
+        return self._optimistic(self._key(job_id), body)
 
     def page(self, limit: int, offset: int) -> tuple[list[Record], int]:
         def run():
@@ -218,10 +323,24 @@ class RedisJobRecords(JobRecords):
 
         return self._call(run)
 
-    def running(self) -> list[Record]:
-        def run():
-            ids = self.client.smembers(self.running_set)
-            values = self.client.mget([self._key(i.decode()) for i in ids]) if ids else []
-            return [r for r in (json.loads(v) for v in values if v is not None) if r["status"] == "running"]
+    def active(self) -> list[Record]:
+        return self._call(lambda: self._load_active(self.client))
+
+    def incarnation(self) -> str:
+        def run() -> str:
+            self.client.set(self.marker, f"{uuid.uuid4().hex} {now_iso()}", nx=True)
+            return self.client.get(self.marker).decode()
 
         return self._call(run)
+
+    def persistence_problem(self) -> str | None:
+        try:
+            config = self.client.config_get("save") | self.client.config_get("appendonly")
+        except self._redis.RedisError:
+            return None  # CONFIG is often disabled on managed Redis, which persists anyway
+        if not config.get("save") and config.get("appendonly") != "yes":
+            return (
+                "Redis keeps no persistence (save '' and appendonly no): a restart of it loses every "
+                "queued job; run it with --appendonly yes (live workers restore what they knew)"
+            )
+        return None

@@ -1,14 +1,20 @@
-"""Running one training job in a worker, and noticing workers that died.
+"""Running one training job in a worker.
 
 ``run_job`` is the body of the Huey task. It claims the job (queued -> running, once), trains
 with a callback that records progress and stops at a batch boundary when cancellation is asked
-for, saves the model as a new immutable version, and records the outcome. A heartbeat thread
-reports in every ``heartbeat_seconds``; ``reap`` (run by every worker) retries or fails running
-jobs whose worker has been silent for ``stale_seconds``, e.g. after a SIGKILL.
+for or the worker is shutting down, saves the model as a new immutable version, and records the
+outcome. A heartbeat thread reports in every ``heartbeat_seconds`` (``service.jobs.reaper`` acts on
+silence).
+
+The job's record lives in a store that may be briefly unreachable (a Redis restart) or may even
+come back empty (a Redis without persistence): progress writes are skipped while it is away, the
+final writes wait for it (up to ``outage_seconds``), and a record the store lost is put back from
+this worker's copy.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import socket
@@ -17,8 +23,14 @@ import time
 from collections.abc import Callable
 
 from service.data import load_dataset
-from service.errors import BackpropError, TrainingCancelled
-from service.jobs.records import FINISHED, JobRecords, Record, now_iso
+from service.errors import (
+    BackpropError,
+    JobNotFound,
+    QueueUnavailable,
+    TrainingCancelled,
+    TrainingInterrupted,
+)
+from service.jobs.records import JobRecords, Record, add_event, now_iso
 from service.jobs.schemas import TrainRequest
 from service.nn import Callback, EpochRecord, Progress
 from service.settings import Settings
@@ -38,23 +50,75 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class TrackedJob:
+    """This worker's handle on the record of the job it runs.
+
+    ``write`` is for progress: it gives up quietly while the store is unreachable. ``write_patiently``
+    is for outcomes: it waits the outage out, up to ``patience`` seconds. Both put the record back
+    from this worker's last copy when the store has lost it.
+    """
+
+    def __init__(self, records: JobRecords, record: Record, patience: float) -> None:
+        self.records, self.job_id, self.patience = records, record["id"], patience
+        self.last = record
+        self._lock = threading.Lock()
+
+    def _update(self, change: Callable[[Record], None]) -> Record:
+        with self._lock:
+            try:
+                record = self.records.update(self.job_id, change)
+            except JobNotFound:
+                restored = copy.deepcopy(self.last)
+                add_event(
+                    restored,
+                    "restored",
+                    f"the job store lost this record (restarted without persistence?); worker "
+                    f"{worker_id()}, which runs the job, put it back",
+                )
+                log.error("job %s: its record vanished from the job store; restoring it", self.job_id)
+                self.records.restore(restored)
+                record = self.records.update(self.job_id, change)
+            self.last = record
+            return record
+
+    def write(self, change: Callable[[Record], None]) -> Record | None:
+        try:
+            return self._update(change)
+        except QueueUnavailable as exc:
+            log.warning("job %s: record not updated, the job store is unreachable: %s", self.job_id, exc)
+            return None
+
+    def write_patiently(self, change: Callable[[Record], None]) -> Record:
+        deadline = time.monotonic() + self.patience
+        delay = 0.2
+        while True:
+            try:
+                return self._update(change)
+            except QueueUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("job %s: the job store is unreachable; retrying in %.1f s", self.job_id, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
 class _Heartbeat(threading.Thread):
     """Reports the job alive, and relays a cancel request to the training loop."""
 
-    def __init__(self, records: JobRecords, job_id: str, interval: float) -> None:
-        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
-        self.records, self.job_id, self.interval = records, job_id, interval
+    def __init__(self, job: TrackedJob, interval: float) -> None:
+        super().__init__(name=f"heartbeat-{job.job_id}", daemon=True)
+        self.job, self.interval = job, interval
         self.cancel = threading.Event()
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
             try:
-                record = self.records.update(self.job_id, _beat)
+                record = self.job.write(_beat)
             except Exception:  # noqa: BLE001 - a missed beat is retried next interval
-                log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
+                log.warning("heartbeat of job %s failed", self.job.job_id, exc_info=True)
                 continue
-            if record["cancel_requested"]:
+            if record is not None and record["cancel_requested"]:
                 self.cancel.set()
 
 
@@ -64,11 +128,15 @@ def _beat(record: Record) -> None:
 
 
 class _JobCallback(Callback):
-    def __init__(self, records: JobRecords, job_id: str, cancel: threading.Event) -> None:
-        self.records, self.job_id, self.cancel = records, job_id, cancel
+    def __init__(self, job: TrackedJob, cancel: threading.Event, stopping: threading.Event) -> None:
+        self.job, self.cancel, self.stopping = job, cancel, stopping
+        self.history: list[dict] = []
+        self.progress: Progress | None = None
         self._last_write = 0.0
 
-    def _write_progress(self, progress: Progress, epoch_record: EpochRecord | None = None) -> None:
+    def _write_progress(self) -> None:
+        progress, history = self.progress, list(self.history)
+
         def change(record: Record) -> None:
             record["progress"] = {
                 "epoch": progress.epoch,
@@ -77,21 +145,24 @@ class _JobCallback(Callback):
                 "steps_per_epoch": progress.steps_per_epoch,
                 "percent": round(progress.percent, 2),
             }
-            if epoch_record is not None:
-                record["history"].append(epoch_record.to_dict())
+            # The whole history every time: a write missed during an outage is made good by the next.
+            record["history"] = history
 
-        self.records.update(self.job_id, change)
+        self.job.write(change)
         self._last_write = time.monotonic()
 
     def on_batch_end(self, progress: Progress) -> None:
-        self._progress = progress
+        self.progress = progress
         if self.cancel.is_set():
             raise TrainingCancelled("cancelled on request")
+        if self.stopping.is_set():
+            raise TrainingInterrupted(f"worker shutting down at epoch {progress.epoch}, step {progress.step}")
         if time.monotonic() - self._last_write >= PROGRESS_INTERVAL:
-            self._write_progress(progress)
+            self._write_progress()
 
     def on_epoch_end(self, record: EpochRecord) -> None:
-        self._write_progress(self._progress, record)
+        self.history.append(record.to_dict())
+        self._write_progress()
 
 
 def _finish(status: str, **fields) -> Callable[[Record], None]:
@@ -101,10 +172,43 @@ def _finish(status: str, **fields) -> Callable[[Record], None]:
     return change
 
 
-def run_job(settings: Settings, records: JobRecords, job_id: str) -> None:
-    """Train the job ``job_id`` and record what came of it. Never raises for job failures."""
+def _release(me: str, reason: str) -> Callable[[Record], None]:
+    """Back on the queue, as if this run had never started (it does not use an attempt)."""
 
+    def change(record: Record) -> None:
+        if record["status"] != "running" or record["worker"] != me:
+            raise _NotRunnable(record["status"])
+        if record["cancel_requested"]:
+            _finish("cancelled")(record)
+            return
+        add_event(record, "interrupted", f"{reason}; back on the queue without using an attempt")
+        record.update(
+            status="queued",
+            worker=None,
+            started_at=None,
+            heartbeat_ts=None,
+            attempts=record["attempts"] - 1,
+            history=[],
+            progress={**record["progress"], "epoch": 0, "step": 0, "percent": 0.0},
+        )
+
+    return change
+
+
+def run_job(
+    settings: Settings,
+    records: JobRecords,
+    job_id: str,
+    *,
+    stopping: threading.Event | None = None,
+    requeue: Callable[[str], None] | None = None,
+) -> None:
+    """Train the job ``job_id`` and record what came of it. Never raises for job failures.
+
+    ``stopping`` set (the worker is shutting down) stops training at the next batch and puts the
+    job back on the queue through ``requeue``."""
     me = worker_id()
+    stopping = stopping or threading.Event()
 
     def claim(record: Record) -> None:
         if record["status"] != "queued":
@@ -118,19 +222,30 @@ def run_job(settings: Settings, records: JobRecords, job_id: str) -> None:
         if record["status"] != "running" or record["worker"] != me:
             raise _NotRunnable(f"{record['status']} (taken over from {me})")
 
+    if stopping.is_set():
+        # Delivered while this worker shuts down: the message is consumed, so send it round again.
+        if requeue is not None:
+            requeue(job_id)
+        return
     try:
         record = records.update(job_id, claim)
-    except _NotRunnable as exc:
+    except (_NotRunnable, JobNotFound) as exc:
         log.info("job %s not run: it is %s", job_id, exc)
         return
-    heartbeat = _Heartbeat(records, job_id, settings.heartbeat_seconds)
+    job = TrackedJob(records, record, settings.outage_seconds)
+    heartbeat = _Heartbeat(job, settings.heartbeat_seconds)
     heartbeat.start()
     try:
         request = TrainRequest.model_validate(record["request"])
         log.info("job %s: training %s on %s", job_id, request.target_model, request.dataset)
-        dataset = load_dataset(request.dataset, settings.data_dir, mirrors=settings.dataset_mirrors or None)
-        result = train(request.config, dataset, _JobCallback(records, job_id, heartbeat.cancel))
-        records.update(job_id, still_mine)
+        dataset = load_dataset(
+            request.dataset,
+            settings.data_dir,
+            download=settings.allow_download,
+            mirrors=settings.dataset_mirrors or None,
+        )
+        result = train(request.config, dataset, _JobCallback(job, heartbeat.cancel, stopping))
+        job.write_patiently(still_mine)
         store = ModelStore(settings.model_store)
         meta = store.save(
             request.target_model,
@@ -152,61 +267,39 @@ def run_job(settings: Settings, records: JobRecords, job_id: str) -> None:
             "metrics": result.metrics,
             "default": request.make_default,
         }
-        records.update(job_id, _finish("succeeded", result=outcome))
+        job.write_patiently(_finish("succeeded", result=outcome))
         log.info("job %s: saved %s v%d", job_id, meta["name"], meta["version"])
     except _NotRunnable as exc:
         log.warning("job %s: finished training but saved nothing: the job is now %s", job_id, exc)
+    except TrainingInterrupted as exc:
+        _put_back(job, me, exc.message, requeue)
     except TrainingCancelled:
-        records.update(job_id, _finish("cancelled"))
+        job.write_patiently(_finish("cancelled"))
         log.info("job %s: cancelled", job_id)
     except BackpropError as exc:
-        records.update(job_id, _finish("failed", error=exc.message))
+        job.write_patiently(_finish("failed", error=exc.message))
         log.warning("job %s failed: %s", job_id, exc.message)
     except Exception as exc:  # noqa: BLE001 - any failure must end in a readable record
         log.exception("job %s failed", job_id)
-        records.update(job_id, _finish("failed", error=f"{type(exc).__name__}: {exc}"))
+        job.write_patiently(_finish("failed", error=f"{type(exc).__name__}: {exc}"))
     finally:
         heartbeat.stopped.set()
 
 
-def reap(settings: Settings, records: JobRecords, requeue: Callable[[str], None]) -> list[str]:
-    """Retry (up to ``job_max_attempts`` runs) or fail running jobs whose worker went silent."""
-    reaped = []
-    deadline = time.time() - settings.stale_seconds
-    for record in records.running():
-        if (record["heartbeat_ts"] or 0) >= deadline:
-            continue
-        retry = record["attempts"] < settings.job_max_attempts
-
-        def change(current: Record, retry: bool = retry) -> None:
-            if current["status"] != "running" or (current["heartbeat_ts"] or 0) >= deadline:
-                raise _NotRunnable(current["status"])
-            reason = (
-                f"worker {current['worker']} stopped reporting in (no heartbeat for "
-                f"{settings.stale_seconds:g} s); it was probably killed"
-            )
-            current["lost_attempts"].append({"worker": current["worker"], "at": now_iso(), "reason": reason})
-            current.update(heartbeat_ts=None, progress={**current["progress"], "percent": 0.0})
-            if retry:
-                current.update(status="queued", worker=None, history=[])
-            else:
-                current.update(
-                    status="failed",
-                    finished_at=now_iso(),
-                    error=f"{reason}; gave up after {current['attempts']} attempts",
-                )
-
+def _put_back(job: TrackedJob, me: str, reason: str, requeue: Callable[[str], None] | None) -> None:
+    try:
+        record = job.write_patiently(_release(me, reason))
+    except _NotRunnable:
+        return
+    if record["status"] != "queued":
+        return  # a cancel had been asked for: the job ended instead
+    log.info("job %s: %s; back on the queue", job.job_id, reason)
+    if requeue is not None:
         try:
-            records.update(record["id"], change)
-        except _NotRunnable:
-            continue
-        if retry:
-            requeue(record["id"])
-        reaped.append(record["id"])
-        log.warning(
-            "job %s: worker %s lost; %s", record["id"], record["worker"], "retrying" if retry else "failed"
-        )
-    return reaped
+            requeue(job.job_id)
+        except QueueUnavailable:
+            # The record says queued; the reaper puts back on the queue what the queue lacks.
+            log.warning("job %s: could not requeue now; the reaper will", job.job_id)
 
 
-__all__ = ["FINISHED", "reap", "run_job", "worker_id"]
+__all__ = ["TrackedJob", "run_job", "worker_id"]

@@ -158,6 +158,21 @@ class MLP:
         """Normalized input (N, input_size) -> class probabilities (N, num_classes)."""
         return softmax(self.logits(x))
 
+    def test_prediction(self) -> str | None:
+        """Why this network cannot serve, or None: every parameter finite, and a blank image gives
+        a probability vector (the check ``/readyz`` runs, and that a default version must pass)."""
+        bad = [key for key, value in self.params.items() if not np.all(np.isfinite(value))]
+        if bad:
+            return f"parameters {', '.join(bad)} hold NaN or infinite values"
+        probabilities = self.predict_proba(self.normalize(np.zeros((1, self.spec.input_size))))
+        if (
+            probabilities.shape != (1, self.spec.num_classes)
+            or not np.all(np.isfinite(probabilities))
+            or not np.isclose(probabilities.sum(), 1.0)
+        ):
+            return "a blank image does not give a probability vector"
+        return None
+
     def accuracy(self, x: np.ndarray, labels: np.ndarray, *, batch_size: int = 4096) -> float:
         """Fraction of rows of normalized ``x`` (N, input_size) whose argmax equals ``labels``."""
         if len(labels) == 0:

@@ -9,6 +9,7 @@ from typing import Literal
 
 import numpy as np
 
+from service.errors import TrainingDiverged
 from service.nn.network import MLP
 from service.nn.optimizers import Optimizer
 
@@ -42,7 +43,9 @@ class EpochRecord:
 
 
 class Callback:
-    """Hooks called by :func:`fit`. Raise ``TrainingCancelled`` from either to stop cleanly."""
+    """Hooks called by :func:`fit`. Raise ``TrainingCancelled`` from either to stop cleanly.
+
+    ``fit`` raises ``TrainingDiverged`` itself when the loss or a parameter turns non-finite."""
 
     def on_batch_end(self, progress: Progress) -> None:
         pass
@@ -122,10 +125,16 @@ def fit(
                 done = (epoch - 1) * steps + step - 1
                 optimizer.lr = base_lr * 0.5 * (1.0 + math.cos(math.pi * done / total_steps))
             loss, logits = network.gradient(xb, yb)
+            if not math.isfinite(loss):
+                # Once non-finite, every later step only spreads NaN through the weights.
+                raise TrainingDiverged(epoch, step, f"the loss became {loss}")
             optimizer.step(network.params, network.grads)
             loss_sum += loss * len(idx)
             correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
             callback.on_batch_end(Progress(epoch, epochs, step, steps, loss))
+        overflowed = [key for key, value in network.params.items() if not np.all(np.isfinite(value))]
+        if overflowed:
+            raise TrainingDiverged(epoch, steps, f"parameters {', '.join(overflowed)} overflowed")
         val_accuracy = network.accuracy(*validation) if validation and len(validation[1]) else None
         record = EpochRecord(
             epoch=epoch,

@@ -110,36 +110,72 @@ def test_finished_jobs_cannot_be_cancelled(queue, job_settings):
         queue.cancel(job_id)
 
 
-def _stale_running(queue, attempts):
+def _reaper(queue, requeued):
+    from service.jobs.reaper import Reaper
+
+    return Reaper(queue.settings, queue.records, pending=queue.pending, requeue=requeued.append)
+
+
+def _running(queue, attempts):
     job_id = _submit(queue)
     queue.records.update(
         job_id,
-        lambda r: r.update(
-            status="running", worker="gone:1", attempts=attempts, heartbeat_ts=time.time() - 60
-        ),
+        lambda r: r.update(status="running", worker="gone:1", attempts=attempts, heartbeat_ts=12.5),
     )
     return job_id
 
 
 def test_a_lost_worker_is_retried_then_given_up(queue, job_settings):
-    job_id = _stale_running(queue, attempts=1)
+    job_id = _running(queue, attempts=1)
     requeued = []
-    queue._enqueue = requeued.append  # observe the retry instead of queueing it
-    assert queue.reap() == [job_id] and requeued == [job_id]
+    reaper = _reaper(queue, requeued)
+    stale = job_settings.stale_seconds
+    assert reaper.run_once(now=100.0) == []  # first sight: silence is measured from here
+    assert reaper.run_once(now=100.0 + stale / 2) == []
+    assert reaper.run_once(now=100.0 + stale) == [job_id] and requeued == [job_id]
     record = queue.get(job_id)
     assert record["status"] == "queued" and "stopped reporting in" in record["lost_attempts"][0]["reason"]
-    queue.records.update(
-        job_id, lambda r: r.update(status="running", attempts=2, heartbeat_ts=time.time() - 60)
-    )
-    assert queue.reap() == [job_id] and requeued == [job_id]
+    queue.records.update(job_id, lambda r: r.update(status="running", attempts=2, heartbeat_ts=13.5))
+    assert reaper.run_once(now=200.0) == []
+    assert reaper.run_once(now=200.0 + stale) == [job_id] and requeued == [job_id]
     record = queue.get(job_id)
     assert record["status"] == "failed" and "gave up after 2 attempts" in record["error"]
 
 
-def test_live_jobs_are_left_alone(queue):
+def test_live_jobs_are_left_alone(queue, job_settings):
+    job_id = _running(queue, attempts=1)
+    reaper = _reaper(queue, [])
+    for beat in range(5):  # the heartbeat moves on between passes
+        queue.records.update(job_id, lambda r, beat=beat: r.update(heartbeat_ts=float(beat)))
+        assert reaper.run_once(now=100.0 + beat * job_settings.stale_seconds) == []
+
+
+def test_silence_during_a_store_outage_does_not_count(queue, job_settings):
+    from service.errors import QueueUnavailable
+
+    job_id = _running(queue, attempts=1)
+    reaper = _reaper(queue, [])
+    reaper.run_once(now=0.0)
+    real_active = queue.records.active
+    queue.records.active = lambda: (_ for _ in ()).throw(QueueUnavailable("down"))
+    with pytest.raises(QueueUnavailable):
+        reaper.run_once(now=job_settings.stale_seconds * 10)
+    queue.records.active = real_active
+    # Back: the watch starts afresh, so the job's worker gets a full stale_seconds to beat again.
+    assert reaper.run_once(now=job_settings.stale_seconds * 10 + 0.1) == []
+    assert queue.get(job_id)["status"] == "running"
+
+
+def test_a_queued_job_the_queue_lost_is_put_back(queue, job_settings):
     job_id = _submit(queue)
-    queue.records.update(job_id, lambda r: r.update(status="running", heartbeat_ts=time.time()))
-    assert queue.reap() == []
+    requeued = []
+    reaper = _reaper(queue, requeued)
+    assert job_id in queue.pending()
+    assert reaper.run_once(now=0.0) == []
+    queue.huey.flush()  # the queue loses its messages; the record still says queued
+    assert reaper.run_once(now=1.0) == []
+    assert reaper.run_once(now=1.0 + job_settings.stale_seconds) == [job_id] and requeued == [job_id]
+    assert queue.get(job_id)["events"][0]["event"] == "requeued"
 
 
 def test_a_run_declared_lost_saves_nothing_when_it_finishes(queue, job_settings, monkeypatch):
