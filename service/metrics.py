@@ -3,10 +3,17 @@
 With ``PROMETHEUS_MULTIPROC_DIR`` set (``backprop serve`` and the container do this), every
 worker writes its samples to files there and ``/metrics`` aggregates all of them; otherwise the
 metrics live in a registry of this app alone (so tests can build many apps).
+
+prometheus_client writes those files through memory maps. On a full disk a write to a page that
+has no block yet is a SIGBUS, which kills the worker, then its replacement, in a loop. So each
+worker allocates its files' blocks up front; when even that fails, that worker keeps its metrics
+in memory (``/metrics`` from it then shows its own samples only) and goes on serving.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 
 from prometheus_client import (
@@ -16,14 +23,50 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 
+log = logging.getLogger(__name__)
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Room for about 4,000 labelled samples per file: far more than these metrics' label sets.
+PREALLOCATED_BYTES = 1 << 20
+_FILE_KINDS = ("counter", "histogram")
+
+
+def preallocate_files(folder: str, pid: int) -> bool:
+    """Give this process's metric files (prometheus_client's names) their blocks; False if the
+    disk cannot, in which case nothing is left behind."""
+    made: list[str] = []
+    try:
+        for kind in _FILE_KINDS:
+            path = os.path.join(folder, f"{kind}_{pid}.db")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            made.append(path)
+            try:
+                if os.fstat(fd).st_size == 0:
+                    os.posix_fallocate(fd, 0, PREALLOCATED_BYTES)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        log.warning(
+            "metrics files cannot be allocated in %s (%s): this worker keeps them in memory", folder, exc
+        )
+        for path in made:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        return False
+    return True
 
 
 class Metrics:
     def __init__(self) -> None:
-        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self.multiprocess = bool(folder) and preallocate_files(folder, os.getpid())
+        if folder and not self.multiprocess:
+            # prometheus_client chose file-backed values for the whole process at import; this one
+            # process cannot have files, so its values live in memory instead.
+            values.ValueClass = values.MutexValue
         # In multiprocess mode samples go to files, so metrics must not sit in a live registry.
         self._registry = None if self.multiprocess else CollectorRegistry()
         self.requests = Counter(

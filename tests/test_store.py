@@ -105,3 +105,32 @@ def test_a_version_without_its_sidecar_is_invisible(store):
     (store.root / "digits" / "v2.npz").write_bytes(b"partial")
     assert store.versions("digits") == [1]
     assert store.save("digits", _net())["version"] == 3  # v2 stays claimed
+
+
+def test_non_finite_weights_are_never_saved_nor_made_default(tmp_path):
+    import json
+
+    import numpy as np
+
+    from service.errors import ModelFileError
+    from service.nn import MLP, ModelSpec
+    from service.nn.model_file import to_bytes
+    from service.store import ModelStore, atomic_write, sha256_hex
+
+    store = ModelStore(tmp_path)
+    network = MLP.initialize(ModelSpec(hidden=(4,)), np.random.default_rng(0))
+    store.save("good", network)
+    network.params["W1"][0, 0] = np.nan
+    with pytest.raises(ModelFileError, match="NaN"):
+        store.save("bad", network)
+    assert not list(tmp_path.rglob("*bad*")) and not store.versions("bad")
+    # A NaN file written past the store (by hand, an older version, ...) cannot become the default.
+    data = to_bytes(network)
+    atomic_write(store.version_path("good", 2, ".npz"), data)
+    meta = {**store.metadata("good", 1), "version": 2, "sha256": sha256_hex(data)}
+    atomic_write(store.version_path("good", 2, ".json"), json.dumps(meta).encode())
+    with pytest.raises(ModelFileError):
+        store.set_default("good", 2)
+    assert store.default_version("good") == 2  # newest, but not made default by the pointer
+    store.set_default("good", 1)
+    assert store.default_version("good") == 1

@@ -143,18 +143,14 @@ class SqliteJobRecords(JobRecords):
         db = self._connect()
         try:
             db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise _sqlite_error(exc) from exc
-        try:
             result = work(db)
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        try:
             db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            db.execute("ROLLBACK")
-            raise _sqlite_error(exc) from exc
+        except BaseException as exc:
+            if db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise _sqlite_error(exc) from exc
+            raise
         return result
 
     def create(self, record: Record, *, max_queued: int | None = None) -> None:

@@ -110,39 +110,42 @@ def fit(
     history: list[EpochRecord] = []
     base_lr = optimizer.lr
     total_steps = epochs * steps
-    for epoch in range(1, epochs + 1):
-        started = time.perf_counter()
-        order = rng.permutation(n)
-        loss_sum = 0.0
-        correct = 0
-        for step in range(1, steps + 1):
-            idx = order[(step - 1) * batch_size : step * batch_size]
-            xb = np.take(x, idx, axis=0, out=batch_x[: len(idx)])
-            if augment_shift:
-                xb = random_shift(xb, rng, max_shift=augment_shift, background=background)
-            yb = y[idx]
-            if schedule == "cosine":
-                done = (epoch - 1) * steps + step - 1
-                optimizer.lr = base_lr * 0.5 * (1.0 + math.cos(math.pi * done / total_steps))
-            loss, logits = network.gradient(xb, yb)
-            if not math.isfinite(loss):
-                # Once non-finite, every later step only spreads NaN through the weights.
-                raise TrainingDiverged(epoch, step, f"the loss became {loss}")
-            optimizer.step(network.params, network.grads)
-            loss_sum += loss * len(idx)
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
-            callback.on_batch_end(Progress(epoch, epochs, step, steps, loss))
-        overflowed = [key for key, value in network.params.items() if not np.all(np.isfinite(value))]
-        if overflowed:
-            raise TrainingDiverged(epoch, steps, f"parameters {', '.join(overflowed)} overflowed")
-        val_accuracy = network.accuracy(*validation) if validation and len(validation[1]) else None
-        record = EpochRecord(
-            epoch=epoch,
-            loss=loss_sum / n,
-            train_accuracy=correct / n,
-            val_accuracy=val_accuracy,
-            seconds=time.perf_counter() - started,
-        )
-        history.append(record)
-        callback.on_epoch_end(record)
+    # Divergence is detected below and raised as TrainingDiverged, so NumPy's overflow warnings on
+    # the way there say nothing more.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            order = rng.permutation(n)
+            loss_sum = 0.0
+            correct = 0
+            for step in range(1, steps + 1):
+                idx = order[(step - 1) * batch_size : step * batch_size]
+                xb = np.take(x, idx, axis=0, out=batch_x[: len(idx)])
+                if augment_shift:
+                    xb = random_shift(xb, rng, max_shift=augment_shift, background=background)
+                yb = y[idx]
+                if schedule == "cosine":
+                    done = (epoch - 1) * steps + step - 1
+                    optimizer.lr = base_lr * 0.5 * (1.0 + math.cos(math.pi * done / total_steps))
+                loss, logits = network.gradient(xb, yb)
+                if not math.isfinite(loss):
+                    # Once non-finite, every later step only spreads NaN through the weights.
+                    raise TrainingDiverged(epoch, step, f"the loss became {loss}")
+                optimizer.step(network.params, network.grads)
+                loss_sum += loss * len(idx)
+                correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+                callback.on_batch_end(Progress(epoch, epochs, step, steps, loss))
+            overflowed = [key for key, value in network.params.items() if not np.all(np.isfinite(value))]
+            if overflowed:
+                raise TrainingDiverged(epoch, steps, f"parameters {', '.join(overflowed)} overflowed")
+            val_accuracy = network.accuracy(*validation) if validation and len(validation[1]) else None
+            record = EpochRecord(
+                epoch=epoch,
+                loss=loss_sum / n,
+                train_accuracy=correct / n,
+                val_accuracy=val_accuracy,
+                seconds=time.perf_counter() - started,
+            )
+            history.append(record)
+            callback.on_epoch_end(record)
     return history

@@ -70,3 +70,43 @@ def test_an_unreachable_queue_is_a_503(make_client, free_redis_url):
     client = make_client(redis_url=free_redis_url)
     response = client.post("/train", json={"epochs": 1})
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "queue_unavailable"
+
+
+def test_a_full_queue_answers_429_with_retry_after(make_client):
+    client = make_client(max_queued_jobs=2)
+    assert [client.post("/train", json={"epochs": 1}).status_code for _ in range(2)] == [202, 202]
+    refused = client.post("/train", json={"epochs": 1})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    error = refused.get_json()["error"]
+    assert error["code"] == "too_many_jobs" and "BACKPROP_MAX_QUEUED_JOBS" in error["message"]
+    assert client.get("/jobs").get_json()["total"] == 2  # the refused job left no record
+
+
+def test_a_job_over_the_cost_bound_is_refused_with_the_bound_named(client):
+    response = client.post("/train", json={"hidden": [4096] * 8, "epochs": 500})
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["details"][0]["type"] == "job_cost" and "BACKPROP_MAX_JOB_COST" in error["message"]
+    assert client.post("/train", json={"hidden": [512, 256], "epochs": 30}).status_code == 202
+
+
+@pytest.mark.parametrize("name", ["a..b", "..", "x..", "A", "-x", "a" * 65])
+def test_model_names_the_store_refuses_are_refused_at_the_request(client, name):
+    response = client.post("/train", json={"epochs": 1, "model": name})
+    assert response.status_code == 422 and response.get_json()["error"]["details"][0]["loc"] == ["model"]
+
+
+def test_a_dataset_the_server_lacks_is_refused_naming_the_setting(make_client, tmp_path):
+    client = make_client(data_dir=tmp_path / "nowhere")
+    response = client.post("/train", json={"epochs": 1, "dataset": "mnist"})
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["details"][0]["loc"] == ["dataset"] and "BACKPROP_DATA_DIR" in error["message"]
+    assert "--" not in error["message"]  # no command-line flags: they do not exist over HTTP
+    downloading = make_client(data_dir=tmp_path / "nowhere", allow_download=True)
+    assert downloading.post("/train", json={"epochs": 1}).status_code == 202
+
+
+def test_the_job_schema_lists_events(client):
+    job_id = client.post("/train", json={"epochs": 1}).get_json()["id"]
+    assert client.get(f"/jobs/{job_id}").get_json()["events"] == []

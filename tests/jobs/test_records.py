@@ -1,3 +1,4 @@
+import contextlib
 import threading
 
 import pytest
@@ -57,3 +58,38 @@ def test_updates_from_many_threads_are_not_lost(records):
     for t in threads:
         t.join()
     assert records.get("d" * 32)["attempts"] == 80
+
+
+def test_the_queue_limit_is_atomic(records):
+    from service.errors import TooManyJobs
+
+    def submit(i):
+        with contextlib.suppress(TooManyJobs):
+            records.create(new_record(f"{i:032x}", {}), max_queued=5)
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    active = records.active()
+    assert len(active) == 5
+    records.update(active[0]["id"], lambda r: r.update(status="running"))  # running ones do not count
+    records.create(new_record("e" * 32, {}), max_queued=5)
+
+
+def test_restore_puts_back_only_what_is_missing(records):
+    record = new_record("f" * 32, {})
+    assert records.restore(record) is True
+    records.update("f" * 32, lambda r: r.update(status="running"))
+    assert records.restore(record) is False and records.get("f" * 32)["status"] == "running"
+    assert [r["id"] for r in records.running()] == ["f" * 32]
+
+
+def test_a_redis_that_lost_its_data_has_a_new_incarnation(redis_url):
+    records = RedisJobRecords(redis_url)
+    first = records.incarnation()
+    assert records.incarnation() == first
+    assert "appendonly" in records.persistence_problem()  # the test server keeps no persistence
+    records.client.flushall()  # what a restart without persistence amounts to
+    assert records.incarnation() != first

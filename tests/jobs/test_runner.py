@@ -195,3 +195,51 @@ def test_a_run_declared_lost_saves_nothing_when_it_finishes(queue, job_settings,
     record = queue.get(job_id)
     assert record["status"] == "running" and record["worker"] == "other-host:42"  # left to the new owner
     assert not ModelStore(job_settings.model_store).versions("mnist")
+
+
+def test_a_worker_shutting_down_puts_its_job_back_without_an_attempt(queue, job_settings):
+    job_id = _submit(queue, epochs=400, hidden=(64,))
+    stopping, requeued = threading.Event(), []
+    worker = threading.Thread(
+        target=run_job,
+        args=(job_settings, queue.records, job_id),
+        kwargs={"stopping": stopping, "requeue": requeued.append},
+    )
+    worker.start()
+    deadline = time.monotonic() + 20
+    while queue.get(job_id)["progress"]["step"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stopping.set()
+    worker.join(timeout=20)
+    record = queue.get(job_id)
+    assert record["status"] == "queued" and record["attempts"] == 0 and record["worker"] is None
+    assert record["events"][0]["event"] == "interrupted" and requeued == [job_id]
+    assert not ModelStore(job_settings.model_store).versions("mnist")
+    run_job(job_settings, queue.records, job_id)  # the next delivery runs it to the end
+    assert queue.get(job_id)["status"] == "succeeded" and queue.get(job_id)["attempts"] == 1
+
+
+def test_a_record_the_store_loses_mid_run_is_put_back_by_its_worker(queue, job_settings):
+    import sqlite3
+
+    job_id = _submit(queue, epochs=30, hidden=(32,))
+    worker = threading.Thread(target=run_job, args=(job_settings, queue.records, job_id))
+    worker.start()
+    deadline = time.monotonic() + 20
+    while queue.get(job_id)["progress"]["step"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with sqlite3.connect(job_settings.state_dir / "jobs.sqlite3") as db:
+        db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+    worker.join(timeout=60)
+    record = queue.get(job_id)
+    assert record["status"] == "succeeded" and len(record["history"]) == 30
+    assert [e["event"] for e in record["events"]] == ["restored"]
+
+
+def test_a_diverging_job_fails_with_the_epoch_and_saves_nothing(queue, job_settings):
+    body = {"optimizer": "sgd", "learning_rate": 10.0, "lr_schedule": "constant", "make_default": True}
+    job_id = _submit(queue, hidden=(512, 256), **body)
+    run_job(job_settings, queue.records, job_id)
+    record = queue.get(job_id)
+    assert record["status"] == "failed" and "training diverged at epoch 1" in record["error"]
+    assert not ModelStore(job_settings.model_store).versions("mnist")

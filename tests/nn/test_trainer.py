@@ -112,3 +112,15 @@ def test_random_shift_moves_whole_images_and_fills_background():
 def test_random_shift_needs_square_images():
     with pytest.raises(ValueError, match="square"):
         random_shift(np.zeros((2, 10)), np.random.default_rng(0), max_shift=1, background=0.0)
+
+
+def test_a_diverging_run_stops_with_the_epoch_and_step():
+    from service.errors import TrainingDiverged
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 20)) * 50
+    y = rng.integers(0, 3, size=64)
+    network = MLP.initialize(ModelSpec(input_size=20, hidden=(32,), num_classes=3), rng)
+    with pytest.raises(TrainingDiverged, match=r"at epoch 1, step \d+") as caught:
+        fit(network, make_optimizer("sgd", 1e6), x, y, epochs=5, batch_size=16, rng=rng)
+    assert caught.value.epoch == 1
