@@ -61,7 +61,11 @@ logconfig_dict = {
 
 def on_starting(server) -> None:
     shutil.rmtree(_metrics_dir, ignore_errors=True)  # samples of a previous run are stale
-    os.makedirs(_metrics_dir, exist_ok=True)
+    try:
+        os.makedirs(_metrics_dir, exist_ok=True)
+    except OSError as exc:
+        # A full or read-only state disk must not stop predictions: workers keep metrics in memory.
+        server.log.warning("metrics folder %s unavailable (%s)", _metrics_dir, exc)
 
 
 def child_exit(server, worker) -> None:

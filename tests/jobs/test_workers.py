@@ -177,3 +177,18 @@ def test_a_killed_worker_is_noticed_and_the_other_keeps_working(shared_backend):
     assert not ModelStore(settings.model_store).versions("digits")
     survivor = wait_for(queue, submit(queue, **QUICK, model="after"), ["succeeded"])
     assert survivor["worker"] != running["worker"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_worker_puts_its_job_back_at_once_without_an_attempt(backend, sig):
+    settings, queue, workers = backend
+    proc = workers.start()
+    job_id = submit(queue, **LONG, model="digits")
+    wait_running(queue, job_id)
+    proc.send_signal(sig)  # a supervisor's SIGTERM, or Ctrl-C at a terminal
+    assert proc.wait(timeout=15) == 0
+    record = queue.get(job_id)
+    assert record["status"] == "queued" and record["attempts"] == 0 and record["lost_attempts"] == []
+    assert record["events"][-1]["event"] == "interrupted"
+    assert job_id in queue.pending()  # on the queue again, not waiting for the reaper
+    assert not ModelStore(settings.model_store).versions("digits")
