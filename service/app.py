@@ -16,6 +16,7 @@ from flask_openapi3 import Info, OpenAPI
 
 from service.api import health, jobs, models, predict
 from service.api.errors import register_error_handlers, validation_response
+from service.errors import UnsupportedMediaType
 from service.jobs.queue import JobQueue
 from service.metrics import Metrics
 from service.registry import ModelRegistry
@@ -98,6 +99,13 @@ def _install_request_hooks(app: OpenAPI) -> None:
         given = request.headers.get("X-Request-ID", "")
         g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         g.started = time.perf_counter()
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            # Decompressing would need its own size bound (a small gzip bomb expands without limit);
+            # the bodies of this API compress poorly anyway (raw pixels) or are small.
+            raise UnsupportedMediaType(
+                f"Content-Encoding {encoding!r} is not supported: send the body uncompressed"
+            )
 
     @app.after_request
     def _finish(response):

@@ -18,6 +18,7 @@ import orjson
 from service.errors import InvalidInput
 
 PIXELS = 784
+_FLOAT_MAX = float(np.finfo(np.float64).max)  # a Python float compares exactly with any int
 SCALE_MAX = {"pixel": 255.0, "unit": 1.0}
 
 
@@ -40,6 +41,9 @@ def parse_json(body: bytes) -> Any:
             f"body is not valid JSON: {exc}",
             details=[{"loc": ["body"], "msg": str(exc), "type": "json_invalid"}],
         ) from None
+    except RecursionError:
+        msg = "is nested too deeply to be a request of this API"
+        raise invalid(["body"], msg, "json_invalid") from None
 
 
 def _scan_row(row: Any, loc: list[Any], *, check_length: bool = True) -> None:
@@ -50,6 +54,10 @@ def _scan_row(row: Any, loc: list[Any], *, check_length: bool = True) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             shown = json.dumps(value) if isinstance(value, str | bool | type(None)) else type(value).__name__
             raise invalid([*loc, j], f"must be a number, got {shown}", "number_type")
+        if isinstance(value, int) and not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+            raise invalid(
+                [*loc, j], "must be a finite number, got an integer beyond float range", "finite_number"
+            )
     if check_length and len(row) != PIXELS:
         raise invalid(loc, f"must hold exactly {PIXELS} numbers, got {len(row)}", "array_length")
 
@@ -95,7 +103,7 @@ def to_matrix(value: Any, field: str, *, batch: bool, max_batch: int) -> np.ndar
         raise invalid([field], f"holds {len(rows)} images; at most {max_batch} per request", "too_long")
     try:
         matrix = np.array(rows, dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         matrix = None
     if matrix is None or matrix.ndim != 2 or matrix.shape[1] != PIXELS:
         for i, row in enumerate(rows):

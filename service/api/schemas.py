@@ -55,7 +55,9 @@ class PredictRequest(BaseModel):
         ),
     ] = None
     model: ModelName | None = Field(None, description="model name; default: the service's default model")
-    version: int | None = Field(None, ge=1, description="model version; default: the model's default")
+    version: int | None = Field(
+        None, ge=1, strict=True, description="model version; default: the model's default"
+    )
     scale: Literal["pixel", "unit"] = Field("pixel", description="pixel: values 0-255; unit: values 0-1")
 
     @model_validator(mode="after")
@@ -153,8 +155,10 @@ class ModelList(BaseModel):
 class SetDefaultRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1, description="the version to make the model's default")
-    service_wide: bool = Field(True, description="also make this model the service's default model")
+    version: int = Field(ge=1, strict=True, description="the version to make the model's default")
+    service_wide: bool = Field(
+        True, strict=True, description="also make this model the service's default model"
+    )
 
 
 class Health(BaseModel):
@@ -218,7 +222,7 @@ class JobList(BaseModel):
 
 class JobsQuery(BaseModel):
     limit: int = Field(20, ge=1, le=100)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
 
 
 class JobPath(BaseModel):

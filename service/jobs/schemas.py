@@ -20,7 +20,7 @@ class TrainRequest(TrainingConfig):
         None, description="model to add a version to (default: the dataset's name)"
     )
     make_default: bool = Field(
-        False, description="make the new version the default (and the model the service's)"
+        False, strict=True, description="make the new version the default (and the model the service's)"
     )
 
     @property

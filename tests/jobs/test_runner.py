@@ -30,6 +30,16 @@ def _submit(queue, **fields):
     return queue.submit(TrainRequest(**{"hidden": (16,), "epochs": 2, **fields}))["id"]
 
 
+def _training_in_a_thread(queue, job_settings, job_id, **options) -> threading.Thread:
+    """``run_job`` in a thread, returned once the job has trained its first batch."""
+    worker = threading.Thread(target=run_job, args=(job_settings, queue.records, job_id), kwargs=options)
+    worker.start()
+    deadline = time.monotonic() + 20
+    while queue.get(job_id)["progress"]["step"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return worker
+
+
 def test_a_job_trains_saves_and_records_everything(queue, job_settings):
     job_id = _submit(queue, model="digits", make_default=True)
     run_job(job_settings, queue.records, job_id)
@@ -73,11 +83,7 @@ def test_a_cancelled_queued_job_never_starts(queue, job_settings):
 
 def test_a_running_job_stops_at_a_batch_and_writes_no_model(queue, job_settings):
     job_id = _submit(queue, epochs=400, hidden=(64,))
-    worker = threading.Thread(target=run_job, args=(job_settings, queue.records, job_id))
-    worker.start()
-    deadline = time.monotonic() + 20
-    while queue.get(job_id)["progress"]["step"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    worker = _training_in_a_thread(queue, job_settings, job_id)
     assert queue.cancel(job_id)["cancel_requested"]
     worker.join(timeout=20)
     record = queue.get(job_id)
@@ -200,15 +206,7 @@ def test_a_run_declared_lost_saves_nothing_when_it_finishes(queue, job_settings,
 def test_a_worker_shutting_down_puts_its_job_back_without_an_attempt(queue, job_settings):
     job_id = _submit(queue, epochs=400, hidden=(64,))
     stopping, requeued = threading.Event(), []
-    worker = threading.Thread(
-        target=run_job,
-        args=(job_settings, queue.records, job_id),
-        kwargs={"stopping": stopping, "requeue": requeued.append},
-    )
-    worker.start()
-    deadline = time.monotonic() + 20
-    while queue.get(job_id)["progress"]["step"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    worker = _training_in_a_thread(queue, job_settings, job_id, stopping=stopping, requeue=requeued.append)
     stopping.set()
     worker.join(timeout=20)
     record = queue.get(job_id)
@@ -223,11 +221,7 @@ def test_a_record_the_store_loses_mid_run_is_put_back_by_its_worker(queue, job_s
     import sqlite3
 
     job_id = _submit(queue, epochs=30, hidden=(32,))
-    worker = threading.Thread(target=run_job, args=(job_settings, queue.records, job_id))
-    worker.start()
-    deadline = time.monotonic() + 20
-    while queue.get(job_id)["progress"]["step"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    worker = _training_in_a_thread(queue, job_settings, job_id)
     with sqlite3.connect(job_settings.state_dir / "jobs.sqlite3") as db:
         db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
     worker.join(timeout=60)
