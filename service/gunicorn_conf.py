@@ -11,11 +11,16 @@ import os
 import shutil
 import sys
 
+from pydantic import ValidationError
+
 from service.api.security import check_bind
 from service.errors import UnsafeConfiguration
 from service.settings import Settings
 
-_settings = Settings()
+try:
+    _settings = Settings()
+except ValidationError as exc:
+    sys.exit("\n".join(f"backprop: invalid {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
 try:
     check_bind(_settings)
 except UnsafeConfiguration as exc:
@@ -60,6 +65,17 @@ logconfig_dict = {
 
 
 def on_starting(server) -> None:
+    # The bind can also come from the command line or GUNICORN_CMD_ARGS: check what gunicorn uses.
+    from gunicorn.util import parse_address
+
+    for address in server.cfg.bind:
+        if address.startswith("unix:"):
+            continue  # a local socket: only this machine's users reach it
+        host = str(parse_address(address)[0]) if not address.startswith("fd://") else "fd"
+        try:
+            check_bind(_settings, host)
+        except UnsafeConfiguration as exc:
+            sys.exit(f"backprop: {exc.message}")
     shutil.rmtree(_metrics_dir, ignore_errors=True)  # samples of a previous run are stale
     try:
         os.makedirs(_metrics_dir, exist_ok=True)

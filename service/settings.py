@@ -11,6 +11,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+API_TOKEN_MIN_LENGTH = 16
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BACKPROP_", extra="ignore", frozen=True)
@@ -57,6 +59,18 @@ class Settings(BaseSettings):
         description="most multiply-adds per training image (network multiply-adds x epochs) of a job",
     )
     allow_download: bool = Field(False, description="training workers may download missing datasets")
+
+    @field_validator("api_token")
+    @classmethod
+    def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty token would make "Authorization: Bearer " the key to every protected endpoint.
+        if value is not None and len(value.get_secret_value().strip()) < API_TOKEN_MIN_LENGTH:
+            raise ValueError(
+                f"BACKPROP_API_TOKEN must hold at least {API_TOKEN_MIN_LENGTH} characters (an empty or "
+                "short token is as good as none); make one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
 
     @property
     def max_body_bytes(self) -> int:

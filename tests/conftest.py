@@ -12,6 +12,7 @@ from service.data import write_idx
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+TOKEN = "test-token-0123456789"  # BACKPROP_API_TOKEN must be at least 16 characters
 
 
 def _mnist5k() -> Path | None:
@@ -194,7 +195,7 @@ def server(store_dir, tmp_path, mnist5k_dir):
         "BACKPROP_MODEL_STORE": str(store_dir),
         "BACKPROP_STATE_DIR": str(tmp_path / "var"),
         "BACKPROP_WORKERS": "2",
-        "BACKPROP_API_TOKEN": "tok",
+        "BACKPROP_API_TOKEN": TOKEN,
         "BACKPROP_DATA_DIR": str(mnist5k_dir),
         "BACKPROP_WORKER_NICE": "0",
     }

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from service.client import Client, Conflict, InvalidRequest, JobFailed, NotFound, Unauthorized
+from tests.conftest import TOKEN
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def client(server):
-    return Client(server[0], token="tok")
+    return Client(server[0], token=TOKEN)
 
 
 def test_predict_from_a_list_an_array_and_a_batch(client, real_digits):

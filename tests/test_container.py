@@ -98,7 +98,7 @@ def test_container_serves_and_stops_cleanly_on_sigterm(image):
             "-e",
             f"BACKPROP_PORT={port}",
             "-e",
-            "BACKPROP_API_TOKEN=container-token",
+            "BACKPROP_API_TOKEN=container-token-0123456789",
             tag,
         ],
         check=True,

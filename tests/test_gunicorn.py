@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import free_port
+from tests.conftest import TOKEN, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def test_predict_models_and_errors_over_http(server, real_digits):
     authorized = requests.put(
         f"{base}/models/mnist/default",
         json={"version": 1},
-        headers={"Authorization": "Bearer tok"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
         timeout=5,
     )
     assert authorized.status_code == 200
@@ -109,7 +109,7 @@ def test_train_over_http_then_predict_with_the_new_version(server, real_digits):
     base, _ = server
     with pytest.raises(Unauthorized):
         Client(base).train(dataset="mnist", epochs=1)
-    client = Client(base, token="tok")
+    client = Client(base, token=TOKEN)
     accepted = client.train(dataset="mnist", model="fresh", hidden=[64], epochs=8)
     assert accepted["status"] == "queued" and accepted["location"] == f"/jobs/{accepted['id']}"
     job = client.wait(accepted["id"], poll=0.2, timeout=120)
@@ -151,3 +151,33 @@ def test_serve_stops_entirely_when_gunicorn_cannot_start(tmp_path):
         result = _serve_until_it_exits(env, timeout=90)
     assert result.returncode != 0
     assert "Consumer exiting" in result.stderr  # the training worker was stopped too, not left behind
+
+
+def test_an_empty_token_stops_serve_before_it_listens(tmp_path):
+    env = {
+        **os.environ,
+        "BACKPROP_API_TOKEN": "",
+        "BACKPROP_HOST": "0.0.0.0",
+        "BACKPROP_STATE_DIR": str(tmp_path),
+    }
+    result = _serve_until_it_exits(env, timeout=30)
+    assert result.returncode == 2 and "at least 16 characters" in result.stderr
+
+
+def test_a_bind_from_gunicorn_cmd_args_is_checked_too(tmp_path):
+    env = {
+        **os.environ,
+        "BACKPROP_STATE_DIR": str(tmp_path),
+        "GUNICORN_CMD_ARGS": f"--bind 0.0.0.0:{free_port()}",
+    }
+    env.pop("BACKPROP_API_TOKEN", None)
+    env.pop("BACKPROP_ALLOW_INSECURE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode != 0 and "refusing to listen on 0.0.0.0" in result.stderr

@@ -26,3 +26,12 @@ def test_bad_values_are_refused(monkeypatch):
     monkeypatch.setenv("BACKPROP_PORT", "99999")
     with pytest.raises(ValidationError, match="port"):
         Settings()
+
+
+@pytest.mark.parametrize("token", ["", " ", "short", "x" * 15])
+def test_an_empty_or_short_token_is_a_configuration_error(token):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        Settings(api_token=token)
+    assert Settings(api_token="x" * 16).api_token is not None

@@ -1,5 +1,7 @@
 import pytest
 
+from tests.conftest import TOKEN
+
 
 def test_train_answers_202_with_location(client):
     response = client.post("/train", json={"epochs": 2, "hidden": [16], "model": "tiny"})
@@ -57,9 +59,9 @@ def test_unknown_and_malformed_job_ids(client):
 
 
 def test_training_endpoints_need_the_token_when_set(make_client):
-    client = make_client(api_token="tok")
+    client = make_client(api_token=TOKEN)
     assert client.post("/train", json={"epochs": 1}).status_code == 401
-    accepted = client.post("/train", json={"epochs": 1}, headers={"Authorization": "Bearer tok"})
+    accepted = client.post("/train", json={"epochs": 1}, headers={"Authorization": f"Bearer {TOKEN}"})
     assert accepted.status_code == 202
     job_id = accepted.get_json()["id"]
     assert client.post(f"/jobs/{job_id}/cancel").status_code == 401

@@ -3,6 +3,7 @@ import pytest
 
 from service.nn import MLP, ModelSpec
 from service.settings import Settings
+from tests.conftest import TOKEN
 
 
 def _add_version(app, name="mnist", seed=1):
@@ -56,7 +57,7 @@ def test_delete_version_and_conflict_for_the_default(client, app):
 
 @pytest.fixture
 def secured(make_client):
-    return make_client(api_token="s3cret")
+    return make_client(api_token=TOKEN)
 
 
 def test_token_guards_model_changing_endpoints(secured):
@@ -68,7 +69,9 @@ def test_token_guards_model_changing_endpoints(secured):
         assert missing.status_code == 401 and missing.headers["WWW-Authenticate"].startswith("Bearer")
         assert missing.get_json()["error"]["code"] == "unauthorized"
         assert call({"Authorization": "Bearer wrong"}).status_code == 401
-    ok = secured.put("/models/mnist/default", json={"version": 1}, headers={"Authorization": "Bearer s3cret"})
+    ok = secured.put(
+        "/models/mnist/default", json={"version": 1}, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     assert ok.status_code == 200
     # Reading and predicting stay open.
     assert secured.get("/models").status_code == 200

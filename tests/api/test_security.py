@@ -3,6 +3,7 @@ import pytest
 from service.api.security import check_bind, is_loopback
 from service.errors import UnsafeConfiguration
 from service.settings import Settings
+from tests.conftest import TOKEN
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost"])
@@ -21,6 +22,6 @@ def test_open_endpoints_on_a_public_bind_are_refused():
 
 
 def test_a_token_or_an_explicit_opt_out_allows_it():
-    check_bind(Settings(host="0.0.0.0", api_token="t"))
+    check_bind(Settings(host="0.0.0.0", api_token=TOKEN))
     check_bind(Settings(host="0.0.0.0", allow_insecure=True))
     check_bind(Settings())  # loopback by default
