@@ -79,6 +79,6 @@ def test_token_guards_model_changing_endpoints(secured):
 
 
 def test_settings_token_comes_from_the_environment(monkeypatch):
-    monkeypatch.setenv("BACKPROP_API_TOKEN", "from-env")
-    assert Settings().api_token.get_secret_value() == "from-env"
-    assert "from-env" not in repr(Settings())
+    monkeypatch.setenv("BACKPROP_API_TOKEN", "from-the-environment")
+    assert Settings().api_token.get_secret_value() == "from-the-environment"
+    assert "from-the-environment" not in repr(Settings())
