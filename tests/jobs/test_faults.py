@@ -174,3 +174,22 @@ def test_a_diverging_job_fails_and_never_becomes_the_default(service):
     assert svc.get("/models/nan").status_code == 404
     assert svc.get("/readyz").json()["model"] == {"name": "mnist", "version": 1}
     assert svc.predict_ok(BLANK)
+
+
+def test_runaway_and_hopeless_jobs_are_refused_at_the_request(service, tmp_path):
+    svc = service(max_queued_jobs=1)
+    busy = svc.train(**STEADY, model="busy").json()["id"]
+    svc.wait_training(busy)  # the worker is taken; what follows waits in the queue
+    assert svc.train(**QUICK).status_code == 202
+    full = svc.train(**QUICK)
+    assert full.status_code == 429 and int(full.headers["Retry-After"]) > 0
+    huge = svc.train(hidden=[4096] * 8, epochs=500)
+    assert huge.status_code == 422 and "BACKPROP_MAX_JOB_COST" in huge.json()["error"]["message"]
+    bad_name = svc.train(**QUICK, model="a..b")
+    assert bad_name.status_code == 422 and bad_name.json()["error"]["details"][0]["loc"] == ["model"]
+    assert svc.stop() == 0
+
+    no_data = service(data_dir=tmp_path / "empty")
+    refused = no_data.train(**QUICK, dataset="mnist")
+    assert refused.status_code == 422 and "BACKPROP_DATA_DIR" in refused.json()["error"]["message"]
+    assert no_data.get("/jobs").json()["total"] == 2  # only the two accepted jobs of the first run
