@@ -175,7 +175,9 @@ class ModelStore:
                 return name
         names = self.names()
         if not names:
-            raise ModelNotFound(f"the model store {self.root} holds no models")
+            raise ModelNotFound(
+                "the model store holds no models (set BACKPROP_MODEL_STORE, or --model-store, to its folder)"
+            )
         return names[0]
 
     def resolve(self, name: str | None = None, version: int | None = None) -> tuple[str, int]:
@@ -197,9 +199,11 @@ class ModelStore:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise ModelFileError(f"{path}: model file missing") from None
+            raise ModelFileError(f"{name} v{version}: model file missing") from None
         if sha256_hex(data) != meta.get("sha256"):
-            raise ModelFileError(f"{path}: sha256 does not match its metadata; the file is corrupt")
+            raise ModelFileError(
+                f"{name} v{version}: sha256 does not match its metadata; the file is corrupt"
+            )
         return model_file.load(io.BytesIO(data)), meta
 
     # -- writing -----------------------------------------------------------------------------

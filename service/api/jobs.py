@@ -6,7 +6,7 @@ from flask import current_app
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.schemas import ErrorBody, Job, JobAccepted, JobList, JobPath, JobsQuery
-from service.api.security import BEARER_SECURITY, require_token
+from service.api.security import BEARER_SECURITY, require_token, token_given
 from service.jobs.schemas import TrainRequest
 
 bp = APIBlueprint("jobs", __name__, abp_tags=[Tag(name="training", description="training jobs")])
@@ -19,7 +19,14 @@ def _queue():
 
 
 def _public(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k in _PUBLIC}
+    """The record as the API shows it; which machine and process ran it only to token holders."""
+    shown = {k: v for k, v in record.items() if k in _PUBLIC}
+    if not token_given():
+        shown["worker"] = None
+        shown["lost_attempts"] = [
+            {k: v for k, v in a.items() if k != "worker"} for a in shown["lost_attempts"]
+        ]
+    return shown
 
 
 @bp.post(

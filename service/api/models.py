@@ -14,7 +14,7 @@ from service.api.schemas import (
     VersionInfo,
     VersionPath,
 )
-from service.api.security import BEARER_SECURITY, require_token
+from service.api.security import BEARER_SECURITY, require_token, token_given
 from service.errors import ModelNotFound
 
 bp = APIBlueprint("models", __name__, abp_tags=[Tag(name="models", description="the model store")])
@@ -24,10 +24,17 @@ def _state():
     return current_app.extensions["backprop"]
 
 
+def _shown(meta: dict) -> dict:
+    """A version's metadata; where its data came from (a server path) only to token holders."""
+    if not token_given() and isinstance(meta.get("dataset"), dict):
+        meta = {**meta, "dataset": {k: v for k, v in meta["dataset"].items() if k != "source"}}
+    return meta
+
+
 def _model_info(name: str, service_default: str | None) -> dict:
     store = _state().store
     default = store.default_version(name)
-    versions = [{**store.metadata(name, v), "is_default": v == default} for v in store.versions(name)]
+    versions = [{**_shown(store.metadata(name, v)), "is_default": v == default} for v in store.versions(name)]
     for version in versions:
         version.pop("history", None)  # per-epoch history is in GET .../versions/N
     return {
@@ -65,7 +72,7 @@ def get_version(path: VersionPath):
     """A version's spec, metrics, training history, sha256, creation time and job."""
     store = _state().store
     name, version = store.resolve(path.name, path.version)
-    return {**store.metadata(name, version), "is_default": version == store.default_version(name)}
+    return {**_shown(store.metadata(name, version)), "is_default": version == store.default_version(name)}
 
 
 @bp.put(

@@ -14,17 +14,23 @@ from service.settings import Settings
 BEARER_SECURITY = [{"bearer": []}]
 
 
+def token_given() -> bool:
+    """The request carries the configured bearer token, or none is configured."""
+    token = current_app.extensions["backprop"].settings.api_token
+    if token is None:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
+
+
 def require_token(view):
     """Reject the request with 401 unless it carries the configured bearer token (if any)."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        token = current_app.extensions["backprop"].settings.api_token
-        if token is not None:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            expected = token.get_secret_value().encode()
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-                raise Unauthorized("this endpoint needs 'Authorization: Bearer <BACKPROP_API_TOKEN>'")
+        if not token_given():
+            raise Unauthorized("this endpoint needs 'Authorization: Bearer <BACKPROP_API_TOKEN>'")
         return view(*args, **kwargs)
 
     return wrapper

@@ -23,7 +23,6 @@ from typing import Any
 
 from service.errors import QueueUnavailable
 from service.jobs.records import JobRecords, Record, add_event, now_iso
-from service.jobs.runner import worker_id
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ class Reaper:
             return []
         retry = record["attempts"] < self.settings.job_max_attempts
         reason = (
-            f"worker {record['worker']} stopped reporting in (no heartbeat for "
+            f"its worker stopped reporting in (no heartbeat for "
             f"{self.settings.stale_seconds:g} s); it was probably killed"
         )
 
@@ -119,7 +118,7 @@ class Reaper:
         def change(current: Record) -> None:
             if current["status"] != "queued":
                 raise _Changed
-            add_event(current, "requeued", f"the queue had lost this job; worker {worker_id()} put it back")
+            add_event(current, "requeued", "the queue had lost this job; a worker's reaper put it back")
 
         if not self._apply(job_id, change):
             return []
@@ -153,7 +152,7 @@ class Reaper:
             add_event(
                 copied,
                 "restored",
-                f"the job store lost its data (Redis restarted without persistence?); worker {worker_id()} "
+                "the job store lost its data (Redis restarted without persistence?); a worker's reaper "
                 "restored this record from what it had seen last",
             )
             if self.records.restore(copied):

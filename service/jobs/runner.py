@@ -72,8 +72,8 @@ class TrackedJob:
                 add_event(
                     restored,
                     "restored",
-                    f"the job store lost this record (restarted without persistence?); worker "
-                    f"{worker_id()}, which runs the job, put it back",
+                    "the job store lost this record (restarted without persistence?); the worker "
+                    "running the job put it back",
                 )
                 log.error("job %s: its record vanished from the job store; restoring it", self.job_id)
                 self.records.restore(restored)

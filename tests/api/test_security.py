@@ -25,3 +25,35 @@ def test_a_token_or_an_explicit_opt_out_allows_it():
     check_bind(Settings(host="0.0.0.0", api_token=TOKEN))
     check_bind(Settings(host="0.0.0.0", allow_insecure=True))
     check_bind(Settings())  # loopback by default
+
+
+def test_paths_and_worker_names_only_for_token_holders(make_client, tmp_path):
+    from service.jobs.queue import JobQueue
+    from service.store import ModelStore
+
+    client = make_client(api_token=TOKEN)
+    app = client.application
+    job_id = client.post("/train", json={"epochs": 1}, headers={"Authorization": f"Bearer {TOKEN}"}).json[
+        "id"
+    ]
+    queue: JobQueue = app.extensions["backprop"].jobs
+    lost = {"worker": "host-a:4242", "at": "now", "reason": "its worker stopped reporting in"}
+    queue.records.update(job_id, lambda r: r.update(worker="host-b:99", lost_attempts=[lost]))
+    store: ModelStore = app.extensions["backprop"].store
+    meta = store.metadata("mnist", 1)
+    assert str(meta["dataset"]["source"]).startswith("/") or meta["dataset"]["source"]
+
+    anonymous = client.get(f"/jobs/{job_id}").json
+    assert anonymous["worker"] is None and anonymous["lost_attempts"] == [
+        {"at": "now", "reason": lost["reason"]}
+    ]
+    assert "source" not in client.get("/models/mnist/versions/1").json["dataset"]
+    assert all("source" not in v["dataset"] for v in client.get("/models").json["models"][0]["versions"])
+    assert "host-" not in client.get("/jobs").get_data(as_text=True)
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.get(f"/jobs/{job_id}", headers=auth).json["worker"] == "host-b:99"
+    assert (
+        client.get("/models/mnist/versions/1", headers=auth).json["dataset"]["source"]
+        == meta["dataset"]["source"]
+    )
