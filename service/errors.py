@@ -49,6 +49,14 @@ class ModelFileError(BackpropError):
     status = 422
 
 
+class ModelUnavailable(ModelFileError):
+    """A stored version is damaged (corrupt, not JSON, a link out of the store, ...): it cannot serve
+    until an operator repairs or deletes it; the other versions are unaffected."""
+
+    code = "model_unavailable"
+    status = 503
+
+
 class ModelNotFound(BackpropError):
     """The requested model or version is not in the store."""
 

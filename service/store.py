@@ -19,6 +19,7 @@ import errno
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import tempfile
@@ -30,7 +31,14 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from service.errors import Conflict, InvalidModelName, ModelFileError, ModelNotFound, StorageFull
+from service.errors import (
+    Conflict,
+    InvalidModelName,
+    ModelFileError,
+    ModelNotFound,
+    ModelUnavailable,
+    StorageFull,
+)
 from service.nn import model_file
 from service.nn.network import MLP
 
@@ -47,15 +55,22 @@ ModelName = Annotated[
         description="model name, e.g. mnist: lowercase letters, digits, '.', '_', '-' (no '..')",
     ),
 ]
+log = logging.getLogger(__name__)
+
 _NAME_RE = re.compile(NAME_PATTERN)
+MAX_MODEL_BYTES = 512 << 20  # a model file larger than this is refused unread
 _VERSION_RE = re.compile(r"^v([1-9][0-9]*)\.json$")
 # A full disk, a quota or a read-only mount: the operator must act, the request was fine.
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 
 
-def validate_name(name: str) -> str:
+def is_name(text: object) -> bool:
     """The one rule for model names, at the API (through ``ModelName``) and in the store."""
-    if not isinstance(name, str) or len(name) > NAME_MAX_LENGTH or not _NAME_RE.match(name):
+    return isinstance(text, str) and len(text) <= NAME_MAX_LENGTH and bool(_NAME_RE.match(text))
+
+
+def validate_name(name: str) -> str:
+    if not is_name(name):
         raise InvalidModelName(
             f"invalid model name {name!r}: use 1-{NAME_MAX_LENGTH} lowercase letters, digits, '.', '_' "
             "or '-', starting with a letter or digit, with no '..'"
@@ -131,9 +146,7 @@ class ModelStore:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name
-            for p in self.root.iterdir()
-            if p.is_dir() and _NAME_RE.match(p.name) and self.versions(p.name)
+            p.name for p in self.root.iterdir() if is_name(p.name) and p.is_dir() and self.versions(p.name)
         )
 
     def version_path(self, name: str, version: int, suffix: str) -> Path:
@@ -150,29 +163,54 @@ class ModelStore:
         found = (_VERSION_RE.match(p.name) for p in folder.iterdir())
         return sorted(int(m.group(1)) for m in found if m)
 
+    def _inside(self, path: Path, what: str) -> Path:
+        """``path``, unless a link leads it out of the store (then the version is unavailable)."""
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise ModelUnavailable(f"{what}: its file is a link that leads out of the model store")
+        return path
+
     def metadata(self, name: str, version: int) -> dict[str, Any]:
+        what = f"{name} v{version}"
+        path = self.version_path(name, version, ".json")
         try:
-            return json.loads(self.version_path(name, version, ".json").read_text())
+            text = self._inside(path, what).read_text()
         except FileNotFoundError:
             raise ModelNotFound(f"model {name!r} has no version {version}") from None
+        try:
+            meta = json.loads(text)
+        except ValueError:
+            raise ModelUnavailable(f"{what}: its metadata file is not valid JSON") from None
+        if not isinstance(meta, dict):
+            raise ModelUnavailable(f"{what}: its metadata file is not a JSON object")
+        return meta
+
+    def _pointer(self, path: Path) -> str | None:
+        """The text of a DEFAULT pointer file, or None when there is none (or it leads out)."""
+        try:
+            if path.is_symlink() and not path.resolve().is_relative_to(self.root.resolve()):
+                log.warning("%s leads out of the model store; ignored", path.name)
+                return None
+            return path.read_text(errors="replace").strip()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
 
     def default_version(self, name: str) -> int:
         versions = self.versions(name)
         if not versions:
             raise ModelNotFound(f"no model named {name!r}")
-        pointer = self.model_dir(name) / "DEFAULT"
-        if pointer.is_file():
-            chosen = int(pointer.read_text().strip())
-            if chosen in versions:
-                return chosen
+        text = self._pointer(self.model_dir(name) / "DEFAULT")
+        if text is not None:
+            if text.isdigit() and int(text) in versions:
+                return int(text)
+            log.warning("%s/DEFAULT names no version of it (%r); using the newest", name, text[:40])
         return versions[-1]
 
     def default_model(self) -> str:
-        pointer = self.root / "DEFAULT"
-        if pointer.is_file():
-            name = pointer.read_text().strip()
-            if self.versions(name):
-                return name
+        text = self._pointer(self.root / "DEFAULT")
+        if text:
+            if is_name(text) and self.versions(text):
+                return text
+            log.warning("the store's DEFAULT names no model (%r); using the first", text[:40])
         names = self.names()
         if not names:
             raise ModelNotFound(
@@ -194,17 +232,21 @@ class ModelStore:
     def load(self, name: str | None = None, version: int | None = None) -> tuple[MLP, dict[str, Any]]:
         """The network and its metadata; the ``.npz`` must match the sidecar's sha256."""
         name, version = self.resolve(name, version)
+        what = f"{name} v{version}"
         meta = self.metadata(name, version)
-        path = self.version_path(name, version, ".npz")
+        path = self._inside(self.version_path(name, version, ".npz"), what)
         try:
+            if path.stat().st_size > MAX_MODEL_BYTES:
+                raise ModelUnavailable(f"{what}: its model file is larger than {MAX_MODEL_BYTES >> 20} MiB")
             data = path.read_bytes()
         except FileNotFoundError:
-            raise ModelFileError(f"{name} v{version}: model file missing") from None
+            raise ModelUnavailable(f"{what}: model file missing") from None
         if sha256_hex(data) != meta.get("sha256"):
-            raise ModelFileError(
-                f"{name} v{version}: sha256 does not match its metadata; the file is corrupt"
-            )
-        return model_file.load(io.BytesIO(data)), meta
+            raise ModelUnavailable(f"{what}: sha256 does not match its metadata: the file is corrupt")
+        try:
+            return model_file.load(io.BytesIO(data)), meta
+        except ModelFileError as exc:
+            raise ModelUnavailable(f"{what}: {exc.message.removeprefix('model file: ')}") from exc
 
     # -- writing -----------------------------------------------------------------------------
 

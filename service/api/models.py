@@ -15,7 +15,7 @@ from service.api.schemas import (
     VersionPath,
 )
 from service.api.security import BEARER_SECURITY, require_token, token_given
-from service.errors import ModelNotFound
+from service.errors import ModelNotFound, ModelUnavailable
 
 bp = APIBlueprint("models", __name__, abp_tags=[Tag(name="models", description="the model store")])
 
@@ -34,14 +34,21 @@ def _shown(meta: dict) -> dict:
 def _model_info(name: str, service_default: str | None) -> dict:
     store = _state().store
     default = store.default_version(name)
-    versions = [{**_shown(store.metadata(name, v)), "is_default": v == default} for v in store.versions(name)]
-    for version in versions:
-        version.pop("history", None)  # per-epoch history is in GET .../versions/N
+    versions, unavailable = [], []
+    for version in store.versions(name):
+        try:
+            meta = _shown(store.metadata(name, version))
+        except ModelUnavailable as exc:  # one damaged version must not hide the others
+            unavailable.append({"version": version, "reason": exc.message})
+            continue
+        meta.pop("history", None)  # per-epoch history is in GET .../versions/N
+        versions.append({**meta, "is_default": version == default})
     return {
         "name": name,
         "default_version": default,
         "is_service_default": name == service_default,
         "versions": versions,
+        "unavailable": unavailable,
     }
 
 

@@ -140,11 +140,17 @@ class VersionInfo(BaseModel):
     is_default: bool = False
 
 
+class UnavailableVersion(BaseModel):
+    version: int
+    reason: str = Field(description="why it cannot serve, e.g. its file is corrupt")
+
+
 class ModelInfo(BaseModel):
     name: str
     default_version: int
     is_service_default: bool
     versions: list[VersionInfo]
+    unavailable: list[UnavailableVersion] = Field([], description="damaged versions, with the reason")
 
 
 class ModelList(BaseModel):

@@ -7,14 +7,15 @@ the same key names the gradient, the optimizer state and the array in the ``.npz
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.nn.layers import Linear, ReLU, SoftmaxCrossEntropy, softmax
 
 PIXEL_MAX = 255.0
+MAX_PARAMETERS = 20_000_000  # 80 MB of float32: forty times the default network
 DIGIT_CLASSES = [str(d) for d in range(10)]
 
 
@@ -35,12 +36,21 @@ class ModelSpec(BaseModel):
 
     format: Literal["backprop-mlp"] = "backprop-mlp"
     format_version: Literal[1] = 1
-    input_size: int = Field(784, ge=1)
-    hidden: tuple[int, ...] = Field((256,), max_length=16)
-    num_classes: int = Field(10, ge=2)
+    input_size: int = Field(784, ge=1, le=1 << 20)
+    hidden: tuple[Annotated[int, Field(ge=1, le=1 << 16)], ...] = Field((256,), max_length=16)
+    num_classes: int = Field(10, ge=2, le=1 << 16)
     activation: Literal["relu"] = "relu"
     normalization: Normalization = Normalization()
     class_names: tuple[str, ...] = tuple(DIGIT_CLASSES)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ModelSpec:
+        # A model file is read from disk that others may write: its spec must not claim a network
+        # whose arrays would exhaust memory before anything can check them.
+        count = sum(int(np.prod(shape)) for shape in self.param_shapes().values())
+        if count > MAX_PARAMETERS:
+            raise ValueError(f"{count:,} parameters, more than the {MAX_PARAMETERS:,} a model may have")
+        return self
 
     def layer_sizes(self) -> list[int]:
         return [self.input_size, *self.hidden, self.num_classes]
