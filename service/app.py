@@ -15,7 +15,7 @@ from flask.json.provider import JSONProvider
 from flask_openapi3 import Info, OpenAPI
 
 from service.api import health, jobs, models, predict
-from service.api.errors import register_error_handlers, validation_response
+from service.api.errors import BoundedBody, register_error_handlers, validation_response
 from service.errors import UnsupportedMediaType
 from service.jobs.queue import JobQueue
 from service.metrics import Metrics
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     )
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.wsgi_app = BoundedBody(app.wsgi_app, settings.max_body_bytes)
     store = ModelStore(settings.model_store)
     app.extensions["backprop"] = ServiceState(
         settings=settings,

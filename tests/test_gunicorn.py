@@ -181,3 +181,40 @@ def test_a_bind_from_gunicorn_cmd_args_is_checked_too(tmp_path):
         check=False,
     )
     assert result.returncode != 0 and "refusing to listen on 0.0.0.0" in result.stderr
+
+
+def _raw(base: str, data: bytes) -> tuple[int, dict]:
+    """Send ``data`` as is over a fresh connection; (status, JSON body) of the answer."""
+    import contextlib
+    import json
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(base)
+    with socket.create_connection((where.hostname, where.port), timeout=30) as conn:
+        # The server may answer and close before it has read everything.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            conn.sendall(data)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+CHUNKED = (
+    b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+    b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+)
+
+
+def test_chunked_bodies_are_bounded_and_parsed_like_any_other(server):
+    base, _ = server
+    status, body = _raw(base, CHUNKED + b"310\r\n" + b"\0" * 784 + b"\r\n0\r\n\r\n")
+    assert status == 200 and len(body["predictions"]) == 1
+    block = b"%x\r\n" % (1 << 20) + b"\0" * (1 << 20) + b"\r\n"
+    status, body = _raw(base, CHUNKED + block * 65 + b"0\r\n\r\n")  # 65 MiB, past the 64 MiB limit
+    assert status == 413 and body["error"]["code"] == "request_entity_too_large"
+    status, body = _raw(base, CHUNKED + b"zz\r\nabc\r\n0\r\n\r\n")
+    assert status == 400 and "malformed chunked body" in body["error"]["message"]
+    assert requests.get(f"{base}/healthz", timeout=5).status_code == 200

@@ -7,9 +7,11 @@ whose body names the request id, never a traceback or a file path.
 
 from __future__ import annotations
 
+import io
 import logging
 from typing import Any
 
+import orjson
 from flask import Flask, Response, g, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -19,12 +21,56 @@ from service.errors import BackpropError, TooManyJobs
 log = logging.getLogger(__name__)
 
 
+def error_document(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The one error shape of this API."""
+    return {"error": {"code": code, "message": message, "details": details or []}}
+
+
 def error_response(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> Response:
-    response = jsonify({"error": {"code": code, "message": message, "details": details or []}})
+    response = jsonify(error_document(code, message, details))
     response.status_code = status
     return response
+
+
+class BoundedBody:
+    """WSGI middleware for bodies of unknown length (``Transfer-Encoding: chunked``).
+
+    Werkzeug can only cut such a body at the limit, after which the truncated body would be
+    processed. This reads it, up to one byte past the limit, before the app runs: larger answers
+    413 like a body with a Content-Length, and a malformed chunk (the server's parser raises while
+    reading) answers 400, both in the API's error shape. The app then sees an ordinary body.
+    """
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    def __call__(self, environ, start_response):
+        if environ.get("CONTENT_LENGTH") in (None, "") and environ.pop("wsgi.input_terminated", False):
+            try:
+                body = environ["wsgi.input"].read(self.max_bytes + 1)
+            except Exception as exc:  # noqa: BLE001 - gunicorn's parse errors share no base with others
+                message = f"malformed chunked body: {exc}"
+                return _plain_error(start_response, "400 Bad Request", "bad_request", message)
+            if len(body) > self.max_bytes:
+                message = f"the body is larger than {self.max_bytes:,} bytes (BACKPROP_MAX_BODY_MB)"
+                return _plain_error(
+                    start_response, "413 Request Entity Too Large", "request_entity_too_large", message
+                )
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ.pop("HTTP_TRANSFER_ENCODING", None)  # de-chunked: else Werkzeug ignores the length
+        return self.app(environ, start_response)
+
+
+def _plain_error(start_response, status: str, code: str, message: str) -> list[bytes]:
+    body = orjson.dumps(error_document(code, message))
+    start_response(
+        status,
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")],
+    )
+    return [body]
 
 
 def validation_response(exc: ValidationError) -> Response:
