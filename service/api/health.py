@@ -5,19 +5,19 @@ from __future__ import annotations
 from flask import Response, current_app
 from flask_openapi3 import APIBlueprint, Tag
 
-from service.api.schemas import ErrorBody, Health, Ready
+from service.api.schemas import Health, Ready, error_responses
 from service.errors import BackpropError, NotReady
 
 bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="operations", description="health and metrics")])
 
 
-@bp.get("/healthz", responses={200: Health})
+@bp.get("/healthz", responses={200: Health, **error_responses(422)})
 def healthz():
     """The process is alive."""
     return {"status": "ok"}
 
 
-@bp.get("/readyz", responses={200: Ready, 503: ErrorBody})
+@bp.get("/readyz", responses={200: Ready, **error_responses(422, 503)})
 def readyz():
     """The default model is loaded and a test prediction passes."""
     try:
@@ -27,7 +27,7 @@ def readyz():
     return {"status": "ready", "model": {"name": model.name, "version": model.version}}
 
 
-@bp.get("/metrics", responses={200: None})
+@bp.get("/metrics", responses={200: None, **error_responses(422)})
 def metrics():
     """Prometheus text format, aggregated over all worker processes."""
     body, content_type = current_app.extensions["backprop"].metrics.render()

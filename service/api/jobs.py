@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app
 from flask_openapi3 import APIBlueprint, Tag
 
-from service.api.schemas import ErrorBody, Job, JobAccepted, JobList, JobPath, JobsQuery
+from service.api.schemas import Job, JobAccepted, JobList, JobPath, JobsQuery, error_responses
 from service.api.security import BEARER_SECURITY, require_token, token_given
 from service.jobs.schemas import TrainRequest
 
@@ -31,14 +31,7 @@ def _public(record: dict) -> dict:
 
 @bp.post(
     "/train",
-    responses={
-        202: JobAccepted,
-        401: ErrorBody,
-        422: ErrorBody,
-        429: ErrorBody,
-        503: ErrorBody,
-        507: ErrorBody,
-    },
+    responses={202: JobAccepted, **error_responses(401, 422, 429, 503, 507)},
     security=BEARER_SECURITY,
 )
 @require_token
@@ -52,7 +45,7 @@ def submit(body: TrainRequest):
     return {"id": record["id"], "status": record["status"], "location": location}, 202, {"Location": location}
 
 
-@bp.get("/jobs", responses={200: JobList, 422: ErrorBody})
+@bp.get("/jobs", responses={200: JobList, **error_responses(422, 503)})
 def list_jobs(query: JobsQuery):
     """Jobs, newest first."""
     records, total = _queue().page(query.limit, query.offset)
@@ -64,7 +57,7 @@ def list_jobs(query: JobsQuery):
     }
 
 
-@bp.get("/jobs/<job_id>", responses={200: Job, 404: ErrorBody})
+@bp.get("/jobs/<job_id>", responses={200: Job, **error_responses(404, 422, 503)})
 def get_job(path: JobPath):
     """Status, progress, per-epoch history, result or error, timestamps."""
     return _public(_queue().get(path.job_id))
@@ -72,7 +65,7 @@ def get_job(path: JobPath):
 
 @bp.post(
     "/jobs/<job_id>/cancel",
-    responses={200: Job, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody},
+    responses={200: Job, **error_responses(401, 404, 409, 422, 503)},
     security=BEARER_SECURITY,
 )
 @require_token

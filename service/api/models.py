@@ -6,13 +6,13 @@ from flask import current_app
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.schemas import (
-    ErrorBody,
     ModelInfo,
     ModelList,
     ModelPath,
     SetDefaultRequest,
     VersionInfo,
     VersionPath,
+    error_responses,
 )
 from service.api.security import BEARER_SECURITY, require_token, token_given
 from service.errors import ModelNotFound, ModelUnavailable
@@ -59,14 +59,14 @@ def _service_default() -> str | None:
         return None
 
 
-@bp.get("/models", responses={200: ModelList})
+@bp.get("/models", responses={200: ModelList, **error_responses(422)})
 def list_models():
     """Every model with its versions and defaults."""
     default = _service_default()
     return {"default_model": default, "models": [_model_info(n, default) for n in _state().store.names()]}
 
 
-@bp.get("/models/<name>", responses={200: ModelInfo, 404: ErrorBody})
+@bp.get("/models/<name>", responses={200: ModelInfo, **error_responses(404, 422)})
 def get_model(path: ModelPath):
     """One model: its default version and all versions."""
     if not _state().store.versions(path.name):
@@ -74,7 +74,10 @@ def get_model(path: ModelPath):
     return _model_info(path.name, _service_default())
 
 
-@bp.get("/models/<name>/versions/<int:version>", responses={200: VersionInfo, 404: ErrorBody})
+@bp.get(
+    "/models/<name>/versions/<int:version>",
+    responses={200: VersionInfo, **error_responses(404, 422, 503)},
+)
 def get_version(path: VersionPath):
     """A version's spec, metrics, training history, sha256, creation time and job."""
     store = _state().store
@@ -84,7 +87,7 @@ def get_version(path: VersionPath):
 
 @bp.put(
     "/models/<name>/default",
-    responses={200: ModelInfo, 401: ErrorBody, 404: ErrorBody, 422: ErrorBody},
+    responses={200: ModelInfo, **error_responses(401, 404, 422, 503, 507)},
     security=BEARER_SECURITY,
 )
 @require_token
@@ -98,7 +101,7 @@ def set_default(path: ModelPath, body: SetDefaultRequest):
 
 @bp.delete(
     "/models/<name>/versions/<int:version>",
-    responses={204: None, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody},
+    responses={204: None, **error_responses(401, 404, 409, 422)},
     security=BEARER_SECURITY,
 )
 @require_token

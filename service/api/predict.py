@@ -6,7 +6,7 @@ from flask import current_app, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service import inputs
-from service.api.schemas import ErrorBody, PredictQuery, PredictRequest, PredictResponse
+from service.api.schemas import PredictQuery, PredictRequest, PredictResponse, error_responses
 from service.errors import UnsupportedMediaType
 
 bp = APIBlueprint("predict", __name__, abp_tags=[Tag(name="predict", description="classify digits")])
@@ -37,7 +37,7 @@ _QUERY_PARAMETERS = [
 
 @bp.post(
     "/predict",
-    responses={200: PredictResponse, 413: ErrorBody, 415: ErrorBody, 422: ErrorBody, 404: ErrorBody},
+    responses={200: PredictResponse, **error_responses(404, 413, 415, 422, 503)},
     openapi_extensions={"requestBody": _REQUEST_BODY, "parameters": _QUERY_PARAMETERS},
 )
 def predict():

@@ -44,7 +44,12 @@ def _instances(value: Any, info: ValidationInfo):
 class PredictRequest(BaseModel):
     """One image in ``pixels`` or several in ``instances``."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        arbitrary_types_allowed=True,
+        # Exactly one of the two, as the validator below insists: the document says so too.
+        json_schema_extra={"oneOf": [{"required": ["pixels"]}, {"required": ["instances"]}]},
+    )
 
     pixels: Annotated[Any, PlainValidator(_pixels), WithJsonSchema(_ROW_SCHEMA)] = None
     instances: Annotated[
@@ -111,6 +116,11 @@ class ErrorInfo(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorInfo
+
+
+def error_responses(*statuses: int) -> dict[int, type[ErrorBody]]:
+    """OpenAPI responses: these statuses answer in the one error shape."""
+    return dict.fromkeys(statuses, ErrorBody)
 
 
 class ModelPath(BaseModel):

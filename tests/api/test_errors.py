@@ -45,3 +45,16 @@ def test_request_id_is_logged(client, caplog):
     with caplog.at_level(logging.INFO, logger="service.access"):
         client.get("/healthz", headers={"X-Request-ID": "trace-me"})
     assert any("trace-me" in r.getMessage() and "/healthz" in r.getMessage() for r in caplog.records)
+
+
+def test_the_document_describes_the_errors_and_bodies_we_send(client):
+    doc = client.get("/openapi.json").get_json()
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation.get("responses", {}).items():
+                if status.startswith(("4", "5")):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (method, path, status)
+    predict = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert predict["oneOf"] == [{"required": ["pixels"]}, {"required": ["instances"]}]
+    assert predict["additionalProperties"] is False
