@@ -205,13 +205,15 @@ def server(store_dir, tmp_path, mnist5k_dir):
         [sys.executable, "-m", "service.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+            # The first /readyz loads the model: on a busy machine that can take seconds.
+            if requests.get(f"{base}/readyz", timeout=10).status_code == 200:
                 break
-        except requests.ConnectionError:
-            time.sleep(0.1)
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
     else:
         proc.kill()
         pytest.fail("server did not become ready:\n" + (tmp_path / "server.log").read_text())

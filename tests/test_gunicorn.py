@@ -218,3 +218,19 @@ def test_chunked_bodies_are_bounded_and_parsed_like_any_other(server):
     status, body = _raw(base, CHUNKED + b"zz\r\nabc\r\n0\r\n\r\n")
     assert status == 400 and "malformed chunked body" in body["error"]["message"]
     assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "request_bytes,status,code",
+    [
+        (b"GARBAGE\r\n\r\n", 400, "bad_request"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", 431, None),
+        (b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+    ],
+    ids=["bad-request-line", "header-too-large", "uri-too-long"],
+)
+def test_requests_gunicorn_refuses_answer_in_the_json_shape(server, request_bytes, status, code):
+    base, _ = server
+    answer_status, body = _raw(base, request_bytes)
+    assert answer_status == status and body["error"]["message"]
+    assert code is None or body["error"]["code"] == code
