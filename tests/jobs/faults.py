@@ -138,19 +138,27 @@ class Service:
         )
 
     def job(self, job_id: str) -> dict:
-        return self.get(f"/jobs/{job_id}").json()
+        response = self.get(f"/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def job_if_readable(self, job_id: str) -> dict | None:
+        """The record, or None while the job store cannot give it (down, or just back empty and
+        not yet restored by a reaper)."""
+        response = self.get(f"/jobs/{job_id}")
+        return response.json() if response.status_code == 200 else None
 
     def wait_job(self, job_id: str, statuses: tuple[str, ...], timeout: float = 90) -> dict:
-        return wait_until(
-            lambda: (job := self.job(job_id))["status"] in statuses and job,
-            timeout,
-            f"job {job_id} {statuses}",
-        )
+        def ended():
+            job = self.job_if_readable(job_id)
+            return job is not None and job["status"] in statuses and job
+
+        return wait_until(ended, timeout, f"job {job_id} {statuses}")
 
     def wait_training(self, job_id: str, timeout: float = 60) -> dict:
         def going():
-            job = self.job(job_id)
-            return job["status"] == "running" and job["progress"]["step"] > 0 and job
+            job = self.job_if_readable(job_id)
+            return job is not None and job["status"] == "running" and job["progress"]["step"] > 0 and job
 
         return wait_until(going, timeout, f"job {job_id} training")
 
