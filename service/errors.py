@@ -6,6 +6,7 @@ to, so the mapping lives in one place and the engine never imports Flask.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -117,6 +118,15 @@ class StorageFull(BackpropError):
 
     code = "insufficient_storage"
     status = 507
+
+
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+_STORAGE_WORDS = ("full", "disk I/O", "readonly")  # SQLite's words for the same, which carry no errno
+
+
+def is_out_of_storage(exc: BaseException) -> bool:
+    """A full disk, a quota or a read-only mount: the operator must act, the request was fine."""
+    return getattr(exc, "errno", None) in _STORAGE_ERRNOS or any(w in str(exc) for w in _STORAGE_WORDS)
 
 
 class TooManyJobs(BackpropError):

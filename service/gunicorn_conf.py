@@ -89,21 +89,9 @@ def post_fork(server, worker) -> None:
     # get its HTML page; gunicorn has no hook for that page, so its writer is replaced here.
     from gunicorn import util
 
-    util.write_error = _write_json_error
+    from service.api.errors import write_gunicorn_error
 
-
-def _write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
-    import json
-
-    from gunicorn import util
-
-    code = reason.lower().replace(" ", "_").replace("'", "") or "http_error"
-    body = json.dumps({"error": {"code": code, "message": mesg or reason, "details": []}}).encode()
-    head = (
-        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    util.write_nonblock(sock, head.encode("latin1") + body)
+    util.write_error = write_gunicorn_error
 
 
 def child_exit(server, worker) -> None:

@@ -15,7 +15,6 @@ listings read sidecars only, so a version becomes visible only once complete.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import json
@@ -38,6 +37,7 @@ from service.errors import (
     ModelNotFound,
     ModelUnavailable,
     StorageFull,
+    is_out_of_storage,
 )
 from service.nn import model_file
 from service.nn.network import MLP
@@ -60,8 +60,6 @@ log = logging.getLogger(__name__)
 _NAME_RE = re.compile(NAME_PATTERN)
 MAX_MODEL_BYTES = 512 << 20  # a model file larger than this is refused unread
 _VERSION_RE = re.compile(r"^v([1-9][0-9]*)\.json$")
-# A full disk, a quota or a read-only mount: the operator must act, the request was fine.
-_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 
 
 def is_name(text: object) -> bool:
@@ -88,7 +86,7 @@ def storage_errors(what: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if exc.errno in _STORAGE_ERRNOS:
+        if is_out_of_storage(exc):
             raise StorageFull(
                 f"{what} failed: {exc.strerror or exc} on the model store's disk; nothing partial was "
                 "kept; free space there and try again"

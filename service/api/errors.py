@@ -26,6 +26,11 @@ def error_document(code: str, message: str, details: list[dict[str, Any]] | None
     return {"error": {"code": code, "message": message, "details": details or []}}
 
 
+def code_of(reason: str) -> str:
+    """The error code of an HTTP reason phrase: "Request Entity Too Large" -> request_entity_too_large."""
+    return reason.lower().replace(" ", "_").replace("'", "") or "http_error"
+
+
 def error_response(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> Response:
@@ -52,25 +57,36 @@ class BoundedBody:
                 body = environ["wsgi.input"].read(self.max_bytes + 1)
             except Exception as exc:  # noqa: BLE001 - gunicorn's parse errors share no base with others
                 message = f"malformed chunked body: {exc}"
-                return _plain_error(start_response, "400 Bad Request", "bad_request", message)
+                return _plain_error(start_response, 400, "Bad Request", message)
             if len(body) > self.max_bytes:
                 message = f"the body is larger than {self.max_bytes:,} bytes (BACKPROP_MAX_BODY_MB)"
-                return _plain_error(
-                    start_response, "413 Request Entity Too Large", "request_entity_too_large", message
-                )
+                return _plain_error(start_response, 413, "Request Entity Too Large", message)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
             environ.pop("HTTP_TRANSFER_ENCODING", None)  # de-chunked: else Werkzeug ignores the length
         return self.app(environ, start_response)
 
 
-def _plain_error(start_response, status: str, code: str, message: str) -> list[bytes]:
-    body = orjson.dumps(error_document(code, message))
+def _plain_error(start_response, status: int, reason: str, message: str) -> list[bytes]:
+    body = orjson.dumps(error_document(code_of(reason), message))
     start_response(
-        status,
+        f"{status} {reason}",
         [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")],
     )
     return [body]
+
+
+def write_gunicorn_error(sock, status: int, reason: str, message: str) -> None:
+    """What gunicorn writes for a request it refuses before the app sees it (a bad request line,
+    headers too large), in the one error shape instead of its HTML page."""
+    from gunicorn import util
+
+    body = orjson.dumps(error_document(code_of(reason), message or reason))
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin1") + body)
 
 
 def validation_response(exc: ValidationError) -> Response:
@@ -80,10 +96,6 @@ def validation_response(exc: ValidationError) -> Response:
     first = details[0] if details else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(p) for p in first["loc"]) or "body"
     return error_response(422, "validation_error", f"{where}: {first['msg']}", details)
-
-
-def _http_code(exc: HTTPException) -> str:
-    return (exc.name or "http_error").lower().replace(" ", "_").replace("'", "")
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -102,7 +114,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        response = error_response(exc.code or 500, _http_code(exc), exc.description or exc.name)
+        response = error_response(exc.code or 500, code_of(exc.name or ""), exc.description or exc.name)
         if exc.code == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response

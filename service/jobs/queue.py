@@ -8,7 +8,6 @@ full or missing state folder costs the job endpoints only, never the app's start
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import signal
@@ -21,7 +20,7 @@ from huey.api import Huey
 from huey.consumer import Consumer
 
 from service.data import DATASETS, locate
-from service.errors import Conflict, InvalidInput, QueueUnavailable, StorageFull
+from service.errors import Conflict, InvalidInput, QueueUnavailable, StorageFull, is_out_of_storage
 from service.jobs.reaper import Reaper
 from service.jobs.records import (
     FINISHED,
@@ -51,17 +50,14 @@ def make_records(settings: Settings) -> JobRecords:
 def _state_errors(what: str, exc: Exception) -> Exception:
     if isinstance(exc, StorageFull | QueueUnavailable):
         return exc
-    full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) or "full" in str(exc)
-    if full:
+    if is_out_of_storage(exc):
         return StorageFull(f"{what}: the state folder (BACKPROP_STATE_DIR) is full or read-only: {exc}")
     return QueueUnavailable(f"{what}: {exc}")
 
 
 class JobQueue:
-    def __init__(self, settings: Settings, records: JobRecords | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        if records is not None:
-            self.__dict__["records"] = records  # given: the cached property below is not used
         self.stopping = threading.Event()  # set by the worker's graceful shutdown
 
     @cached_property

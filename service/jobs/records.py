@@ -11,7 +11,6 @@ machines.
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 import threading
 import time
@@ -21,9 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service.errors import JobNotFound, QueueUnavailable, StorageFull, TooManyJobs
-
-log = logging.getLogger(__name__)
+from service.errors import JobNotFound, QueueUnavailable, StorageFull, TooManyJobs, is_out_of_storage
 
 Record = dict[str, Any]
 Change = Callable[[Record], None]
@@ -210,10 +207,9 @@ class SqliteJobRecords(JobRecords):
 
 
 def _sqlite_error(exc: sqlite3.OperationalError) -> Exception:
-    text = str(exc)
-    if "full" in text or "disk I/O" in text or "readonly" in text:
-        return StorageFull(f"the job records cannot be written ({text}): free space in BACKPROP_STATE_DIR")
-    return QueueUnavailable(f"job records unavailable: {text}")
+    if is_out_of_storage(exc):
+        return StorageFull(f"the job records cannot be written ({exc}): free space in BACKPROP_STATE_DIR")
+    return QueueUnavailable(f"job records unavailable: {exc}")
 
 
 class RedisJobRecords(JobRecords):

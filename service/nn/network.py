@@ -168,10 +168,14 @@ class MLP:
         """Normalized input (N, input_size) -> class probabilities (N, num_classes)."""
         return softmax(self.logits(x))
 
+    def non_finite_params(self) -> list[str]:
+        """Keys of the parameters holding NaN or infinite values."""
+        return [key for key, value in self.params.items() if not np.all(np.isfinite(value))]
+
     def test_prediction(self) -> str | None:
         """Why this network cannot serve, or None: every parameter finite, and a blank image gives
         a probability vector (the check ``/readyz`` runs, and that a default version must pass)."""
-        bad = [key for key, value in self.params.items() if not np.all(np.isfinite(value))]
+        bad = self.non_finite_params()
         if bad:
             return f"parameters {', '.join(bad)} hold NaN or infinite values"
         probabilities = self.predict_proba(self.normalize(np.zeros((1, self.spec.input_size))))

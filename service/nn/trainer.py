@@ -135,7 +135,7 @@ def fit(
                 loss_sum += loss * len(idx)
                 correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
                 callback.on_batch_end(Progress(epoch, epochs, step, steps, loss))
-            overflowed = [key for key, value in network.params.items() if not np.all(np.isfinite(value))]
+            overflowed = network.non_finite_params()
             if overflowed:
                 raise TrainingDiverged(epoch, steps, f"parameters {', '.join(overflowed)} overflowed")
             val_accuracy = network.accuracy(*validation) if validation and len(validation[1]) else None
