@@ -61,6 +61,7 @@ class TrackedJob:
     def __init__(self, records: JobRecords, record: Record, patience: float) -> None:
         self.records, self.job_id, self.patience = records, record["id"], patience
         self.last = record
+        self.unreachable = False  # one warning per outage, not one per write
         self._lock = threading.Lock()
 
     def _update(self, change: Callable[[Record], None]) -> Record:
@@ -78,6 +79,9 @@ class TrackedJob:
                 log.error("job %s: its record vanished from the job store; restoring it", self.job_id)
                 self.records.restore(restored)
                 record = self.records.update(self.job_id, change)
+            if self.unreachable:
+                self.unreachable = False
+                log.info("job %s: the job store is reachable again", self.job_id)
             self.last = record
             return record
 
@@ -85,7 +89,11 @@ class TrackedJob:
         try:
             return self._update(change)
         except QueueUnavailable as exc:
-            log.warning("job %s: record not updated, the job store is unreachable: %s", self.job_id, exc)
+            if not self.unreachable:
+                self.unreachable = True
+                log.warning(
+                    "job %s: the job store is unreachable (%s); progress waits for it", self.job_id, exc
+                )
             return None
 
     def write_patiently(self, change: Callable[[Record], None]) -> Record:
@@ -134,21 +142,21 @@ class _JobCallback(Callback):
         self.progress: Progress | None = None
         self._last_write = 0.0
 
+    def record_progress(self, record: Record) -> None:
+        """Put where training stands, and the whole history, into ``record``: whatever writes were
+        missed while the job store was away are made good by the next one."""
+        progress = self.progress
+        record["progress"] = {
+            "epoch": progress.epoch,
+            "epochs": progress.epochs,
+            "step": progress.step,
+            "steps_per_epoch": progress.steps_per_epoch,
+            "percent": round(progress.percent, 2),
+        }
+        record["history"] = list(self.history)
+
     def _write_progress(self) -> None:
-        progress, history = self.progress, list(self.history)
-
-        def change(record: Record) -> None:
-            record["progress"] = {
-                "epoch": progress.epoch,
-                "epochs": progress.epochs,
-                "step": progress.step,
-                "steps_per_epoch": progress.steps_per_epoch,
-                "percent": round(progress.percent, 2),
-            }
-            # The whole history every time: a write missed during an outage is made good by the next.
-            record["history"] = history
-
-        self.job.write(change)
+        self.job.write(self.record_progress)
         self._last_write = time.monotonic()
 
     def on_batch_end(self, progress: Progress) -> None:
@@ -216,11 +224,13 @@ def run_job(
         record.update(status="running", started_at=now_iso(), worker=me, heartbeat_ts=time.time())
         record["attempts"] += 1
 
-    def still_mine(record: Record) -> None:
+    def claim_result(record: Record) -> None:
         # A worker stalled past stale_seconds may have been declared lost and its job requeued:
         # then the new run owns the job, and this one must not save a second model.
         if record["status"] != "running" or record["worker"] != me:
             raise _NotRunnable(f"{record['status']} (taken over from {me})")
+        # Training may have ended while the store was away: the last progress writes land here.
+        callback.record_progress(record)
 
     if stopping.is_set():
         # Delivered while this worker shuts down: the message is consumed, so send it round again.
@@ -244,8 +254,9 @@ def run_job(
             download=settings.allow_download,
             mirrors=settings.dataset_mirrors or None,
         )
-        result = train(request.config, dataset, _JobCallback(job, heartbeat.cancel, stopping))
-        job.write_patiently(still_mine)
+        callback = _JobCallback(job, heartbeat.cancel, stopping)
+        result = train(request.config, dataset, callback)
+        job.write_patiently(claim_result)
         store = ModelStore(settings.model_store)
         meta = store.save(
             request.target_model,

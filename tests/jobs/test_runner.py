@@ -237,3 +237,32 @@ def test_a_diverging_job_fails_with_the_epoch_and_saves_nothing(queue, job_setti
     record = queue.get(job_id)
     assert record["status"] == "failed" and "training diverged at epoch 1" in record["error"]
     assert not ModelStore(job_settings.model_store).versions("mnist")
+
+
+def test_progress_missed_during_an_outage_lands_with_the_result(queue, job_settings, monkeypatch):
+    import service.jobs.runner as runner
+    from service.errors import QueueUnavailable
+
+    job_id = _submit(queue, epochs=5)
+    records, away = queue.records, threading.Event()
+    real_update, real_train = records.update, runner.train
+
+    def update(job, change):
+        if away.is_set():
+            raise QueueUnavailable("job records unavailable: connection refused")
+        return real_update(job, change)
+
+    def train_while_the_store_is_away(*args, **kwargs):
+        away.set()  # from the first batch to the end of training no write reaches the store
+        try:
+            return real_train(*args, **kwargs)
+        finally:
+            away.clear()
+
+    monkeypatch.setattr(records, "update", update)
+    monkeypatch.setattr(runner, "train", train_while_the_store_is_away)
+    run_job(job_settings, records, job_id)
+    record = queue.get(job_id)
+    assert record["status"] == "succeeded" and record["attempts"] == 1
+    assert [h["epoch"] for h in record["history"]] == [1, 2, 3, 4, 5]
+    assert record["progress"]["percent"] == 100.0
