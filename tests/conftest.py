@@ -180,48 +180,14 @@ def free_redis_url() -> str:
 @pytest.fixture
 def server(store_dir, tmp_path, mnist5k_dir):
     """A real ``backprop serve`` (gunicorn, two workers, one training worker); yields (url, process)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+    from tests.processes import Service
 
-    import requests
-
-    port = free_port()
-    env = {
-        **os.environ,
-        "BACKPROP_PORT": str(port),
-        "BACKPROP_MODEL_STORE": str(store_dir),
-        "BACKPROP_STATE_DIR": str(tmp_path / "var"),
-        "BACKPROP_WORKERS": "2",
-        "BACKPROP_API_TOKEN": TOKEN,
-        "BACKPROP_DATA_DIR": str(mnist5k_dir),
-        "BACKPROP_WORKER_NICE": "0",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = (tmp_path / "server.log").open("w")  # a file, not a pipe: a full pipe would block the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            # The first /readyz loads the model: on a busy machine that can take seconds.
-            if requests.get(f"{base}/readyz", timeout=10).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("server did not become ready:\n" + (tmp_path / "server.log").read_text())
-    yield base, proc
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    log.close()
+    service = Service(tmp_path, model_store=store_dir, data_dir=mnist5k_dir)
+    try:  # whatever fails from here on, the service tree is stopped
+        service.start()
+        yield service.url, service.proc
+    finally:
+        service.close()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Real processes, servers and disks to break in the fault-injection tests."""
+"""Real processes, servers and disks for the tests: a ``backprop serve``, a Redis server, a small
+disk; the fault-injection tests also break them."""
 
 from __future__ import annotations
 
@@ -15,9 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port
+from tests.conftest import TOKEN, free_port
 
-TOKEN = "fault-injection-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -87,12 +87,21 @@ class Service:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Service:
-        log = self.log_path.open("a")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, 30, "service up")
+        """Start it and wait until it is ready (the first /readyz loads the model: on a busy machine
+        that takes seconds). Whoever calls this stops it with ``close`` or ``kill_all``, even when
+        it never became ready."""
+        # A file, not a pipe: a full pipe would block the server.
+        with self.log_path.open("a") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "service.cli", "serve"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_until(lambda: requests.get(f"{self.url}/readyz", timeout=10).ok, 60, "service ready")
+        except pytest.fail.Exception:
+            pytest.fail(f"backprop serve did not become ready; its log:\n{self.log()}")
         return self
 
     @property
@@ -114,6 +123,15 @@ class Service:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=timeout)
+
+    def close(self, timeout: float = 30) -> None:
+        """Stop it gracefully if it still runs, by force if that takes too long."""
+        if self.proc is None:
+            return
+        try:
+            self.stop(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_all()
 
     def kill_all(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.conftest import REPO
-from tests.jobs.faults import RedisServer, Service, alive, fill, partial_files, small_disk, wait_until
+from tests.processes import RedisServer, Service, alive, fill, partial_files, small_disk, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +30,8 @@ def service(tmp_path, store_dir, mnist5k_dir):
 
     def start(**settings) -> Service:
         options = {"model_store": store_dir, "data_dir": mnist5k_dir, **settings}
-        started.append(Service(tmp_path, **options).start())
-        return started[-1]
+        started.append(Service(tmp_path, **options))  # recorded first: killed even if it never comes up
+        return started[-1].start()
 
     yield start
     for svc in started:
@@ -43,8 +43,8 @@ def redis_servers(tmp_path):
     servers: list[RedisServer] = []
 
     def start(*, persistent: bool) -> RedisServer:
-        servers.append(RedisServer(tmp_path / f"redis-{len(servers)}", persistent=persistent).start())
-        return servers[-1]
+        servers.append(RedisServer(tmp_path / f"redis-{len(servers)}", persistent=persistent))
+        return servers[-1].start()
 
     yield start
     for server in servers:

@@ -12,6 +12,7 @@ from service.jobs.queue import JobQueue
 from service.jobs.schemas import TrainRequest
 from service.settings import Settings
 from service.store import ModelStore
+from tests.processes import partial_files
 
 pytestmark = pytest.mark.slow
 
@@ -114,13 +115,6 @@ def submit(queue: JobQueue, **fields) -> str:
     return queue.submit(TrainRequest(**fields))["id"]
 
 
-def assert_no_partial_files(settings: Settings) -> None:
-    root = settings.model_store
-    assert not [p for p in root.rglob(".tmp*")], "temporary files left behind"
-    for npz in root.rglob("*.npz"):
-        assert npz.with_suffix(".json").is_file(), f"{npz} has no sidecar"
-
-
 def test_lifecycle(backend):
     settings, queue, workers = backend
     workers.start()
@@ -145,7 +139,7 @@ def test_lifecycle(backend):
     assert queue.get(pending)["status"] == "queued"
     workers.start()
     assert wait_for(queue, pending, ["succeeded"])["result"]["version"] == 2
-    assert_no_partial_files(settings)
+    assert not partial_files(settings.model_store)
 
 
 def test_two_workers_share_four_jobs_each_exactly_once(shared_backend):
@@ -173,7 +167,7 @@ def test_a_killed_worker_is_noticed_and_the_other_keeps_working(shared_backend):
         "stopped reporting in" in failed["error"]
         and failed["lost_attempts"][0]["worker"] == running["worker"]
     )
-    assert_no_partial_files(settings)
+    assert not partial_files(settings.model_store)
     assert not ModelStore(settings.model_store).versions("digits")
     survivor = wait_for(queue, submit(queue, **QUICK, model="after"), ["succeeded"])
     assert survivor["worker"] != running["worker"]
