@@ -1,7 +1,9 @@
-# backprop-service: gunicorn on the app factory, as a non-root user, with the shipped model.
+# backprop-service: `backprop serve` (nginx before gunicorn on the app factory, and a training
+# worker), as a non-root user, with the shipped model.
 #   docker build -t backprop-service .
 #   docker run -p 8000:8000 -e BACKPROP_API_TOKEN=change-me -v models:/srv/model_store backprop-service
-# A training worker is the same image with another command: ... backprop-service backprop worker
+# The API alone: ... backprop-service backprop serve --no-worker
+# A training worker alone, same image: ... backprop-service backprop worker
 ARG PYTHON_IMAGE=python:3.11-slim
 
 # 1. Install the package and its runtime dependencies (no torch, no dev tools) into a venv.
@@ -15,9 +17,13 @@ RUN /opt/venv/bin/pip install "/src[redis]" \
  && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
-# 2. The base system without what a service never reads: docs, man pages, locales, system pip.
+# 2. The base system and nginx (the front that buffers slow clients), without what a service never
+#    reads: docs, man pages, locales, system pip, nginx's own site configuration.
 FROM ${PYTHON_IMAGE} AS runtime-root
-RUN rm -rf /usr/share/doc /usr/share/man /usr/share/info /usr/share/locale /usr/share/python-wheels \
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null \
+ && rm -rf /etc/nginx/sites-enabled /var/log/nginx/* \
+ && rm -rf /usr/share/doc /usr/share/man /usr/share/info /usr/share/locale /usr/share/python-wheels \
            /usr/lib/python3/dist-packages /var/cache/* /var/lib/apt/lists/* /root/.cache \
  && groupadd --system --gid 10001 backprop \
  && useradd --system --uid 10001 --gid 10001 --home-dir /srv --shell /usr/sbin/nologin backprop \
@@ -39,5 +45,5 @@ VOLUME ["/srv/model_store"]
 EXPOSE 8000
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 CMD ["backprop", "health"]
-# Listening on 0.0.0.0 needs BACKPROP_API_TOKEN (or BACKPROP_ALLOW_INSECURE=1): gunicorn refuses otherwise.
-CMD ["gunicorn", "-c", "python:service.gunicorn_conf", "service:create_app()"]
+# Listening on 0.0.0.0 needs BACKPROP_API_TOKEN (or BACKPROP_ALLOW_INSECURE=1): serve refuses otherwise.
+CMD ["backprop", "serve"]

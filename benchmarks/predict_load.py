@@ -1,9 +1,10 @@
-"""Load test of /predict with wrk, against a bare Flask JSON echo on the same gunicorn settings.
+"""Load test of /predict with wrk, against a bare Flask JSON echo served the same way.
 
-Starts gunicorn twice with ``service.gunicorn_conf`` (the service, then benchmarks/echo_app.py),
-drives each with wrk (Debian package ``wrk``) and prints one JSON object: single-image throughput
-and p50/p99 latency for both, their ratio, and batch throughput for 10,000-image requests as JSON
-and as raw bytes.
+Serves two apps as ``backprop serve`` does (nginx before gunicorn with ``service.gunicorn_conf``;
+no training worker): the service, then benchmarks/echo_app.py. Drives each with wrk (Debian
+package ``wrk``) and prints one JSON object: single-image throughput and p50/p99 latency for both,
+their ratio, how the service's requests spread over its gunicorn workers, and batch throughput for
+10,000-image requests as JSON and as raw bytes.
 
     python benchmarks/predict_load.py [--duration 10] [--connections 4]
 """
@@ -53,33 +54,64 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVE = (
+    "import sys; from service.serve import serve; from service.settings import Settings; "
+    "sys.exit(serve(Settings(), worker=False, app=sys.argv[1]))"
+)
+
+
 @contextlib.contextmanager
-def running(command: list[str], env: dict[str, str], ready_path: str = "/"):
-    """Run a server on ``BACKPROP_PORT`` until it answers ``ready_path`` below 500; SIGTERM it after."""
-    proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{env['BACKPROP_PORT']}"
-    deadline = time.monotonic() + 30
+def served(app: str, env: dict[str, str], workdir: Path):
+    """``app`` served like the service, on a free port, until it answers; stopped with SIGTERM after.
+    Yields its base URL and its Prometheus folder (the service's per-worker request counts)."""
+    port = free_port()
+    state = workdir / f"var-{port}"
+    env = {**env, "BACKPROP_PORT": str(port), "BACKPROP_STATE_DIR": str(state)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVE, app],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
     while True:
         try:
-            if requests.get(base + ready_path, timeout=1).status_code < 500:
+            if requests.get(base + "/healthz", timeout=1).status_code < 500:
                 break
         except requests.ConnectionError:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
-            raise RuntimeError(f"{' '.join(command)} did not start")
+            raise RuntimeError(f"{app} did not start")
         time.sleep(0.1)
     try:
-        yield base
+        yield base, state / "prometheus"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
 
 
-def gunicorn(app: str, env: dict[str, str], port: int):
-    """gunicorn with the service's settings, serving ``app``."""
-    command = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", app]
-    return running(command, {**env, "BACKPROP_PORT": str(port)})
+def requests_per_worker(metrics_dir: Path) -> dict[str, float]:
+    """HTTP requests each gunicorn worker has answered so far, from its Prometheus samples file."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    counts = {}
+    for path in sorted(metrics_dir.glob("counter_*.db")):
+        counts[path.stem.removeprefix("counter_")] = sum(
+            value
+            for key, value, *_ in MmapedDict.read_all_values_from_file(str(path))
+            if json.loads(key)[1] == "backprop_http_requests_total"
+        )
+    return counts
+
+
+def spread(before: dict[str, float], after: dict[str, float]) -> dict:
+    """Requests per worker between two readings, and the busiest worker's share of them."""
+    counts = sorted((after[pid] - before.get(pid, 0) for pid in after), reverse=True)
+    total = sum(counts)
+    return {"requests_per_worker": counts, "busiest_worker_share": counts[0] / total if total else None}
 
 
 def wrk(url: str, body: Path, content_type: str, *, duration: int, connections: int, workdir: Path) -> dict:
@@ -129,12 +161,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        env = {
-            **os.environ,
-            "BACKPROP_STATE_DIR": str(work / "var"),
-            "BACKPROP_MODEL_STORE": os.environ.get("BACKPROP_MODEL_STORE", str(REPO / "model_store")),
-        }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env["BACKPROP_MODEL_STORE"] = os.environ.get("BACKPROP_MODEL_STORE", str(REPO / "model_store"))
         digits = sample_digits(args.batch)
         single = work / "single.json"
         single.write_text(json.dumps({"pixels": digits[0].tolist()}))
@@ -145,20 +173,24 @@ def main() -> None:
         run = dict(duration=args.duration, workdir=work)
 
         with (
-            gunicorn("benchmarks.echo_app:create_app()", env, free_port()) as echo_base,
-            gunicorn("service:create_app()", env, free_port()) as base,
+            served("benchmarks.echo_app:create_app()", env, work) as (echo_base, _),
+            served("service:create_app()", env, work) as (base, metrics_dir),
         ):
-            # The machine's speed drifts: alternate short runs and keep each side's best.
+            # The machine's speed drifts: alternate short runs and keep each side's best. Every
+            # run of the service is kept for its spread over the workers, the worst one reported.
             echo_runs, predict_runs = [], []
             for _ in range(args.rounds):
                 echo_runs.append(
                     wrk(f"{echo_base}/echo", single, "application/json", connections=args.connections, **run)
                 )
+                before = requests_per_worker(metrics_dir)
                 predict_runs.append(
                     wrk(f"{base}/predict", single, "application/json", connections=args.connections, **run)
                 )
+                predict_runs[-1]["workers"] = spread(before, requests_per_worker(metrics_dir))
             echo = max(echo_runs, key=lambda r: r["requests_per_second"])
             predict = max(predict_runs, key=lambda r: r["requests_per_second"])
+            worst_spread = max(r["workers"]["busiest_worker_share"] or 1.0 for r in predict_runs)
             json_batch = wrk(f"{base}/predict", batch_json, "application/json", connections=2, **run)
             raw_batch = wrk(f"{base}/predict", batch_raw, "application/octet-stream", connections=2, **run)
 
@@ -174,8 +206,9 @@ def main() -> None:
                     "processor": platform.processor() or platform.machine(),
                     "python": platform.python_version(),
                 },
-                "gunicorn": {
-                    "workers": settings.workers,
+                "served_as": {
+                    "front": "nginx",
+                    "gunicorn_workers": settings.workers,
                     "threads": settings.threads,
                     "worker_class": "gthread",
                 },
@@ -185,6 +218,7 @@ def main() -> None:
                     "echo": echo,
                     "throughput_ratio_predict_over_echo": predict["requests_per_second"]
                     / echo["requests_per_second"],
+                    "busiest_worker_share_worst_round": worst_spread,
                 },
                 "batch": {
                     "images_per_request": args.batch,

@@ -275,10 +275,9 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from service.api.security import check_bind
-    from service.serve import serve
+    from service.serve import preflight, serve
 
-    check_bind(settings)  # refuse before announcing anything
+    preflight(settings)  # refuse before announcing anything
     where = f"http://{settings.host}:{settings.port}"
     print(f"serving on {where} (model store {settings.model_store})", file=sys.stderr)
     return serve(settings, worker=not args.no_worker)

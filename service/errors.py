@@ -10,6 +10,16 @@ import errno
 from typing import Any
 
 
+def error_document(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The one error shape of this API."""
+    return {"error": {"code": code, "message": message, "details": details or []}}
+
+
+def code_of(reason: str) -> str:
+    """The error code of an HTTP reason phrase: "Request Entity Too Large" -> request_entity_too_large."""
+    return reason.lower().replace(" ", "_").replace("'", "") or "http_error"
+
+
 class BackpropError(Exception):
     """Base class: a problem the user can act on, with a readable message."""
 

@@ -13,9 +13,8 @@ import sys
 
 from pydantic import ValidationError
 
-from service.api.security import check_bind
 from service.errors import UnsafeConfiguration
-from service.settings import Settings
+from service.settings import Settings, check_bind
 
 try:
     _settings = Settings()

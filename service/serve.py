@@ -1,17 +1,21 @@
-"""``backprop serve``: gunicorn and a supervised training worker as one service; ``backprop health``."""
+"""``backprop serve``: nginx, gunicorn and a supervised training worker as one service;
+``backprop health``."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
-from service.api.security import check_bind
-from service.settings import Settings
+from service.front import nginx_command, nginx_executable
+from service.settings import Settings, check_bind
 
 log = logging.getLogger(__name__)
 
@@ -76,41 +80,91 @@ class RestartingWorker:
         return self.proc.wait() if self.proc is not None else 0
 
 
-def serve(settings: Settings, *, worker: bool = True) -> int:
-    """Run gunicorn (and a training worker) until SIGTERM/SIGINT, or until gunicorn dies.
+def _wait_for_socket(path: Path, api: subprocess.Popen, timeout: float = 30.0) -> None:
+    # nginx starts once gunicorn listens: before, clients would get 502s instead of a refused
+    # connection (which every client retries).
+    deadline = time.monotonic() + timeout
+    while not path.exists() and api.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
 
-    The training worker is restarted whenever it dies; predictions never depend on it. When
-    gunicorn dies on its own, the service cannot go on: the worker is stopped and the exit status is
-    non-zero, so a restart-on-failure supervisor (systemd, Docker) restarts everything. A signal
-    stops both gracefully, and the exit status is gunicorn's (0).
+
+def preflight(settings: Settings) -> None:
+    """Refuse, before anything starts, what cannot run safely: an open public bind, a missing nginx."""
+    check_bind(settings)
+    if settings.front == "nginx":
+        nginx_executable(settings)
+
+
+def serve(settings: Settings, *, worker: bool = True, app: str | None = None) -> int:
+    """Run nginx, gunicorn (and a training worker) until SIGTERM/SIGINT, or until one of them dies.
+
+    nginx faces the clients and hands whole requests to gunicorn over a private socket (see
+    ``service.front``); with ``BACKPROP_FRONT=none`` gunicorn listens itself. The training worker is
+    restarted whenever it dies; predictions never depend on it. When nginx or gunicorn dies on its
+    own, the service cannot go on: everything stops and the exit status is non-zero, so a
+    restart-on-failure supervisor (systemd, Docker) restarts it all. A signal stops everything
+    gracefully, front first (requests already inside still get their answers), and the exit status
+    is gunicorn's (0). ``app`` serves another WSGI app than the service the same way (benchmarks
+    compare against one).
     """
-    check_bind(settings)  # say it here, plainly, before anything starts
-    api = _start(GUNICORN)
-    trainer = RestartingWorker(WORKER) if worker else None
+    gunicorn = [*GUNICORN, app] if app else GUNICORN
+    preflight(settings)  # say it here, plainly, before anything starts
+    with tempfile.TemporaryDirectory(prefix="backprop-") as runtime:
+        if settings.front == "nginx":
+            upstream = Path(runtime) / "api.sock"
+            front_command = nginx_command(settings, Path(runtime), upstream)  # no nginx: fail first
+            api = _start([*gunicorn, "--bind", f"unix:{upstream}"])
+            _wait_for_socket(upstream, api)
+            front = _start(front_command) if api.poll() is None else None
+        else:
+            api, front = _start(gunicorn), None
+        return _supervise(api, front, RestartingWorker(WORKER) if worker else None)
+
+
+def _supervise(
+    api: subprocess.Popen, front: subprocess.Popen | None, trainer: RestartingWorker | None
+) -> int:
     stopping: list[int] = []
 
     def forward(signum, _frame):
         if stopping:
-            return  # a second signal would cut gunicorn's graceful shutdown short
+            return  # a second signal would cut the graceful shutdown short
         stopping.append(signum)
-        if api.poll() is None:
-            api.send_signal(signum)
+        if front is not None and front.poll() is None:
+            front.send_signal(signal.SIGQUIT)  # nginx: graceful; gunicorn follows once it is done
         if trainer is not None:
             trainer.stop()
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    while api.poll() is None:
+    api_signalled = False
+    while api.poll() is None and (stopping or front is None or front.poll() is None):
+        if stopping and not api_signalled and (front is None or front.poll() is not None):
+            # Only now: requests nginx had already read still reach a worker.
+            api.send_signal(signal.SIGTERM)
+            api_signalled = True
         if trainer is not None:
             trainer.check()
         time.sleep(0.2)
+    status = 0
     if not stopping:
-        log.error("gunicorn exited with status %s; stopping the training worker", api.returncode)
+        died, status = ("gunicorn", api.returncode) if api.poll() is not None else ("nginx", front.returncode)
+        log.error("%s exited with status %s; stopping the rest of the service", died, status)
+        for proc in (front, api):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         if trainer is not None:
             trainer.stop()
+    for proc in (front, api):
+        if proc is not None:
+            proc.wait()
+    if front is not None:
+        # A killed nginx master leaves its workers behind, still listening: they share its group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(front.pid, signal.SIGKILL)
     if trainer is not None:
         trainer.wait()
-    return api.returncode if stopping else (api.returncode or 1)
+    return api.returncode if stopping else (status or 1)
 
 
 def readiness(settings: Settings, *, url: str | None = None, timeout: float = 5.0) -> tuple[bool, str]:

@@ -5,11 +5,14 @@ Code never reads the environment itself; it receives a ``Settings`` (tests build
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.errors import UnsafeConfiguration
 
 API_TOKEN_MIN_LENGTH = 16
 
@@ -25,8 +28,14 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Field(Path("./var"), description="job queue, job records and metrics files")
-    host: str = Field("127.0.0.1", description="address gunicorn binds to")
+    host: str = Field("127.0.0.1", description="address the service listens on")
     port: int = Field(8000, ge=1, le=65535)
+    front: Literal["nginx", "none"] = Field(
+        "nginx",
+        description="what `backprop serve` puts before gunicorn: nginx (reads whole requests first, "
+        "so slow clients cost only a connection) or none (only behind your own buffering proxy)",
+    )
+    nginx: str = Field("nginx", description="the nginx executable (a name on PATH or a path)")
     workers: int = Field(2, ge=1, le=64, description="gunicorn worker processes")
     threads: int = Field(2, ge=1, le=64, description="threads per gunicorn worker")
     api_token: SecretStr | None = Field(None, description="bearer token for model-changing endpoints")
@@ -82,3 +91,26 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings, host: str | None = None) -> None:
+    """Refuse a non-loopback listening address while model-changing endpoints are open to anyone.
+
+    A configuration rule, not an HTTP one: ``backprop serve``, the gunicorn master and the CLI apply
+    it before anything listens."""
+    host = host or settings.host
+    if is_loopback(host) or settings.api_token is not None or settings.allow_insecure:
+        return
+    raise UnsafeConfiguration(
+        f"refusing to listen on {host} with model-changing endpoints open: set BACKPROP_API_TOKEN, "
+        "or BACKPROP_ALLOW_INSECURE=1 to accept the risk, or bind to 127.0.0.1"
+    )

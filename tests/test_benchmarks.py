@@ -58,6 +58,11 @@ def test_predict_load_reports_single_and_batch_figures():
         assert single[side]["requests"] > 0 and single[side]["errors"] == 0 and single[side]["non_2xx"] == 0
         assert 0 < single[side]["p50_ms"] <= single[side]["p99_ms"]
     assert single["throughput_ratio_predict_over_echo"] > 0
+    workers = single["predict"]["workers"]  # nginx before gunicorn, like backprop serve
+    assert len(workers["requests_per_worker"]) == 2
+    # wrk does not count the requests still in flight when it stops
+    assert 0 <= sum(workers["requests_per_worker"]) - single["predict"]["requests"] <= 2
+    assert 0.5 <= single["busiest_worker_share_worst_round"] <= 1.0
     for kind in ("json", "raw_bytes"):
         assert result["batch"][kind]["non_2xx"] == 0 and result["batch"][kind]["images_per_second"] > 0
 

@@ -6,6 +6,7 @@ machines of this project, where ``container-setup`` provides the base image).
 
 import json
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -62,7 +63,7 @@ def test_image_is_small_non_root_and_self_checking(image, capsys):
     )[0]
     config = details["Config"]
     assert config["User"].startswith("10001")
-    assert config["Cmd"][0] == "gunicorn" and config["Cmd"][-1] == "service:create_app()"
+    assert config["Cmd"] == ["backprop", "serve"]  # nginx before gunicorn, and a training worker
     healthcheck = config.get("Healthcheck") or details.get("Healthcheck")  # docker / podman
     assert healthcheck["Test"] == ["CMD", "backprop", "health"]
     assert "/srv/model_store" in config["Volumes"]
@@ -121,6 +122,17 @@ def test_container_serves_and_stops_cleanly_on_sigterm(image):
         assert ready.json()["model"] == {"name": "mnist", "version": 1}
         answer = requests.post(f"{base}/predict", json={"pixels": [0] * 784}, timeout=10).json()
         assert answer["model"]["name"] == "mnist" and len(answer["predictions"][0]["probabilities"]) == 10
+        # nginx faces clients: half-sent requests do not hold up the others.
+        stalled = []
+        for _ in range(20):
+            stalled.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            stalled[-1].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        healthz = requests.get(f"{base}/healthz", timeout=5)
+        assert healthz.status_code == 200 and time.monotonic() - started < 1.0
+        assert healthz.headers["Server"] == "nginx"
+        for conn in stalled:
+            conn.close()
         health = subprocess.run([*engine, "exec", name, "backprop", "health"], capture_output=True, text=True)
         assert health.returncode == 0
         assert requests.put(f"{base}/models/mnist/default", json={"version": 1}, timeout=5).status_code == 401

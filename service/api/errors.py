@@ -16,19 +16,9 @@ from flask import Flask, Response, g, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from service.errors import BackpropError, TooManyJobs
+from service.errors import BackpropError, TooManyJobs, code_of, error_document
 
 log = logging.getLogger(__name__)
-
-
-def error_document(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The one error shape of this API."""
-    return {"error": {"code": code, "message": message, "details": details or []}}
-
-
-def code_of(reason: str) -> str:
-    """The error code of an HTTP reason phrase: "Request Entity Too Large" -> request_entity_too_large."""
-    return reason.lower().replace(" ", "_").replace("'", "") or "http_error"
 
 
 def error_response(

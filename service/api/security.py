@@ -1,15 +1,13 @@
-"""Bearer-token protection of model-changing endpoints, and refusing unsafe binds."""
+"""Bearer-token protection of model-changing endpoints."""
 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from functools import wraps
 
 from flask import current_app, request
 
-from service.errors import Unauthorized, UnsafeConfiguration
-from service.settings import Settings
+from service.errors import Unauthorized
 
 BEARER_SECURITY = [{"bearer": []}]
 
@@ -34,23 +32,3 @@ def require_token(view):
         return view(*args, **kwargs)
 
     return wrapper
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(settings: Settings, host: str | None = None) -> None:
-    """Refuse a non-loopback bind while model-changing endpoints are open to anyone."""
-    host = host or settings.host
-    if is_loopback(host) or settings.api_token is not None or settings.allow_insecure:
-        return
-    raise UnsafeConfiguration(
-        f"refusing to listen on {host} with model-changing endpoints open: set BACKPROP_API_TOKEN, "
-        "or BACKPROP_ALLOW_INSECURE=1 to accept the risk, or bind to 127.0.0.1"
-    )

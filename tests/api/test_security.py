@@ -1,8 +1,7 @@
 import pytest
 
-from service.api.security import check_bind, is_loopback
 from service.errors import UnsafeConfiguration
-from service.settings import Settings
+from service.settings import Settings, check_bind, is_loopback
 from tests.conftest import TOKEN
 
 

@@ -1,0 +1,142 @@
+"""The front of ``backprop serve``: nginx before gunicorn, so that slow clients cost only themselves.
+
+gunicorn's workers read a request in one of their few threads: a client that sends half its headers
+and stalls holds that thread, and a handful of them stop the API. gunicorn's own documentation asks
+for a buffering proxy in front of it, and nginx is the one it names. nginx holds each client
+connection (thousands, in one event loop) until the request is complete, within its size and time
+limits, and only then hands it to gunicorn over a private Unix socket, one connection per request.
+Every gunicorn worker competes for those connections as soon as it is free, so the load spreads over
+the workers instead of sticking to whichever one accepted a client's keep-alive connection.
+
+nginx's own refusals (a body over the limit, a malformed request, headers too large, gunicorn not
+answering) answer in the API's one error shape, like everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import resource
+import shutil
+from pathlib import Path
+
+from service.errors import UnsafeConfiguration, code_of, error_document
+from service.settings import Settings
+
+# Seconds. A client has this long to send its headers, and at most this long between two reads of
+# its body or of the answer; then nginx closes its connection.
+CLIENT_TIMEOUT = 15
+KEEPALIVE_TIMEOUT = 5  # like gunicorn's
+UPSTREAM_TIMEOUT = 90  # gunicorn stops a worker stuck for 60 s (its timeout) and answers with 500
+SHUTDOWN_SECONDS = 10  # a graceful stop waits this long for connections still busy
+HEADER_BUFFER = "8k"  # the request line and each header line; four of them for all the headers
+TEMP_FOLDERS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")  # nginx checks all five at start
+
+
+class FrontUnavailable(UnsafeConfiguration):
+    """nginx is asked for but cannot be found."""
+
+    code = "front_unavailable"
+
+
+def nginx_executable(settings: Settings) -> str:
+    """The nginx to run: ``BACKPROP_NGINX`` as a path, or found on PATH or in the sbin folders
+    (which a non-root user's PATH often lacks)."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+    found = shutil.which(settings.nginx, path=search)
+    if found is None:
+        raise FrontUnavailable(
+            f"nginx not found ({settings.nginx!r}): backprop serve puts nginx before gunicorn so that "
+            "slow clients cannot stall the API. Install it (Debian/Ubuntu: apt-get install nginx-light; "
+            "macOS: brew install nginx), point BACKPROP_NGINX at it, or set BACKPROP_FRONT=none to let "
+            "gunicorn face clients itself (only behind your own buffering proxy)"
+        )
+    return found
+
+
+ERROR_PATH = "/_backprop/error/"  # internal: no client request reaches it
+
+
+def _error_pages(settings: Settings) -> str:
+    """nginx's refusals in the API's error shape. A page is a URI, not a named location: a request
+    whose request line could not be parsed has no URI, and nginx then cannot reach a named one."""
+    max_body = f"{settings.max_body_bytes:,}"
+    pages = [  # (nginx's status, the status and reason clients get, the message)
+        (400, 400, "Bad Request", "malformed request: the request line, headers or chunked body"),
+        (408, 408, "Request Timeout", f"the request did not arrive within {CLIENT_TIMEOUT} s"),
+        (413, 413, "Request Entity Too Large", f"the body is over {max_body} bytes (BACKPROP_MAX_BODY_MB)"),
+        (414, 414, "URI Too Long", f"the request line is longer than {HEADER_BUFFER}B"),
+        # nginx's own status for headers too large is 494, which clients see as 400: say 431, as
+        # gunicorn does.
+        (494, 431, "Request Header Fields Too Large", f"a header over {HEADER_BUFFER}B, or all over 4x that"),
+        (500, 500, "Internal Server Error", "the front failed (is its temporary folder full?)"),
+        (502, 502, "Bad Gateway", "no API process answered; if this lasts, see the service log"),
+        (504, 504, "Gateway Timeout", f"the API did not answer within {UPSTREAM_TIMEOUT} s"),
+    ]
+    config = ""
+    for status, answer_as, reason, message in pages:
+        body = json.dumps(error_document(code_of(reason), message))
+        assert "'" not in body and "$" not in body  # nginx string syntax: no quote, no variable
+        config += (
+            f"        error_page {status} ={answer_as} {ERROR_PATH}{status};\n"
+            f"        location = {ERROR_PATH}{status} {{\n"
+            "            internal;\n"
+            "            default_type application/json;\n"
+            f"            return {answer_as} '{body}';\n"
+            "        }\n"
+        )
+    return config
+
+
+def nginx_config(settings: Settings, runtime: Path, upstream: Path) -> str:
+    """The whole configuration: nothing from /etc/nginx is read, every file lives in ``runtime``."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    temp = "".join(f"    {kind}_temp_path {runtime / kind};\n" for kind in TEMP_FOLDERS)
+    # Workers of a root master would switch to "nobody", who cannot reach the private socket.
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
+    # Each client costs a connection and, while its request runs, another one to gunicorn.
+    connections = max(256, min(16384, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 64))
+    return f"""# Written by backprop serve at start; edits are lost.
+daemon off;
+{user}worker_processes 1;
+worker_shutdown_timeout {SHUTDOWN_SECONDS}s;
+pid {runtime / "nginx.pid"};
+error_log stderr warn;
+events {{
+    worker_connections {connections};
+}}
+http {{
+    access_log off;
+    server_tokens off;
+{temp}    client_max_body_size {settings.max_body_bytes};
+    client_body_buffer_size 1m;
+    client_header_timeout {CLIENT_TIMEOUT}s;
+    client_body_timeout {CLIENT_TIMEOUT}s;
+    send_timeout {CLIENT_TIMEOUT}s;
+    keepalive_timeout {KEEPALIVE_TIMEOUT}s;
+    large_client_header_buffers 4 {HEADER_BUFFER};
+    upstream gunicorn {{
+        server unix:{upstream};
+    }}
+    server {{
+        listen {host}:{settings.port};
+        location / {{
+            proxy_pass http://gunicorn;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_read_timeout {UPSTREAM_TIMEOUT}s;
+        }}
+{_error_pages(settings)}    }}
+}}
+"""
+
+
+def nginx_command(settings: Settings, runtime: Path, upstream: Path) -> list[str]:
+    """Write the configuration into ``runtime`` (a private folder) and return the command to run."""
+    for kind in TEMP_FOLDERS:
+        (runtime / kind).mkdir(exist_ok=True)
+    config = runtime / "nginx.conf"
+    config.write_text(nginx_config(settings, runtime, upstream))
+    return [nginx_executable(settings), "-p", str(runtime), "-e", "stderr", "-c", str(config)]

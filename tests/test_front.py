@@ -1,0 +1,142 @@
+"""nginx before gunicorn: its configuration, and what it is there for, tried with real processes:
+stalled clients cost only themselves, the load spreads over the workers, its death stops serve."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from service.errors import UnsafeConfiguration
+from service.front import FrontUnavailable, nginx_command, nginx_config, nginx_executable
+from service.settings import Settings
+from tests.processes import Service, alive, children, in_group
+
+STALLED_CLIENTS = 100
+
+
+def _settings(tmp_path: Path, **overrides) -> Settings:
+    return Settings(state_dir=tmp_path / "var", model_store=tmp_path / "store", **overrides)
+
+
+def test_the_configuration_is_valid_for_nginx_and_holds_the_limits(tmp_path):
+    settings = _settings(tmp_path, port=8123, max_body_mb=2)
+    command = nginx_command(settings, tmp_path, tmp_path / "api.sock")
+    checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    config = (tmp_path / "nginx.conf").read_text()
+    assert "listen 127.0.0.1:8123;" in config and f"server unix:{tmp_path / 'api.sock'};" in config
+    assert f"client_max_body_size {2 * 1024 * 1024};" in config
+    # Every refusal of nginx's own answers in the API's error shape, 494 as 431.
+    bodies = [json.loads(line.split("'")[1]) for line in config.splitlines() if "return " in line]
+    assert len(bodies) == 8 and all(set(body["error"]) == {"code", "message", "details"} for body in bodies)
+    assert "error_page 494 =431" in config
+
+
+def test_an_ipv6_address_is_bracketed(tmp_path):
+    assert "listen [::1]:8000;" in nginx_config(_settings(tmp_path, host="::1"), tmp_path, tmp_path / "s")
+
+
+def test_a_missing_nginx_is_a_clear_configuration_error(tmp_path):
+    with pytest.raises(FrontUnavailable) as caught:
+        nginx_executable(_settings(tmp_path, nginx="no-such-nginx"))
+    assert isinstance(caught.value, UnsafeConfiguration)
+    assert "BACKPROP_FRONT=none" in caught.value.message and "apt-get install nginx" in caught.value.message
+
+
+@pytest.mark.slow
+def test_serve_without_nginx_stops_before_anything_listens(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKPROP_")}
+    env.update(BACKPROP_NGINX=str(tmp_path / "nginx"), BACKPROP_STATE_DIR=str(tmp_path / "var"))
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1 and "nginx not found" in result.stderr
+    assert "serving on" not in result.stderr and not (tmp_path / "var").exists()
+
+
+def _stall(port: int, opening: bytes) -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+    conn.sendall(opening)
+    return conn
+
+
+@pytest.mark.slow
+def test_stalled_clients_cost_only_themselves(server):
+    base, _ = server
+    port = int(base.rsplit(":", 1)[1])
+    openings = [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n",  # headers never finished
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 9000\r\n\r\n{",  # body never finished
+        b"",  # connected, silent
+    ]
+    stalled = [_stall(port, openings[i % len(openings)]) for i in range(STALLED_CLIENTS)]
+    try:
+        time.sleep(1)  # time for a server that reads in its workers to tie them all up
+        slowest = 0.0
+        for _ in range(20):
+            started = time.monotonic()
+            assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
+            slowest = max(slowest, time.monotonic() - started)
+        assert slowest < 1.0
+        answer = requests.post(f"{base}/predict", json={"pixels": [0] * 784}, timeout=5)
+        assert answer.status_code == 200
+    finally:
+        for conn in stalled:
+            conn.close()
+
+
+def _worker_requests(metrics_dir: Path) -> dict[str, float]:
+    from benchmarks.predict_load import requests_per_worker
+
+    return requests_per_worker(metrics_dir)
+
+
+@pytest.mark.slow
+def test_keep_alive_clients_spread_over_the_workers(tmp_path, store_dir):
+    service = Service(tmp_path, model_store=store_dir).start()
+    try:
+        metrics_dir = Path(service.env["BACKPROP_STATE_DIR"]) / "prometheus"
+        before = _worker_requests(metrics_dir)
+
+        def client():
+            with requests.Session() as session:  # one keep-alive connection each, as wrk keeps them
+                for _ in range(40):
+                    session.post(f"{service.url}/predict", json={"pixels": [0] * 784}, timeout=10)
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        after = _worker_requests(metrics_dir)
+        counts = [after[pid] - before.get(pid, 0) for pid in after]
+        assert sum(counts) == 8 * 40 and len(counts) == 2
+        assert min(counts) >= 0.2 * sum(counts), counts
+    finally:
+        service.close()
+
+
+@pytest.mark.slow
+def test_when_nginx_dies_serve_stops_everything_and_fails(tmp_path, store_dir):
+    service = Service(tmp_path, model_store=store_dir).start()
+    try:
+        tree = children(service.proc.pid)
+        nginx = next(pid for pid, cmd in tree if cmd.startswith("nginx") or "/nginx " in cmd)
+        runtime = next(Path(cmd.split(" -p ")[1].split()[0]) for pid, cmd in tree if pid == nginx)
+        assert (runtime / "api.sock").exists()
+        os.kill(nginx, signal.SIGKILL)
+        assert service.proc.wait(timeout=60) != 0
+        assert not any(alive(pid) for pid, _ in tree)
+        assert not in_group(nginx)  # nor nginx's own workers, orphaned by their master's death
+        assert not runtime.exists()  # the private folder (socket, configuration) goes with it
+        assert "nginx exited" in service.log()
+    finally:
+        service.close()
