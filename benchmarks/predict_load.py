@@ -29,21 +29,33 @@ import numpy as np
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+JSON, RAW = "application/json", "application/octet-stream"
 
-# wrk prints this JSON line from its done() hook (latency in microseconds).
+# Cycles through the request bodies given (one per request, in turn); prints one JSON line from
+# its done() hook (latency in microseconds).
 LUA = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "%(content_type)s"
-local f = assert(io.open("%(body)s", "rb"))
-wrk.body = f:read("*a")
-f:close()
+local bodies = {%(bodies)s}
+local prepared = {}
+init = function(args)
+  for i, body in ipairs(bodies) do
+    local f = assert(io.open(body[1], "rb"))
+    prepared[i] = wrk.format("POST", nil, {["Content-Type"] = body[2]}, f:read("*a"))
+    f:close()
+  end
+end
+local sent = 0
+request = function()
+  sent = sent + 1
+  return prepared[(sent - 1) %% #prepared + 1]
+end
 done = function(summary, latency, requests)
+  local e = summary.errors
   io.write(string.format('RESULT {"requests": %%d, "seconds": %%f, "errors": %%d, "non_2xx": %%d, ' ..
+    '"socket_errors": {"connect": %%d, "read": %%d, "write": %%d, "timeout": %%d}, ' ..
     '"p50_ms": %%f, "p90_ms": %%f, "p99_ms": %%f, "max_ms": %%f}\\n',
-    summary.requests, summary.duration / 1e6,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    summary.errors.status, latency:percentile(50) / 1000, latency:percentile(90) / 1000,
-    latency:percentile(99) / 1000, latency.max / 1000))
+    summary.requests, summary.duration / 1e6, e.connect + e.read + e.write + e.timeout, e.status,
+    e.connect, e.read, e.write, e.timeout, latency:percentile(50) / 1000,
+    latency:percentile(90) / 1000, latency:percentile(99) / 1000, latency.max / 1000))
 end
 """
 
@@ -114,27 +126,14 @@ def spread(before: dict[str, float], after: dict[str, float]) -> dict:
     return {"requests_per_worker": counts, "busiest_worker_share": counts[0] / total if total else None}
 
 
-def wrk(url: str, body: Path, content_type: str, *, duration: int, connections: int, workdir: Path) -> dict:
-    script = workdir / f"{body.stem}.lua"
-    script.write_text(LUA % {"content_type": content_type, "body": body})
+def wrk(url: str, bodies: list[tuple[Path, str]], *, duration: int, connections: int, workdir: Path) -> dict:
+    """POST ``bodies`` (file, content type), in turn, for ``duration`` seconds; wrk's figures."""
+    script = workdir / f"{bodies[0][0].stem}-{len(bodies)}.lua"
+    listed = ", ".join(f'{{"{path}", "{content_type}"}}' for path, content_type in bodies)
+    script.write_text(LUA % {"bodies": listed})
+    command = ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{duration}s"]
     out = subprocess.run(
-        [
-            "wrk",
-            "-t",
-            str(min(2, connections)),
-            "-c",
-            str(connections),
-            "-d",
-            f"{duration}s",
-            "--timeout",
-            "30s",
-            "-s",
-            str(script),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+        [*command, "--timeout", "30s", "-s", str(script), url], capture_output=True, text=True, check=True
     ).stdout
     result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
     result["requests_per_second"] = result["requests"] / result["seconds"]
@@ -181,18 +180,18 @@ def main() -> None:
             echo_runs, predict_runs = [], []
             for _ in range(args.rounds):
                 echo_runs.append(
-                    wrk(f"{echo_base}/echo", single, "application/json", connections=args.connections, **run)
+                    wrk(f"{echo_base}/echo", [(single, JSON)], connections=args.connections, **run)
                 )
                 before = requests_per_worker(metrics_dir)
                 predict_runs.append(
-                    wrk(f"{base}/predict", single, "application/json", connections=args.connections, **run)
+                    wrk(f"{base}/predict", [(single, JSON)], connections=args.connections, **run)
                 )
                 predict_runs[-1]["workers"] = spread(before, requests_per_worker(metrics_dir))
             echo = max(echo_runs, key=lambda r: r["requests_per_second"])
             predict = max(predict_runs, key=lambda r: r["requests_per_second"])
             worst_spread = max(r["workers"]["busiest_worker_share"] or 1.0 for r in predict_runs)
-            json_batch = wrk(f"{base}/predict", batch_json, "application/json", connections=2, **run)
-            raw_batch = wrk(f"{base}/predict", batch_raw, "application/octet-stream", connections=2, **run)
+            json_batch = wrk(f"{base}/predict", [(batch_json, JSON)], connections=2, **run)
+            raw_batch = wrk(f"{base}/predict", [(batch_raw, RAW)], connections=2, **run)
 
     from service.settings import Settings
 

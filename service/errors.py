@@ -178,7 +178,14 @@ class NotReady(BackpropError):
 
 
 class UnsafeConfiguration(BackpropError):
-    """The service would start in a way that exposes model-changing endpoints."""
+    """The service would start unsafely: model-changing endpoints open to anyone, or no front to
+    keep slow clients from stalling it."""
 
     code = "unsafe_configuration"
     status = 500
+
+
+class FrontUnavailable(UnsafeConfiguration):
+    """``backprop serve`` is to put nginx before gunicorn, and there is no nginx."""
+
+    code = "front_unavailable"

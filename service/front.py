@@ -9,7 +9,8 @@ Every gunicorn worker competes for those connections as soon as it is free, so t
 the workers instead of sticking to whichever one accepted a client's keep-alive connection.
 
 nginx's own refusals (a body over the limit, a malformed request, headers too large, gunicorn not
-answering) answer in the API's one error shape, like everything else.
+answering) answer in the API's one error shape, like everything else. A prediction whose worker
+dies under it is sent once more, to another worker.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import resource
 import shutil
 from pathlib import Path
 
-from service.errors import UnsafeConfiguration, code_of, error_document
+from service.errors import FrontUnavailable, code_of, error_document
 from service.settings import Settings
 
 # Seconds. A client has this long to send its headers, and at most this long between two reads of
@@ -32,12 +33,6 @@ UPSTREAM_TIMEOUT = 90  # gunicorn stops a worker stuck for 60 s (its timeout) an
 SHUTDOWN_SECONDS = 10  # a graceful stop waits this long for connections still busy
 HEADER_BUFFER = "8k"  # the request line and each header line; four of them for all the headers
 TEMP_FOLDERS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")  # nginx checks all five at start
-
-
-class FrontUnavailable(UnsafeConfiguration):
-    """nginx is asked for but cannot be found."""
-
-    code = "front_unavailable"
 
 
 def nginx_executable(settings: Settings) -> str:
@@ -89,6 +84,16 @@ def _error_pages(settings: Settings) -> str:
     return config
 
 
+_PROXY = f"""\
+            proxy_pass http://gunicorn;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_read_timeout {UPSTREAM_TIMEOUT}s;
+            proxy_next_upstream_tries 2;
+"""
+
+
 def nginx_config(settings: Settings, runtime: Path, upstream: Path) -> str:
     """The whole configuration: nothing from /etc/nginx is read, every file lives in ``runtime``."""
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
@@ -116,18 +121,24 @@ http {{
     send_timeout {CLIENT_TIMEOUT}s;
     keepalive_timeout {KEEPALIVE_TIMEOUT}s;
     large_client_header_buffers 4 {HEADER_BUFFER};
+    # The same socket twice: a request whose worker died under it (killed, out of memory) has a
+    # "next" server to go to, which is any live worker. max_fails=0: never set a peer aside.
     upstream gunicorn {{
-        server unix:{upstream};
+        server unix:{upstream} max_fails=0;
+        server unix:{upstream} max_fails=0;
     }}
     server {{
         listen {host}:{settings.port};
         location / {{
-            proxy_pass http://gunicorn;
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_read_timeout {UPSTREAM_TIMEOUT}s;
+{_PROXY}        }}
+        # A prediction changes nothing: safe to send again, unlike a POST in general.
+        location = /predict {{
+{_PROXY}            proxy_next_upstream error timeout non_idempotent;
         }}
+        # nginx refuses TRACE itself, without the Allow header a 405 needs: the app answers it.
+        error_page 405 = @api;
+        location @api {{
+{_PROXY}        }}
 {_error_pages(settings)}    }}
 }}
 """

@@ -31,6 +31,9 @@ workers = _settings.workers
 threads = _settings.threads
 worker_class = "gthread"  # keep-alive connections; prediction releases the GIL in NumPy
 keepalive = 5
+# As long as nginx's request-line buffer (service.front): whichever faces clients, the same
+# requests pass, and /predict's and /jobs' query strings get room.
+limit_request_line = 8190
 timeout = 60
 graceful_timeout = 20
 wsgi_app = "service:create_app()"

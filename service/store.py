@@ -55,6 +55,7 @@ ModelName = Annotated[
         description="model name, e.g. mnist: lowercase letters, digits, '.', '_', '-' (no '..')",
     ),
 ]
+MAX_VERSION = 2**31 - 1  # far beyond any store; the bound keeps the documented integers finite
 log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(NAME_PATTERN)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.data import Dataset, stratified_split
+from service.json_types import json_int
 from service.nn import MLP, Callback, EpochRecord, ModelSpec, Normalization, fit, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -23,15 +24,16 @@ log = logging.getLogger(__name__)
 
 class TrainingConfig(BaseModel):
     """Hyperparameters of one training run. Numbers and booleans are strict: ``"yes"`` is no bool and
-    ``true`` no epoch count (integers still pass where a float is asked for)."""
+    ``true`` no epoch count; integers pass where a float is asked for, and integral numbers (``30.0``)
+    where an integer is, as in JSON."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    hidden: tuple[Annotated[int, Field(ge=1, le=4096, strict=True)], ...] = Field(
+    hidden: tuple[json_int(ge=1, le=4096), ...] = Field(
         (512, 256), min_length=1, max_length=8, description="hidden layer sizes, input to output"
     )
-    epochs: int = Field(30, ge=1, le=500, strict=True)
-    batch_size: int = Field(256, ge=1, le=8192, strict=True)
+    epochs: json_int(ge=1, le=500) = 30
+    batch_size: json_int(ge=1, le=8192) = 256
     optimizer: Literal["sgd", "momentum", "adam"] = "adam"
     learning_rate: float = Field(2e-3, gt=0, le=10, strict=True)
     momentum: float = Field(0.9, ge=0, lt=1, description="for the momentum optimizer", strict=True)
@@ -39,10 +41,10 @@ class TrainingConfig(BaseModel):
     lr_schedule: Literal["constant", "cosine"] = "cosine"
     weight_init: Literal["he", "gaussian"] = "he"
     init_std: float = Field(0.01, gt=0, le=1, description="std of the gaussian init", strict=True)
-    seed: int = Field(0, ge=0, lt=2**32, strict=True)
+    seed: json_int(ge=0, lt=2**32) = 0
     validation_split: float = Field(0.1, ge=0, le=0.5, strict=True)
     augment: bool = Field(True, description="random shifts of up to augment_shift pixels", strict=True)
-    augment_shift: int = Field(1, ge=1, le=4, strict=True)
+    augment_shift: json_int(ge=1, le=4) = 1
 
     def multiply_adds(self, input_size: int = 784, num_classes: int = 10) -> int:
         """Multiply-adds of one image through the network, times epochs: the job's cost per image."""

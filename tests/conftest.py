@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,43 @@ from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token-0123456789"  # BACKPROP_API_TOKEN must be at least 16 characters
+
+
+class Robustness:
+    """What the fault, fuzz and load tests did and saw, printed as one JSON summary after the run."""
+
+    def __init__(self) -> None:
+        self.sections: dict[str, dict] = {}
+        self.faults: Counter[str] = Counter()
+
+    def fault(self, what: str) -> None:
+        """Count a fault as it is injected (a real kill, stop, fill or restart)."""
+        self.faults[what] += 1
+
+    def record(self, section: str, **figures) -> None:
+        self.sections[section] = figures
+
+    def summary(self) -> dict:
+        return {**self.sections, "faults_injected": dict(sorted(self.faults.items()))}
+
+
+_ROBUSTNESS = pytest.StashKey[Robustness]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_ROBUSTNESS] = Robustness()
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    robustness = config.stash[_ROBUSTNESS]
+    if robustness.sections or robustness.faults:
+        terminalreporter.write_sep("-", "robustness summary")
+        terminalreporter.write_line(json.dumps(robustness.summary(), indent=2))
+
+
+@pytest.fixture(scope="session")
+def robustness(request) -> Robustness:
+    return request.config.stash[_ROBUSTNESS]
 
 
 def _mnist5k() -> Path | None:

@@ -80,7 +80,8 @@ def in_group(group: int) -> list[int]:
 class Service:
     """``backprop serve`` (gunicorn, two workers, one training worker) on a free loopback port."""
 
-    def __init__(self, tmp_path: Path, **settings: object) -> None:
+    def __init__(self, tmp_path: Path, *, worker: bool = True, **settings: object) -> None:
+        self.command = [sys.executable, "-m", "service.cli", "serve", *([] if worker else ["--no-worker"])]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / f"serve-{self.port}.log"
@@ -106,7 +107,7 @@ class Service:
         # A file, not a pipe: a full pipe would block the server.
         with self.log_path.open("a") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "service.cli", "serve"],
+                self.command,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from service.errors import UnsafeConfiguration
-from service.front import FrontUnavailable, nginx_command, nginx_config, nginx_executable
+from service.errors import FrontUnavailable, UnsafeConfiguration
+from service.front import nginx_command, nginx_config, nginx_executable
 from service.settings import Settings
 from tests.processes import Service, alive, children, in_group
 
@@ -32,12 +32,17 @@ def test_the_configuration_is_valid_for_nginx_and_holds_the_limits(tmp_path):
     checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stderr
     config = (tmp_path / "nginx.conf").read_text()
-    assert "listen 127.0.0.1:8123;" in config and f"server unix:{tmp_path / 'api.sock'};" in config
+    assert "listen 127.0.0.1:8123;" in config
+    assert config.count(f"server unix:{tmp_path / 'api.sock'} max_fails=0;") == 2  # one retry, below
     assert f"client_max_body_size {2 * 1024 * 1024};" in config
     # Every refusal of nginx's own answers in the API's error shape, 494 as 431.
     bodies = [json.loads(line.split("'")[1]) for line in config.splitlines() if "return " in line]
     assert len(bodies) == 8 and all(set(body["error"]) == {"code", "message", "details"} for body in bodies)
     assert "error_page 494 =431" in config
+    # Only predictions, which change nothing, go to another worker when theirs dies under them.
+    predict = config.split("location = /predict {")[1].split("}")[0]
+    assert "proxy_next_upstream error timeout non_idempotent;" in predict
+    assert config.count("non_idempotent") == 1
 
 
 def test_an_ipv6_address_is_bracketed(tmp_path):
@@ -69,7 +74,7 @@ def _stall(port: int, opening: bytes) -> socket.socket:
 
 
 @pytest.mark.slow
-def test_stalled_clients_cost_only_themselves(server):
+def test_stalled_clients_cost_only_themselves(server, robustness):
     base, _ = server
     port = int(base.rsplit(":", 1)[1])
     openings = [
@@ -78,6 +83,7 @@ def test_stalled_clients_cost_only_themselves(server):
         b"",  # connected, silent
     ]
     stalled = [_stall(port, openings[i % len(openings)]) for i in range(STALLED_CLIENTS)]
+    robustness.fault(f"{STALLED_CLIENTS} stalled client connections")
     try:
         time.sleep(1)  # time for a server that reads in its workers to tie them all up
         slowest = 0.0
@@ -125,7 +131,7 @@ def test_keep_alive_clients_spread_over_the_workers(tmp_path, store_dir):
 
 
 @pytest.mark.slow
-def test_when_nginx_dies_serve_stops_everything_and_fails(tmp_path, store_dir):
+def test_when_nginx_dies_serve_stops_everything_and_fails(tmp_path, store_dir, robustness):
     service = Service(tmp_path, model_store=store_dir).start()
     try:
         tree = children(service.proc.pid)
@@ -133,6 +139,7 @@ def test_when_nginx_dies_serve_stops_everything_and_fails(tmp_path, store_dir):
         runtime = next(Path(cmd.split(" -p ")[1].split()[0]) for pid, cmd in tree if pid == nginx)
         assert (runtime / "api.sock").exists()
         os.kill(nginx, signal.SIGKILL)
+        robustness.fault("SIGKILL of nginx")
         assert service.proc.wait(timeout=60) != 0
         assert not any(alive(pid) for pid, _ in tree)
         assert not in_group(nginx)  # nor nginx's own workers, orphaned by their master's death

@@ -45,7 +45,7 @@ def submit(body: TrainRequest):
     return {"id": record["id"], "status": record["status"], "location": location}, 202, {"Location": location}
 
 
-@bp.get("/jobs", responses={200: JobList, **error_responses(422, 503)})
+@bp.get("/jobs", responses={200: JobList, **error_responses(414, 422, 503)})
 def list_jobs(query: JobsQuery):
     """Jobs, newest first."""
     records, total = _queue().page(query.limit, query.offset)

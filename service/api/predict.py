@@ -26,32 +26,37 @@ _REQUEST_BODY = {
 }
 
 
-# The query only matters for raw bodies, so it is validated there rather than by flask-openapi3
-# on every request (which costs more than the prediction's own validation); the document still
-# lists it, generated from the same model.
+# The query is validated here, and only when there is one, rather than by flask-openapi3 on every
+# request (which costs more than the prediction's own validation); the document still lists it,
+# generated from the same model.
 _QUERY_PARAMETERS = [
     {"name": name, "in": "query", "required": False, "schema": schema}
     for name, schema in PredictQuery.model_json_schema()["properties"].items()
 ]
 
 
+_NO_QUERY = PredictQuery()
+
+
 @bp.post(
     "/predict",
-    responses={200: PredictResponse, **error_responses(404, 413, 415, 422, 503)},
+    responses={200: PredictResponse, **error_responses(404, 413, 414, 415, 422, 503)},
     openapi_extensions={"requestBody": _REQUEST_BODY, "parameters": _QUERY_PARAMETERS},
 )
 def predict():
     """Classify one image (`pixels`), a batch (`instances`) or raw N x 784 bytes."""
     state = current_app.extensions["backprop"]
     mimetype = request.mimetype
+    query = PredictQuery.model_validate(request.args.to_dict()) if request.args else _NO_QUERY
     if mimetype == "application/octet-stream":
-        query = PredictQuery.model_validate(request.args.to_dict())
         pixels = inputs.from_bytes(request.get_data(), max_batch=state.settings.max_batch)
         name, version, unit = query.model, query.version, False
     elif mimetype == "application/json":
         payload = inputs.parse_predict_json(request.get_data())
         req = PredictRequest.model_validate(payload, context={"max_batch": state.settings.max_batch})
-        pixels, name, version, unit = req.matrix, req.model, req.version, req.scale == "unit"
+        pixels, unit = req.matrix, req.scale == "unit"
+        name = req.model if req.model is not None else query.model
+        version = req.version if req.version is not None else query.version
     else:
         raise UnsupportedMediaType(
             f"Content-Type {mimetype or '(none)'} is not supported: send application/json "

@@ -17,7 +17,8 @@ from pydantic import (
 )
 
 from service import inputs
-from service.store import ModelName
+from service.json_types import json_int
+from service.store import MAX_VERSION, ModelName
 
 _PIXEL_ITEMS = {"type": "number", "minimum": 0, "maximum": 255}
 _ROW_SCHEMA = {
@@ -47,8 +48,25 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         arbitrary_types_allowed=True,
-        # Exactly one of the two, as the validator below insists: the document says so too.
-        json_schema_extra={"oneOf": [{"required": ["pixels"]}, {"required": ["instances"]}]},
+        json_schema_extra={
+            "allOf": [
+                # Exactly one of the two, as the validator below insists: the document says so too.
+                {"oneOf": [{"required": ["pixels"]}, {"required": ["instances"]}]},
+                # Values on the 0-1 scale when the request says so: "if scale is unit, then at most
+                # 1", spelled without if/then, which the OpenAPI model of flask-openapi3 drops.
+                {
+                    "anyOf": [
+                        {"properties": {"scale": {"const": "pixel"}}},
+                        {
+                            "properties": {
+                                "pixels": {"items": {"maximum": 1}},
+                                "instances": {"items": {"items": {"maximum": 1}}},
+                            }
+                        },
+                    ]
+                },
+            ]
+        },
     )
 
     pixels: Annotated[Any, PlainValidator(_pixels), WithJsonSchema(_ROW_SCHEMA)] = None
@@ -60,8 +78,8 @@ class PredictRequest(BaseModel):
         ),
     ] = None
     model: ModelName | None = Field(None, description="model name; default: the service's default model")
-    version: int | None = Field(
-        None, ge=1, strict=True, description="model version; default: the model's default"
+    version: json_int(ge=1, le=MAX_VERSION) | None = Field(
+        None, description="model version; default: the model's default"
     )
     scale: Literal["pixel", "unit"] = Field("pixel", description="pixel: values 0-255; unit: values 0-1")
 
@@ -79,12 +97,13 @@ class PredictRequest(BaseModel):
 
 
 class PredictQuery(BaseModel):
-    """Model selection for raw ``application/octet-stream`` bodies (JSON bodies carry it inline)."""
+    """Model selection in the query string: for raw ``application/octet-stream`` bodies, and for
+    JSON bodies that leave ``model`` or ``version`` out (the body's own fields come first)."""
 
     model_config = ConfigDict(extra="forbid")
 
     model: ModelName | None = None
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=MAX_VERSION)
 
 
 class ModelRef(BaseModel):
@@ -129,7 +148,7 @@ class ModelPath(BaseModel):
 
 class VersionPath(BaseModel):
     name: ModelName
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
 
 
 class VersionInfo(BaseModel):
@@ -171,7 +190,7 @@ class ModelList(BaseModel):
 class SetDefaultRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1, strict=True, description="the version to make the model's default")
+    version: json_int(ge=1, le=MAX_VERSION) = Field(description="the version to make the model's default")
     service_wide: bool = Field(
         True, strict=True, description="also make this model the service's default model"
     )

@@ -56,5 +56,7 @@ def test_the_document_describes_the_errors_and_bodies_we_send(client):
                     schema = response["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (method, path, status)
     predict = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert predict["oneOf"] == [{"required": ["pixels"]}, {"required": ["instances"]}]
+    assert predict["allOf"][0]["oneOf"] == [{"required": ["pixels"]}, {"required": ["instances"]}]
+    unit_scale = predict["allOf"][1]["anyOf"]  # scale "unit" means values of at most 1
+    assert unit_scale[1]["properties"]["pixels"]["items"]["maximum"] == 1
     assert predict["additionalProperties"] is False

@@ -51,10 +51,11 @@ def redis_servers(tmp_path):
         server.stop(signal.SIGKILL)
 
 
-def test_a_killed_training_worker_is_restarted_while_the_api_keeps_serving(service):
+def test_a_killed_training_worker_is_restarted_while_the_api_keeps_serving(service, robustness):
     svc = service()
     first = wait_until(svc.worker_pid, 10, "training worker started")
     os.kill(first, signal.SIGKILL)  # as the out-of-memory killer would
+    robustness.fault("SIGKILL of the training worker")
     assert all(svc.predict_ok(BLANK) for _ in range(30))
     second = wait_until(
         lambda: (pid := svc.worker_pid()) not in (None, first) and pid, 15, "worker restarted"
@@ -65,11 +66,12 @@ def test_a_killed_training_worker_is_restarted_while_the_api_keeps_serving(servi
     assert svc.worker_pid() == second
 
     os.kill(svc.gunicorn_pid(), signal.SIGKILL)  # the API itself is gone: nothing to go on with
+    robustness.fault("SIGKILL of the gunicorn master")
     assert svc.proc.wait(timeout=20) != 0
     wait_until(lambda: not alive(second), 20, "training worker stopped with the service")
 
 
-def test_clean_stops_put_the_running_job_back_without_using_an_attempt(service):
+def test_clean_stops_put_the_running_job_back_without_using_an_attempt(service, robustness):
     # One attempt allowed: a clean stop that counted as a lost attempt would fail the job at once.
     svc = service(job_max_attempts=1)
     job_id = svc.train(**STEADY, model="steady").json()["id"]
@@ -77,6 +79,7 @@ def test_clean_stops_put_the_running_job_back_without_using_an_attempt(service):
         svc.wait_training(job_id)
         started = time.monotonic()
         assert svc.stop() == 0
+        robustness.fault("SIGTERM of backprop serve while a job trains")
         assert time.monotonic() - started < 15  # stopped at a batch boundary, not at the job's end
         svc = service(job_max_attempts=1)
         job = svc.job(job_id)
@@ -89,12 +92,13 @@ def test_clean_stops_put_the_running_job_back_without_using_an_attempt(service):
     assert not partial_files(svc.store)
 
 
-def test_a_redis_outage_costs_no_attempt(service, redis_servers):
+def test_a_redis_outage_costs_no_attempt(service, redis_servers, robustness):
     redis = redis_servers(persistent=True)
     svc = service(redis_url=redis.url, job_max_attempts=1)
     job_id = svc.train(**STEADY, model="outage").json()["id"]
     svc.wait_training(job_id)
     redis.stop()  # for three times stale_seconds: nobody can beat, and nobody can watch
+    robustness.fault("Redis stopped for 6 s while a job trains")
     time.sleep(6)
     assert svc.predict_ok(BLANK)  # predictions never needed Redis
     assert svc.get(f"/jobs/{job_id}").status_code == 503
@@ -104,7 +108,7 @@ def test_a_redis_outage_costs_no_attempt(service, redis_servers):
     assert len(done["history"]) == STEADY["epochs"]  # the epochs of the outage were written later
 
 
-def test_redis_restarted_without_persistence_loses_no_job(service, redis_servers):
+def test_redis_restarted_without_persistence_loses_no_job(service, redis_servers, robustness):
     redis = redis_servers(persistent=False)
     svc = service(redis_url=redis.url)
     running = svc.train(**STEADY, model="forgetful").json()["id"]
@@ -116,6 +120,7 @@ def test_redis_restarted_without_persistence_loses_no_job(service, redis_servers
 
     redis.stop(signal.SIGKILL)
     redis.start()  # empty
+    robustness.fault("SIGKILL of Redis without persistence, restarted empty")
     for job_id in (running, waiting):
         done = svc.wait_job(job_id, ("succeeded", "failed"), timeout=120)
         assert done["status"] == "succeeded", done
@@ -123,11 +128,12 @@ def test_redis_restarted_without_persistence_loses_no_job(service, redis_servers
     assert sorted(svc.job(j)["result"]["version"] for j in (running, waiting)) == [1, 2]
 
 
-def test_a_full_model_store(service, tmp_path):
+def test_a_full_model_store(service, tmp_path, robustness):
     with small_disk(tmp_path / "small-store", 3 * 1024) as store:
         shutil.copytree(REPO / "model_store", store, dirs_exist_ok=True)
         svc = service(model_store=store)
         fill(store, leave_kib=200)  # room for a pointer file, not for a model
+        robustness.fault("model store disk full")
 
         big = {"hidden": [256], "epochs": 1, "model": "big"}  # 0.8 MB: more than is left
         failed = svc.wait_job(svc.train(**big).json()["id"], ("failed", "succeeded"))
@@ -150,9 +156,10 @@ def test_a_full_model_store(service, tmp_path):
         svc.stop()
 
 
-def test_a_full_state_folder_leaves_prediction_working(service, tmp_path):
+def test_a_full_state_folder_leaves_prediction_working(service, tmp_path, robustness):
     with small_disk(tmp_path / "small-state", 1024) as state:
         fill(state)
+        robustness.fault("state disk full")
         svc = service(state_dir=state)
         assert all(svc.predict_ok(BLANK) for _ in range(40))
         assert all(svc.get("/healthz").status_code == 200 for _ in range(20))

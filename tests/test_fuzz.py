@@ -1,0 +1,129 @@
+"""The API against its own contract: schemathesis generates requests from the live /openapi.json,
+valid and invalid, with the token, and runs all its checks on every answer (no 5xx; status codes,
+content types, bodies and headers as documented; valid data accepted, invalid data refused;
+undeclared methods answered 405 with ``Allow``).
+
+Training is neutralised without weakening the contract: the service runs with no training worker
+and room for one queued job, so a valid ``POST /train`` gets 202 once and 429 after (both
+documented); nothing trains and nothing is downloaded.
+"""
+
+import hashlib
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from schemathesis.core.failures import FailureGroup
+
+from tests.conftest import REPO
+from tests.processes import AUTH, Service
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES_PER_OPERATION = 200
+LEAST_REQUESTS = 2000
+
+
+class Tally:
+    """Every request the fuzzer sends and what came back."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.server_errors: list[str] = []
+        self.violations: list[str] = []
+        self.operations: set[str] = set()
+
+    def hook(self, response: requests.Response, *args, **kwargs) -> None:
+        with self.lock:
+            self.requests += 1
+            if response.status_code >= 500:
+                request = response.request
+                self.server_errors.append(f"{request.method} {request.url}: {response.text[:200]}")
+
+
+def _digests(store: Path) -> dict[str, str]:
+    files = (p for p in store.rglob("*") if p.is_file())
+    return {str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fuzz")
+    store = tmp / "store"
+    shutil.copytree(REPO / "model_store", store)
+    service = Service(
+        tmp,
+        worker=False,
+        model_store=store,
+        max_queued_jobs=1,
+        max_job_cost=1e30,  # schema-valid jobs are all acceptable ...
+        allow_download=True,  # ... whatever their dataset; no worker runs them
+        max_body_mb=4,
+        max_batch=64,
+    )
+    tally = Tally()
+    session = requests.Session()
+    session.hooks["response"].append(tally.hook)
+    try:
+        service.start()
+        yield service, session, tally, _digests(store)
+    finally:
+        service.close()
+
+
+@pytest.fixture
+def live_schema(fuzzed):
+    service, *_ = fuzzed
+    return schemathesis.openapi.from_url(f"{service.url}/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("live_schema")
+
+# The raw body is N x 784 bytes, which JSON Schema cannot say ("a multiple of 784"): tell the
+# generator, so that the bodies it calls valid are.
+schemathesis.openapi.media_type(
+    "application/octet-stream",
+    st.integers(1, 3).flatmap(lambda n: st.binary(min_size=784 * n, max_size=784 * n)),
+)
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_operation_keeps_its_contract(case, fuzzed):
+    _, session, tally, _ = fuzzed
+    tally.operations.add(case.operation.label)
+    try:
+        case.call_and_validate(session=session, headers=AUTH, timeout=30)
+    except FailureGroup as failures:
+        tally.violations.append(f"{case.operation.label}: {failures}")
+        raise
+
+
+def test_the_fuzzing_left_the_service_whole(fuzzed, robustness):
+    service, _, tally, digests_before = fuzzed
+    if not tally.requests:
+        pytest.skip("runs after test_every_operation_keeps_its_contract")
+    store_changes = sorted(
+        set(digests_before.items()) ^ set(_digests(service.store).items()), key=lambda item: item[0]
+    )
+    robustness.record(
+        "fuzzing",
+        tool=f"schemathesis {schemathesis.__version__}, all checks",
+        operations=len(tally.operations),
+        requests=tally.requests,
+        server_errors=len(tally.server_errors),
+        contract_violations=len(tally.violations),
+        store_files_changed=len(store_changes),
+    )
+    assert tally.requests >= LEAST_REQUESTS
+    assert not tally.server_errors, tally.server_errors[:5]
+    assert not tally.violations
+    assert not store_changes  # a fuzzer with the token deleted or replaced nothing it must not
+    assert requests.get(f"{service.url}/readyz", timeout=10).status_code == 200
+    assert "Traceback" not in service.log()

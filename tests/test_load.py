@@ -1,0 +1,79 @@
+"""Load with faults: a minute of mixed /predict traffic through the real front (wrk, 8 keep-alive
+connections) while a job trains, and one gunicorn worker is SIGKILLed in the middle of it."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from benchmarks.predict_load import JSON, RAW, wrk
+from tests.processes import Service, children, partial_files, wait_until
+
+pytestmark = pytest.mark.slow
+
+LOAD_SECONDS = 60
+KILL_AFTER_SECONDS = 25
+CONNECTIONS = 8
+TRAINING = {"hidden": [256, 128], "epochs": 60}  # trains through most of the minute, under load
+
+
+def _bodies(folder, digits: np.ndarray) -> list:
+    one, batch, raw = folder / "one.json", folder / "batch.json", folder / "raw.bin"
+    one.write_text(json.dumps({"pixels": digits[0].tolist()}))
+    batch.write_text(json.dumps({"instances": digits[:32].tolist()}))
+    raw.write_bytes(digits[:8].tobytes())
+    return [(one, JSON), (batch, JSON), (one, JSON), (raw, RAW)]
+
+
+def test_predictions_survive_a_killed_worker_while_a_job_trains(
+    tmp_path, store_dir, mnist5k_dir, real_digits, robustness
+):
+    service = Service(tmp_path, model_store=store_dir, data_dir=mnist5k_dir, worker_nice=10).start()
+    try:
+        job = service.train(dataset="mnist", model="under-load", **TRAINING).json()
+        wait_until(lambda: service.job(job["id"])["status"] == "running", 30, "job running")
+        result: dict = {}
+        load = threading.Thread(
+            target=lambda: result.update(
+                wrk(
+                    f"{service.url}/predict",
+                    _bodies(tmp_path, real_digits[0]),
+                    duration=LOAD_SECONDS,
+                    connections=CONNECTIONS,
+                    workdir=tmp_path,
+                )
+            )
+        )
+        load.start()
+        time.sleep(KILL_AFTER_SECONDS)
+        workers = [pid for pid, _ in children(service.gunicorn_pid())]
+        assert len(workers) == 2 and service.job(job["id"])["status"] == "running"
+        os.kill(workers[0], signal.SIGKILL)
+        robustness.fault("SIGKILL of a gunicorn worker under load")
+        load.join(timeout=LOAD_SECONDS + 60)
+        finished = service.wait_job(job["id"], ("succeeded", "failed"), timeout=240)
+        replaced = [pid for pid, _ in children(service.gunicorn_pid())]
+
+        robustness.record(
+            "load_with_faults",
+            seconds=round(result["seconds"], 1),
+            connections=CONNECTIONS,
+            requests=result["requests"],
+            failed=result["errors"] + result["non_2xx"],
+            requests_per_second=round(result["requests_per_second"], 1),
+            p50_ms=round(result["p50_ms"], 2),
+            p99_ms=round(result["p99_ms"], 2),
+            while_training=finished["status"],
+            partial_model_files=len(partial_files(service.store)),
+        )
+        assert result["requests"] > 1000
+        assert result["errors"] == 0 and result["non_2xx"] == 0, (result, service.log()[-3000:])
+        assert finished["status"] == "succeeded" and finished["attempts"] == 1
+        assert len(replaced) == 2 and workers[0] not in replaced  # gunicorn replaced the dead one
+        assert not partial_files(service.store)
+    finally:
+        service.close()
