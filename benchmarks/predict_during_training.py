@@ -1,9 +1,9 @@
 """/predict latency while a training job runs, against the same server idle.
 
-Starts ``backprop serve`` (gunicorn and a training worker, default settings) on a copy of the
-model store, measures single-image /predict with wrk while idle, then while a long training job
-on mnist-5k runs (it is cancelled afterwards), and prints one JSON object with both p99s and
-their ratio (target: at most 2).
+Serves the service as ``backprop serve`` does (nginx, gunicorn and a training worker, default
+settings) on a copy of the model store, measures single-image /predict with wrk while idle, then
+while a long training job on mnist-5k runs (it is cancelled afterwards), and prints one JSON object
+with both p99s and their ratio (target: at most 2).
 
     python benchmarks/predict_during_training.py [--duration 10] [--connections 4]
 """
@@ -15,14 +15,13 @@ import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import requests
 
-from benchmarks.predict_load import REPO, free_port, running, sample_digits, wrk
+from benchmarks.predict_load import JSON, REPO, sample_digits, served, wrk
 
 
 def main() -> None:
@@ -34,24 +33,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         shutil.copytree(REPO / "model_store", work / "model_store")
-        env = {
-            **os.environ,
-            "BACKPROP_PORT": str(free_port()),
-            "BACKPROP_MODEL_STORE": str(work / "model_store"),
-            "BACKPROP_STATE_DIR": str(work / "var"),
-            "BACKPROP_DATA_DIR": args.mnist5k_dir,
-        }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env.update(BACKPROP_MODEL_STORE=str(work / "model_store"), BACKPROP_DATA_DIR=args.mnist5k_dir)
         single = work / "single.json"
         single.write_text(json.dumps({"pixels": sample_digits(1)[0].tolist()}))
         run = {"duration": args.duration, "connections": args.connections, "workdir": work}
-        with running([sys.executable, "-m", "service.cli", "serve"], env, "/readyz") as base:
-            wrk(f"{base}/predict", single, "application/json", **{**run, "duration": 2})  # warm-up
-            idle = wrk(f"{base}/predict", single, "application/json", **run)
+        with served("service:create_app()", env, work, worker=True) as (base, _):
+            wrk(f"{base}/predict", [(single, JSON)], **{**run, "duration": 2})  # warm-up
+            idle = wrk(f"{base}/predict", [(single, JSON)], **run)
             job = requests.post(f"{base}/train", json={"epochs": 500}, timeout=10).json()
             while requests.get(f"{base}/jobs/{job['id']}", timeout=5).json()["status"] == "queued":
                 time.sleep(0.1)
-            training = wrk(f"{base}/predict", single, "application/json", **run)
+            training = wrk(f"{base}/predict", [(single, JSON)], **run)
             after = requests.get(f"{base}/jobs/{job['id']}", timeout=5).json()
             requests.post(f"{base}/jobs/{job['id']}/cancel", timeout=5)
     print(

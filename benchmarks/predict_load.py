@@ -68,19 +68,20 @@ def free_port() -> int:
 
 SERVE = (
     "import sys; from service.serve import serve; from service.settings import Settings; "
-    "sys.exit(serve(Settings(), worker=False, app=sys.argv[1]))"
+    "sys.exit(serve(Settings(), worker=sys.argv[2] == 'worker', app=sys.argv[1]))"
 )
 
 
 @contextlib.contextmanager
-def served(app: str, env: dict[str, str], workdir: Path):
-    """``app`` served like the service, on a free port, until it answers; stopped with SIGTERM after.
-    Yields its base URL and its Prometheus folder (the service's per-worker request counts)."""
+def served(app: str, env: dict[str, str], workdir: Path, *, worker: bool = False):
+    """``app`` served as ``backprop serve`` serves the service (with a training worker if asked), on
+    a free port, until it answers; stopped with SIGTERM after. Yields its base URL and its
+    Prometheus folder (the service's per-worker request counts)."""
     port = free_port()
     state = workdir / f"var-{port}"
     env = {**env, "BACKPROP_PORT": str(port), "BACKPROP_STATE_DIR": str(state)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE, app],
+        [sys.executable, "-c", SERVE, app, "worker" if worker else "api"],
         env=env,
         cwd=REPO,
         stdout=subprocess.DEVNULL,
@@ -90,9 +91,9 @@ def served(app: str, env: dict[str, str], workdir: Path):
     deadline = time.monotonic() + 60
     while True:
         try:
-            if requests.get(base + "/healthz", timeout=1).status_code < 500:
+            if requests.get(base + "/healthz", timeout=5).status_code < 500:
                 break
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
@@ -154,6 +155,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved echo/predict rounds; best kept")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--batch", type=int, default=10_000, help="images per batch request")
+    parser.add_argument(
+        "--front", choices=["nginx", "none"], default="nginx", help="BACKPROP_FRONT of both servers"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
@@ -161,6 +165,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env["BACKPROP_FRONT"] = args.front
         env["BACKPROP_MODEL_STORE"] = os.environ.get("BACKPROP_MODEL_STORE", str(REPO / "model_store"))
         digits = sample_digits(args.batch)
         single = work / "single.json"
@@ -195,7 +200,7 @@ def main() -> None:
 
     from service.settings import Settings
 
-    settings = Settings()
+    settings = Settings(front=args.front)
     print(
         json.dumps(
             {
@@ -206,10 +211,10 @@ def main() -> None:
                     "python": platform.python_version(),
                 },
                 "served_as": {
-                    "front": "nginx",
+                    "front": args.front,
                     "gunicorn_workers": settings.workers,
-                    "threads": settings.threads,
-                    "worker_class": "gthread",
+                    "worker_class": settings.gunicorn_worker[0],
+                    "threads": settings.gunicorn_worker[1],
                 },
                 "wrk": {"duration_s": args.duration, "connections": args.connections, "rounds": args.rounds},
                 "single_image": {

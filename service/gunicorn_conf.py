@@ -28,8 +28,7 @@ except UnsafeConfiguration as exc:
 _host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host
 bind = [f"{_host}:{_settings.port}"]
 workers = _settings.workers
-threads = _settings.threads
-worker_class = "gthread"  # keep-alive connections; prediction releases the GIL in NumPy
+worker_class, threads = _settings.gunicorn_worker
 keepalive = 5
 # As long as nginx's request-line buffer (service.front): whichever faces clients, the same
 # requests pass, and /predict's and /jobs' query strings get room.

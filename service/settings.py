@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     )
     nginx: str = Field("nginx", description="the nginx executable (a name on PATH or a path)")
     workers: int = Field(2, ge=1, le=64, description="gunicorn worker processes")
-    threads: int = Field(2, ge=1, le=64, description="threads per gunicorn worker")
+    threads: int = Field(
+        2, ge=1, le=64, description="threads per gunicorn worker with front none (behind nginx: one)"
+    )
     api_token: SecretStr | None = Field(None, description="bearer token for model-changing endpoints")
     allow_insecure: bool = Field(
         False, description="allow a non-loopback bind with model-changing endpoints open (no token)"
@@ -80,6 +82,17 @@ class Settings(BaseSettings):
                 "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return value
+
+    @property
+    def gunicorn_worker(self) -> tuple[str, int]:
+        """gunicorn's worker class and threads per worker."""
+        if self.front == "nginx":
+            # nginx hands each whole request over on a fresh connection: plain sync workers, one
+            # request at a time, do the least work per request (benchmarks/predict_load.py measured
+            # 1.1-1.8x the throughput of gthread workers in the same place).
+            return "sync", 1
+        # Facing clients: threads hold keep-alive connections (prediction releases the GIL).
+        return "gthread", self.threads
 
     @property
     def max_body_bytes(self) -> int:

@@ -35,3 +35,9 @@ def test_an_empty_or_short_token_is_a_configuration_error(token):
     with pytest.raises(ValidationError, match="at least 16 characters"):
         Settings(api_token=token)
     assert Settings(api_token="x" * 16).api_token is not None
+
+
+def test_gunicorn_workers_suit_what_faces_the_clients():
+    # Behind nginx whole requests arrive one per connection; facing clients, threads hold keep-alive.
+    assert Settings(front="nginx", threads=8).gunicorn_worker == ("sync", 1)
+    assert Settings(front="none", threads=8).gunicorn_worker == ("gthread", 8)
