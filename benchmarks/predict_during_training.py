@@ -22,6 +22,7 @@ from pathlib import Path
 import requests
 
 from benchmarks.predict_load import JSON, REPO, sample_digits, served, wrk
+from service.settings import Settings
 
 
 def main() -> None:
@@ -56,6 +57,7 @@ def main() -> None:
                     "processor": platform.processor() or platform.machine(),
                     "python": platform.python_version(),
                 },
+                "front": Settings().front,
                 "wrk": {"duration_s": args.duration, "connections": args.connections},
                 "training_job": {
                     "status_at_end_of_measurement": after["status"],

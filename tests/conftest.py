@@ -218,7 +218,8 @@ def free_redis_url() -> str:
 
 @pytest.fixture
 def server(store_dir, tmp_path, mnist5k_dir):
-    """A real ``backprop serve`` (gunicorn, two workers, one training worker); yields (url, process)."""
+    """A real ``backprop serve`` (nginx, gunicorn with two workers, a training worker); yields
+    (url, process)."""
     from tests.processes import Service
 
     service = Service(tmp_path, model_store=store_dir, data_dir=mnist5k_dir)

@@ -78,7 +78,8 @@ def in_group(group: int) -> list[int]:
 
 
 class Service:
-    """``backprop serve`` (gunicorn, two workers, one training worker) on a free loopback port."""
+    """``backprop serve`` (nginx, gunicorn with two workers, a training worker) on a free loopback
+    port; ``front="none"`` for gunicorn alone, ``worker=False`` for no training worker."""
 
     def __init__(self, tmp_path: Path, *, worker: bool = True, **settings: object) -> None:
         self.command = [sys.executable, "-m", "service.cli", "serve", *([] if worker else ["--no-worker"])]
