@@ -6,7 +6,6 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -16,9 +15,10 @@ from flask_openapi3 import Info, OpenAPI
 
 from service.api import health, jobs, models, predict
 from service.api.errors import BoundedBody, register_error_handlers, validation_response
+from service.api.metrics import Metrics
+from service.api.state import ServiceState
 from service.errors import UnsupportedMediaType
 from service.jobs.queue import JobQueue
-from service.metrics import Metrics
 from service.registry import ModelRegistry
 from service.settings import Settings
 from service.store import ModelStore
@@ -46,17 +46,6 @@ class OrjsonProvider(JSONProvider):
         return self._app.response_class(body, mimetype="application/json")
 
 
-@dataclass
-class ServiceState:
-    """What the views need, hung off ``app.extensions["backprop"]``."""
-
-    settings: Settings
-    store: ModelStore
-    registry: ModelRegistry
-    metrics: Metrics
-    jobs: JobQueue
-
-
 def create_app(settings: Settings | None = None) -> OpenAPI:
     settings = settings or Settings()
     app = OpenAPI(
@@ -76,25 +65,25 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.wsgi_app = BoundedBody(app.wsgi_app, settings.max_body_bytes)
     store = ModelStore(settings.model_store)
-    app.extensions["backprop"] = ServiceState(
+    metrics = Metrics()
+    ServiceState(
         settings=settings,
         store=store,
         registry=ModelRegistry(store, refresh_seconds=settings.default_refresh_seconds),
-        metrics=Metrics(),
+        metrics=metrics,
         jobs=JobQueue(settings),
-    )
+    ).init_app(app)
     for blueprint in (predict.bp, models.bp, jobs.bp, health.bp):
         app.register_api(blueprint)
     # The document at the root too, where clients look for it first.
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
     register_error_handlers(app)
     _install_request_hooks(app)
+    metrics.init_app(app)
     return app
 
 
 def _install_request_hooks(app: OpenAPI) -> None:
-    state: ServiceState = app.extensions["backprop"]
-
     @app.before_request
     def _start() -> None:
         given = request.headers.get("X-Request-ID", "")
@@ -112,9 +101,6 @@ def _install_request_hooks(app: OpenAPI) -> None:
     def _finish(response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        state.metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
-        state.metrics.latency.labels(endpoint).observe(elapsed)
         log.info(
             '%s "%s %s" %s %.1fms',
             g.get("request_id"),

@@ -42,7 +42,10 @@ proc_name = "backprop"
 control_socket = str(_settings.state_dir / "gunicorn.ctl")
 
 # One BLAS thread per worker: the workers already use every core, and a single-image product
-# split over two threads only adds contention.
+# split over two threads only adds contention. It has to be in the environment before NumPy is
+# first imported: OpenBLAS reads it once, when NumPy loads it, and sizes its thread pool then.
+# Nothing this file imports loads NumPy (settings, errors), and the workers import the app, and so
+# NumPy, only after they fork from this master, with this environment.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # Metrics from every worker land in files here and /metrics adds them up. Set before the workers

@@ -49,6 +49,18 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.write_line(json.dumps(robustness.summary(), indent=2))
 
 
+@pytest.fixture(autouse=True)
+def _no_backprop_environment(monkeypatch):
+    """Tests build their own settings: the developer's BACKPROP_* variables stay out of them (the
+    BACKPROP_TEST_* ones, which point the tests at data, excepted)."""
+    for name in list(os.environ):
+        if (name.startswith("BACKPROP_") and not name.startswith("BACKPROP_TEST_")) or name in (
+            "PROMETHEUS_MULTIPROC_DIR",
+            "GUNICORN_CMD_ARGS",
+        ):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="session")
 def robustness(request) -> Robustness:
     return request.config.stash[_ROBUSTNESS]

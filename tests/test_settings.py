@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,20 @@ def test_gunicorn_workers_suit_what_faces_the_clients():
     # Behind nginx whole requests arrive one per connection; facing clients, threads hold keep-alive.
     assert Settings(front="nginx", threads=8).gunicorn_worker == ("sync", 1)
     assert Settings(front="none", threads=8).gunicorn_worker == ("gthread", 8)
+
+
+def test_the_gunicorn_master_loads_no_numpy_before_it_sets_the_blas_threads():
+    # OpenBLAS reads OPENBLAS_NUM_THREADS once, when NumPy loads it: the configuration sets it, so
+    # importing the configuration must not load NumPy (nor Flask, which the master never needs).
+    import subprocess
+    import sys
+
+    code = "import sys, service.gunicorn_conf; print('numpy' in sys.modules, 'flask' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_the_developers_environment_stays_out_of_the_tests():
+    # Run with BACKPROP_PORT=1 BACKPROP_API_TOKEN=... set: the defaults still hold here.
+    assert not [name for name in os.environ if name.startswith("BACKPROP_") and "_TEST_" not in name]
+    assert Settings().port == 8000 and Settings().api_token is None

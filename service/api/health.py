@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app
+from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.schemas import Health, Ready, error_responses
+from service.api.state import service_state
 from service.errors import BackpropError, NotReady
 
 bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="operations", description="health and metrics")])
@@ -21,7 +22,7 @@ def healthz():
 def readyz():
     """The default model is loaded and a test prediction passes."""
     try:
-        model = current_app.extensions["backprop"].registry.ready()
+        model = service_state().registry.ready()
     except BackpropError as exc:
         raise NotReady(f"not ready: {exc.message}") from exc
     return {"status": "ready", "model": {"name": model.name, "version": model.version}}
@@ -30,5 +31,5 @@ def readyz():
 @bp.get("/metrics", responses={200: None, **error_responses(422)})
 def metrics():
     """Prometheus text format, aggregated over all worker processes."""
-    body, content_type = current_app.extensions["backprop"].metrics.render()
+    body, content_type = service_state().metrics.render()
     return Response(body, content_type=content_type)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.schemas import Job, JobAccepted, JobList, JobPath, JobsQuery, error_responses
 from service.api.security import BEARER_SECURITY, require_token, token_given
+from service.api.state import service_state
 from service.jobs.schemas import TrainRequest
 
 bp = APIBlueprint("jobs", __name__, abp_tags=[Tag(name="training", description="training jobs")])
@@ -15,7 +15,7 @@ _PUBLIC = set(Job.model_fields)
 
 
 def _queue():
-    return current_app.extensions["backprop"].jobs
+    return service_state().jobs
 
 
 def _public(record: dict) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.schemas import (
@@ -15,13 +14,10 @@ from service.api.schemas import (
     error_responses,
 )
 from service.api.security import BEARER_SECURITY, require_token, token_given
+from service.api.state import service_state
 from service.errors import ModelNotFound, ModelUnavailable
 
 bp = APIBlueprint("models", __name__, abp_tags=[Tag(name="models", description="the model store")])
-
-
-def _state():
-    return current_app.extensions["backprop"]
 
 
 def _shown(meta: dict) -> dict:
@@ -32,7 +28,7 @@ def _shown(meta: dict) -> dict:
 
 
 def _model_info(name: str, service_default: str | None) -> dict:
-    store = _state().store
+    store = service_state().store
     default = store.default_version(name)
     versions, unavailable = [], []
     for version in store.versions(name):
@@ -54,7 +50,7 @@ def _model_info(name: str, service_default: str | None) -> dict:
 
 def _service_default() -> str | None:
     try:
-        return _state().store.default_model()
+        return service_state().store.default_model()
     except ModelNotFound:
         return None
 
@@ -63,13 +59,14 @@ def _service_default() -> str | None:
 def list_models():
     """Every model with its versions and defaults."""
     default = _service_default()
-    return {"default_model": default, "models": [_model_info(n, default) for n in _state().store.names()]}
+    names = service_state().store.names()
+    return {"default_model": default, "models": [_model_info(name, default) for name in names]}
 
 
 @bp.get("/models/<name>", responses={200: ModelInfo, **error_responses(404, 422)})
 def get_model(path: ModelPath):
     """One model: its default version and all versions."""
-    if not _state().store.versions(path.name):
+    if not service_state().store.versions(path.name):
         raise ModelNotFound(f"no model named {path.name!r}")
     return _model_info(path.name, _service_default())
 
@@ -80,7 +77,7 @@ def get_model(path: ModelPath):
 )
 def get_version(path: VersionPath):
     """A version's spec, metrics, training history, sha256, creation time and job."""
-    store = _state().store
+    store = service_state().store
     name, version = store.resolve(path.name, path.version)
     return {**_shown(store.metadata(name, version)), "is_default": version == store.default_version(name)}
 
@@ -93,7 +90,7 @@ def get_version(path: VersionPath):
 @require_token
 def set_default(path: ModelPath, body: SetDefaultRequest):
     """Make a version the model's default (and the model the service's default)."""
-    state = _state()
+    state = service_state()
     state.store.set_default(path.name, body.version, service_wide=body.service_wide)
     state.registry.forget_defaults()
     return _model_info(path.name, _service_default())
@@ -107,5 +104,5 @@ def set_default(path: ModelPath, body: SetDefaultRequest):
 @require_token
 def delete_version(path: VersionPath):
     """Delete a version; the default version answers 409."""
-    _state().store.delete(path.name, path.version)
+    service_state().store.delete(path.name, path.version)
     return "", 204

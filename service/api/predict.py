@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 
-from service import inputs
+from service.api import inputs
 from service.api.schemas import PredictQuery, PredictRequest, PredictResponse, error_responses
+from service.api.state import service_state
 from service.errors import UnsupportedMediaType
 
 bp = APIBlueprint("predict", __name__, abp_tags=[Tag(name="predict", description="classify digits")])
@@ -45,7 +46,7 @@ _NO_QUERY = PredictQuery()
 )
 def predict():
     """Classify one image (`pixels`), a batch (`instances`) or raw N x 784 bytes."""
-    state = current_app.extensions["backprop"]
+    state = service_state()
     mimetype = request.mimetype
     query = PredictQuery.model_validate(request.args.to_dict()) if request.args else _NO_QUERY
     if mimetype == "application/octet-stream":

@@ -1,5 +1,5 @@
 """The API contract: request and response models. Validation, serialization and the OpenAPI
-document all come from these. Pixel arrays are validated by NumPy (see ``service.inputs``)
+document all come from these. Pixel arrays are validated by NumPy (see ``service.api.inputs``)
 behind a plain validator, while ``WithJsonSchema`` keeps them fully described in the document."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from service import inputs
+from service.api import inputs
 from service.json_types import json_int
 from service.store import MAX_VERSION, ModelName
 

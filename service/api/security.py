@@ -5,8 +5,9 @@ from __future__ import annotations
 import hmac
 from functools import wraps
 
-from flask import current_app, request
+from flask import request
 
+from service.api.state import service_state
 from service.errors import Unauthorized
 
 BEARER_SECURITY = [{"bearer": []}]
@@ -14,7 +15,7 @@ BEARER_SECURITY = [{"bearer": []}]
 
 def token_given() -> bool:
     """The request carries the configured bearer token, or none is configured."""
-    token = current_app.extensions["backprop"].settings.api_token
+    token = service_state().settings.api_token
     if token is None:
         return True
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")

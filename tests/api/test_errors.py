@@ -1,5 +1,7 @@
 import logging
 
+from service.api.state import service_state
+
 
 def test_every_http_error_is_json(client):
     cases = [
@@ -16,7 +18,7 @@ def test_unexpected_errors_are_a_500_without_internals(app, client, caplog, monk
     def explode(*args, **kwargs):
         raise RuntimeError("secret path /srv/internal.py")
 
-    monkeypatch.setattr(app.extensions["backprop"].registry, "get", explode)
+    monkeypatch.setattr(service_state(app).registry, "get", explode)
     with caplog.at_level(logging.ERROR):
         response = client.post("/predict", json={"pixels": [0] * 784}, headers={"X-Request-ID": "req-42"})
     assert response.status_code == 500

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from service.api.state import service_state
 from service.nn import MLP, ModelSpec
 from service.settings import Settings
 from tests.conftest import TOKEN
@@ -8,7 +9,7 @@ from tests.conftest import TOKEN
 
 def _add_version(app, name="mnist", seed=1):
     net = MLP.initialize(ModelSpec(hidden=(4,)), np.random.default_rng(seed))
-    return app.extensions["backprop"].store.save(name, net)["version"]
+    return service_state(app).store.save(name, net)["version"]
 
 
 def test_list_and_describe(client):

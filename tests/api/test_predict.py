@@ -3,6 +3,8 @@ import json
 import numpy as np
 import pytest
 
+from service.api.state import service_state
+
 BLANK = [0] * 784
 
 
@@ -51,7 +53,7 @@ def test_raw_bytes_match_json(client, real_digits):
 def test_model_and_version_selection(client, app):
     from service.nn import MLP, ModelSpec
 
-    store = app.extensions["backprop"].store
+    store = service_state(app).store
     store.save("other", MLP.initialize(ModelSpec(hidden=(4,)), np.random.default_rng(0)))
     body = client.post("/predict", json={"pixels": BLANK, "model": "other", "version": 1}).get_json()
     assert body["model"] == {"name": "other", "version": 1}

@@ -1,5 +1,6 @@
 import pytest
 
+from service.api.state import service_state
 from service.errors import UnsafeConfiguration
 from service.settings import Settings, check_bind, is_loopback
 from tests.conftest import TOKEN
@@ -35,10 +36,10 @@ def test_paths_and_worker_names_only_for_token_holders(make_client, tmp_path):
     job_id = client.post("/train", json={"epochs": 1}, headers={"Authorization": f"Bearer {TOKEN}"}).json[
         "id"
     ]
-    queue: JobQueue = app.extensions["backprop"].jobs
+    queue: JobQueue = service_state(app).jobs
     lost = {"worker": "host-a:4242", "at": "now", "reason": "its worker stopped reporting in"}
     queue.records.update(job_id, lambda r: r.update(worker="host-b:99", lost_attempts=[lost]))
-    store: ModelStore = app.extensions["backprop"].store
+    store: ModelStore = service_state(app).store
     meta = store.metadata("mnist", 1)
     assert str(meta["dataset"]["source"]).startswith("/") or meta["dataset"]["source"]
 

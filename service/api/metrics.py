@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 
+from flask import Flask, Response, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -88,6 +90,17 @@ class Metrics:
             ["model", "version"],
             registry=self._registry,
         )
+
+    def init_app(self, app: Flask) -> None:
+        """Count and time every request the app answers, by route (not path: bounded labels)."""
+
+        @app.after_request
+        def _observe(response: Response) -> Response:
+            elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+            endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+            self.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+            self.latency.labels(endpoint).observe(elapsed)
+            return response
 
     def render(self) -> tuple[bytes, str]:
         if self.multiprocess:

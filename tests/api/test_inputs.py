@@ -1,11 +1,11 @@
-"""Request-body parsing at NumPy speed (service.inputs); the HTTP behaviour is in tests/api."""
+"""Request-body parsing at NumPy speed (service.api.inputs); the HTTP behaviour is in test_predict.py."""
 
 import json
 
 import numpy as np
 import pytest
 
-from service import inputs
+from service.api import inputs
 from service.errors import InvalidInput
 
 

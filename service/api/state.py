@@ -1,0 +1,33 @@
+"""What the views need, built by ``create_app`` and hung off ``app.extensions``, with one typed
+accessor so that views never look it up by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+from service.api.metrics import Metrics
+from service.jobs.queue import JobQueue
+from service.registry import ModelRegistry
+from service.settings import Settings
+from service.store import ModelStore
+
+EXTENSION = "backprop"
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    store: ModelStore
+    registry: ModelRegistry
+    metrics: Metrics
+    jobs: JobQueue
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions[EXTENSION] = self
+
+
+def service_state(app: Flask | None = None) -> ServiceState:
+    """The state of ``app``, or of the app handling the current request."""
+    return (app or current_app).extensions[EXTENSION]
