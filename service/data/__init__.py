@@ -1,12 +1,14 @@
-"""Datasets: the IDX reader, named datasets, downloading, and splits."""
+"""Datasets: the catalogue, the IDX reader, finding, loading and downloading, and splits."""
 
-from service.data.datasets import DATASETS, Dataset, dataset_info, load_dataset, locate
+from service.data.catalogue import DATASETS, DatasetInfo, dataset_info
+from service.data.datasets import Dataset, load_dataset, locate
 from service.data.idx import read_idx, read_idx_pair, write_idx
 from service.data.split import stratified_split
 
 __all__ = [
     "DATASETS",
     "Dataset",
+    "DatasetInfo",
     "dataset_info",
     "load_dataset",
     "locate",

@@ -1,4 +1,4 @@
-"""Named MNIST-style datasets: where their IDX files live and how to load them.
+"""Finding and loading the catalogue's datasets (``service.data.catalogue``).
 
 A dataset is looked for, in order, in the torchvision layout ``ROOT/<Folder>/raw/``, in
 ``ROOT/<name>/``, in ``ROOT`` itself (a plain folder of IDX files), and in system folders such as
@@ -14,75 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
+from service.data.catalogue import (
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+    DatasetInfo,
+    dataset_info,
+)
+from service.data.download import download_dataset
 from service.data.idx import read_idx_pair
 from service.errors import DatasetError, DatasetNotFound
 
 log = logging.getLogger(__name__)
-
-TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
-TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    torchvision_class: str  # also torchvision's folder name under the root
-    mirrors: tuple[str, ...]
-    md5: dict[str, str]  # published .gz file name -> md5
-    class_names: tuple[str, ...]
-    system_dirs: tuple[Path, ...] = ()
-    install_hint: str = ""
-
-
-DATASETS: dict[str, DatasetInfo] = {
-    "mnist": DatasetInfo(
-        name="mnist",
-        torchvision_class="MNIST",
-        mirrors=(
-            "https://ossci-datasets.s3.amazonaws.com/mnist/",
-            "http://yann.lecun.com/exdb/mnist/",
-        ),
-        md5={
-            f"{TRAIN_IMAGES}.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-            f"{TRAIN_LABELS}.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-            f"{TEST_IMAGES}.gz": "9fb629c4189551a2d022fa330f9573f3",
-            f"{TEST_LABELS}.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-        },
-        class_names=tuple(str(d) for d in range(10)),
-    ),
-    "fashion-mnist": DatasetInfo(
-        name="fashion-mnist",
-        torchvision_class="FashionMNIST",
-        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-        md5={
-            f"{TRAIN_IMAGES}.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-            f"{TRAIN_LABELS}.gz": "25c81989df183df01b3e8a0aad5dffbe",
-            f"{TEST_IMAGES}.gz": "bef4ecab320f06d8554ea6380940ec79",
-            f"{TEST_LABELS}.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-        },
-        class_names=(
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ),
-        system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
-        install_hint="on Debian: apt-get install dataset-fashion-mnist",
-    ),
-}
-
-
-def dataset_info(name: str) -> DatasetInfo:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise DatasetNotFound(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
 
 
 @dataclass
@@ -98,10 +42,6 @@ class Dataset:
     notes: list[str] = field(default_factory=list)
 
 
-def candidate_dirs(info: DatasetInfo, root: Path) -> list[Path]:
-    return [root / info.torchvision_class / "raw", root / info.name, root, *info.system_dirs]
-
-
 def _find(folder: Path, stem: str) -> Path | None:
     for candidate in (folder / stem, folder / f"{stem}.gz"):
         if candidate.is_file():
@@ -111,7 +51,7 @@ def _find(folder: Path, stem: str) -> Path | None:
 
 def locate(info: DatasetInfo, root: Path) -> Path | None:
     """The first candidate folder that holds a training set, or None."""
-    for folder in candidate_dirs(info, root):
+    for folder in info.candidate_dirs(root):
         if _find(folder, TRAIN_IMAGES) and _find(folder, TRAIN_LABELS):
             return folder
     return None
@@ -155,12 +95,10 @@ def load_dataset(
     root = Path(root)
     folder = locate(info, root)
     if folder is None and download:
-        from service.data.download import download_dataset
-
         download_dataset(info, root, mirrors=mirrors)
         folder = locate(info, root)
     if folder is None:
-        looked = "\n  ".join(str(d) for d in candidate_dirs(info, root))
+        looked = "\n  ".join(str(d) for d in info.candidate_dirs(root))
         hints = [
             "point BACKPROP_DATA_DIR (or backprop train --data-dir) at a folder holding the IDX files",
             "or allow downloads (BACKPROP_ALLOW_DOWNLOAD=1 for jobs, --download for backprop train)",

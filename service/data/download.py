@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from service.data.datasets import DatasetInfo
+from service.data.catalogue import DatasetInfo
 from service.errors import DownloadError
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def download_dataset(info: DatasetInfo, root: Path, *, mirrors: tuple[str, ...] 
 
     ``mirrors`` replaces the standard mirrors (and then torchvision is not used).
     """
-    raw_dir = root / info.torchvision_class / "raw"
+    raw_dir = info.torchvision_dir(root)
     if mirrors is None and _torchvision_download(info, root):
         return raw_dir
     download_with_requests(info, raw_dir, mirrors or info.mirrors)

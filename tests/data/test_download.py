@@ -12,8 +12,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from service.data import dataset_info, load_dataset, write_idx
-from service.data import datasets as datasets_module
+from service.data import catalogue, dataset_info, load_dataset, write_idx
 from service.data.download import download_dataset
 from service.errors import DownloadError
 
@@ -92,7 +91,7 @@ def test_files_already_present_and_valid_are_not_fetched_again(mirror, tmp_path)
 
 def test_load_dataset_downloads_only_when_asked(mirror, tmp_path, monkeypatch):
     url, folder = mirror
-    monkeypatch.setitem(datasets_module.DATASETS, "mnist", _info_for(folder))
+    monkeypatch.setitem(catalogue.DATASETS, "mnist", _info_for(folder))
     with pytest.raises(Exception, match="not found"):
         load_dataset("mnist", tmp_path)
     data = load_dataset("mnist", tmp_path, download=True, mirrors=(url,))

@@ -95,11 +95,11 @@ def test_a_running_job_stops_at_a_batch_and_writes_no_model(queue, job_settings)
 def test_a_failing_job_records_a_readable_reason(queue, job_settings, tmp_path, monkeypatch):
     import dataclasses
 
-    import service.data.datasets as datasets
+    from service.data import catalogue
 
     # Nothing in an empty data folder, nor in Debian's system folder if this machine has it.
-    info = dataclasses.replace(datasets.DATASETS["fashion-mnist"], system_dirs=())
-    monkeypatch.setitem(datasets.DATASETS, "fashion-mnist", info)
+    info = dataclasses.replace(catalogue.DATASETS["fashion-mnist"], system_dirs=())
+    monkeypatch.setitem(catalogue.DATASETS, "fashion-mnist", info)
     job_id = _submit(queue, dataset="fashion-mnist")
     run_job(job_settings.model_copy(update={"data_dir": tmp_path / "empty"}), queue.records, job_id)
     record = queue.get(job_id)
