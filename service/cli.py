@@ -18,7 +18,7 @@ from service.nn import Callback, EpochRecord, Progress
 from service.nn.gradcheck import random_check
 from service.settings import Settings
 from service.store import ModelStore
-from service.training import TrainingConfig, split_indices, train
+from service.training import TrainingConfig, split_indices, train_and_save
 
 GRADCHECK_TOLERANCE = 1e-6
 
@@ -100,7 +100,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     config = TrainingConfig(**{k: v for k, v in given.items() if v is not None})
     store = _store(args, settings)
     model_name = args.model or args.dataset
-    store.model_dir(model_name)  # fail on a bad name before training, not after
+    store.model_dir(model_name)  # fail on a bad name before loading the data, not after
     dataset = _load_data(args, settings)
     if not args.json:
         # The folder can be a fallback (e.g. Debian's), so say which one was used.
@@ -110,24 +110,12 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         )
     reporter: Callback = JsonReporter() if args.json else TerminalReporter(sys.stderr)
     try:
-        result = train(config, dataset, reporter)
+        meta, result = train_and_save(
+            config, dataset, store, model_name, callback=reporter, make_default=args.set_default
+        )
     finally:
         if isinstance(reporter, TerminalReporter):
             reporter.close()
-    meta = store.save(
-        model_name,
-        result.network,
-        {
-            "dataset": {"name": dataset.info.name, "source": str(dataset.source)},
-            "training": config.model_dump(mode="json"),
-            "metrics": result.metrics,
-            "history": [r.to_dict() for r in result.history],
-            "train_seconds": result.seconds,
-            "job": None,
-        },
-    )
-    if args.set_default:
-        store.set_default(model_name, meta["version"])
     path = store.version_path(model_name, meta["version"], ".npz")
     summary = {
         "event": "done",

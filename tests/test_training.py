@@ -61,3 +61,24 @@ def test_same_seed_same_data_same_weights_on_real_digits(mnist5k_dir):
     a, b = train(config, dataset), train(config, dataset)
     for key in a.network.params:
         np.testing.assert_array_equal(a.network.params[key], b.network.params[key])
+
+
+def test_the_cli_and_jobs_save_a_version_the_same_way(tiny_dataset_dir, tmp_path):
+    # One flow for both: what the data loader noted travels with the model, a bad name fails before
+    # any training, and make_default makes the new version the default.
+    from service.data import load_dataset
+    from service.errors import InvalidModelName
+    from service.store import ModelStore
+    from service.training import train_and_save
+
+    store = ModelStore(tmp_path / "store")
+    dataset = load_dataset("mnist", tiny_dataset_dir)
+    dataset.notes.append("a note from the loader")
+    config = TrainingConfig(hidden=(8,), epochs=1)
+    with pytest.raises(InvalidModelName):
+        train_and_save(config, dataset, store, "a..b")
+    meta, result = train_and_save(config, dataset, store, "tiny", make_default=True, job="j1")
+    assert meta["version"] == 1 and meta["job"] == "j1"
+    assert meta["dataset"]["notes"] == ["a note from the loader"] == result.notes
+    assert meta["training"] == config.model_dump(mode="json") and len(meta["history"]) == 1
+    assert store.default_version("tiny") == 1

@@ -21,9 +21,11 @@ bp = APIBlueprint("models", __name__, abp_tags=[Tag(name="models", description="
 
 
 def _shown(meta: dict) -> dict:
-    """A version's metadata; where its data came from (a server path) only to token holders."""
+    """A version's metadata; where its data came from (server paths, also in the loader's notes)
+    only to token holders."""
     if not token_given() and isinstance(meta.get("dataset"), dict):
-        meta = {**meta, "dataset": {k: v for k, v in meta["dataset"].items() if k != "source"}}
+        hidden = ("source", "notes")
+        meta = {**meta, "dataset": {k: v for k, v in meta["dataset"].items() if k not in hidden}}
     return meta
 
 

@@ -35,7 +35,7 @@ from service.jobs.schemas import TrainRequest
 from service.nn import Callback, EpochRecord, Progress
 from service.settings import Settings
 from service.store import ModelStore
-from service.training import train
+from service.training import train_and_save
 
 log = logging.getLogger(__name__)
 
@@ -255,23 +255,16 @@ def run_job(
             mirrors=settings.dataset_mirrors or None,
         )
         callback = _JobCallback(job, heartbeat.cancel, stopping)
-        result = train(request.config, dataset, callback)
-        job.write_patiently(claim_result)
-        store = ModelStore(settings.model_store)
-        meta = store.save(
+        meta, result = train_and_save(
+            request.config,
+            dataset,
+            ModelStore(settings.model_store),
             request.target_model,
-            result.network,
-            {
-                "dataset": {"name": dataset.info.name, "source": str(dataset.source)},
-                "training": request.config.model_dump(mode="json"),
-                "metrics": result.metrics,
-                "history": [r.to_dict() for r in result.history],
-                "train_seconds": result.seconds,
-                "job": job_id,
-            },
+            callback=callback,
+            make_default=request.make_default,
+            job=job_id,
+            before_save=lambda: job.write_patiently(claim_result),
         )
-        if request.make_default:
-            store.set_default(request.target_model, meta["version"])
         outcome = {
             "model": meta["name"],
             "version": meta["version"],

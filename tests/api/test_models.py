@@ -83,3 +83,15 @@ def test_settings_token_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("BACKPROP_API_TOKEN", "from-the-environment")
     assert Settings().api_token.get_secret_value() == "from-the-environment"
     assert "from-the-environment" not in repr(Settings())
+
+
+def test_the_loaders_notes_like_the_data_folder_only_for_token_holders(make_client):
+    client = make_client(api_token=TOKEN)
+    store = service_state(client.application).store
+    net = MLP.initialize(ModelSpec(hidden=(4,)), np.random.default_rng(0))
+    dataset = {"name": "mnist", "source": "/srv/data/mnist", "notes": ["/srv/data/mnist: no test split"]}
+    version = store.save("noted", net, {"dataset": dataset})["version"]
+    shown = client.get(f"/models/noted/versions/{version}").json["dataset"]
+    assert shown == {"name": "mnist"}
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.get(f"/models/noted/versions/{version}", headers=auth).json["dataset"] == dataset

@@ -185,10 +185,10 @@ def test_a_queued_job_the_queue_lost_is_put_back(queue, job_settings):
 
 
 def test_a_run_declared_lost_saves_nothing_when_it_finishes(queue, job_settings, monkeypatch):
-    import service.jobs.runner as runner
+    import service.training as training
 
     job_id = _submit(queue)
-    real_train = runner.train
+    real_train = training.train
 
     def train_then_get_taken_over(*args, **kwargs):
         result = real_train(*args, **kwargs)
@@ -196,7 +196,7 @@ def test_a_run_declared_lost_saves_nothing_when_it_finishes(queue, job_settings,
         queue.records.update(job_id, lambda r: r.update(worker="other-host:42", attempts=2))
         return result
 
-    monkeypatch.setattr(runner, "train", train_then_get_taken_over)
+    monkeypatch.setattr(training, "train", train_then_get_taken_over)
     run_job(job_settings, queue.records, job_id)
     record = queue.get(job_id)
     assert record["status"] == "running" and record["worker"] == "other-host:42"  # left to the new owner
@@ -240,12 +240,12 @@ def test_a_diverging_job_fails_with_the_epoch_and_saves_nothing(queue, job_setti
 
 
 def test_progress_missed_during_an_outage_lands_with_the_result(queue, job_settings, monkeypatch):
-    import service.jobs.runner as runner
+    import service.training as training
     from service.errors import QueueUnavailable
 
     job_id = _submit(queue, epochs=5)
     records, away = queue.records, threading.Event()
-    real_update, real_train = records.update, runner.train
+    real_update, real_train = records.update, training.train
 
     def update(job, change):
         if away.is_set():
@@ -260,7 +260,7 @@ def test_progress_missed_during_an_outage_lands_with_the_result(queue, job_setti
             away.clear()
 
     monkeypatch.setattr(records, "update", update)
-    monkeypatch.setattr(runner, "train", train_while_the_store_is_away)
+    monkeypatch.setattr(training, "train", train_while_the_store_is_away)
     run_job(job_settings, records, job_id)
     record = queue.get(job_id)
     assert record["status"] == "succeeded" and record["attempts"] == 1
