@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -14,58 +15,14 @@ from pydantic import ValidationError
 
 from service.data import DATASETS, load_dataset
 from service.errors import BackpropError
-from service.nn import Callback, EpochRecord, Progress
+from service.nn import Callback
 from service.nn.gradcheck import random_check
+from service.reporters import JsonReporter, TerminalReporter, emit
 from service.settings import Settings
 from service.store import ModelStore
 from service.training import TrainingConfig, split_indices, train_and_save
 
 GRADCHECK_TOLERANCE = 1e-6
-
-
-def _emit(payload: dict[str, Any]) -> None:
-    print(json.dumps(payload), flush=True)
-
-
-class TerminalReporter(Callback):
-    """A progress bar over all steps on a terminal, and a line per epoch."""
-
-    def __init__(self, stream) -> None:
-        from tqdm import tqdm
-
-        self._tqdm = tqdm
-        self.stream = stream
-        self.bar = None
-
-    def on_batch_end(self, progress: Progress) -> None:
-        if self.bar is None:
-            self.bar = self._tqdm(
-                total=progress.epochs * progress.steps_per_epoch,
-                file=self.stream,
-                unit="batch",
-                disable=not self.stream.isatty(),
-                leave=False,
-            )
-        self.bar.update(1)
-        if progress.step % 20 == 0:
-            self.bar.set_description(f"epoch {progress.epoch}/{progress.epochs} loss {progress.loss:.4f}")
-
-    def on_epoch_end(self, record: EpochRecord) -> None:
-        val = "-" if record.val_accuracy is None else f"{record.val_accuracy:.4f}"
-        line = (
-            f"epoch {record.epoch:3d}  loss {record.loss:.4f}  train acc {record.train_accuracy:.4f}"
-            f"  val acc {val}  {record.seconds:.1f}s"
-        )
-        (self.bar.write if self.bar else print)(line, file=self.stream)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-class JsonReporter(Callback):
-    def on_epoch_end(self, record: EpochRecord) -> None:
-        _emit({"event": "epoch", **record.to_dict()})
 
 
 def _store(args: argparse.Namespace, settings: Settings) -> ModelStore:
@@ -81,23 +38,39 @@ def _load_data(args: argparse.Namespace, settings: Settings):
     )
 
 
+# Flags that keep a short name of their own beside the one generated from the field.
+TRAINING_FLAG_ALIASES = {"learning_rate": ("--lr",), "weight_init": ("--init",)}
+
+
+def add_training_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``TrainingConfig`` field (``batch_size`` -> ``--batch-size``), whose type,
+    choices, help and shown default come from the field: a new hyperparameter needs no edit here."""
+    for name, field in TrainingConfig.model_fields.items():
+        flags = [f"--{name.replace('_', '-')}", *TRAINING_FLAG_ALIASES.get(name, ())]
+        options: dict[str, Any] = {"dest": name, "default": None}
+        origin, shown = typing.get_origin(field.annotation), field.default
+        if field.annotation is bool:
+            options["action"] = argparse.BooleanOptionalAction
+            shown = "on" if field.default else "off"
+        elif origin is typing.Literal:
+            options["choices"] = list(typing.get_args(field.annotation))
+        elif origin is tuple:
+            options.update(type=int, nargs="+", metavar="N")
+            shown = " ".join(map(str, field.default))
+        else:
+            options["type"] = float if field.annotation is float else int
+        options["help"] = f"{field.description or name.replace('_', ' ')} (default {shown})"
+        parser.add_argument(*flags, **options)
+
+
+def training_config(args: argparse.Namespace) -> TrainingConfig:
+    """The flags given; the model's defaults for the rest."""
+    given = {name: getattr(args, name) for name in TrainingConfig.model_fields}
+    return TrainingConfig(**{name: value for name, value in given.items() if value is not None})
+
+
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    given = {
-        "hidden": tuple(args.hidden) if args.hidden else None,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "optimizer": args.optimizer,
-        "learning_rate": args.lr,
-        "momentum": args.momentum,
-        "weight_decay": args.weight_decay,
-        "lr_schedule": args.lr_schedule,
-        "weight_init": args.init,
-        "init_std": args.init_std,
-        "seed": args.seed,
-        "validation_split": args.validation_split,
-        "augment": args.augment,
-    }
-    config = TrainingConfig(**{k: v for k, v in given.items() if v is not None})
+    config = training_config(args)
     store = _store(args, settings)
     model_name = args.model or args.dataset
     store.model_dir(model_name)  # fail on a bad name before loading the data, not after
@@ -128,7 +101,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         **{k: result.metrics[k] for k in ("validation_accuracy", "test_accuracy")},
     }
     if args.json:
-        _emit(summary)
+        emit(summary)
     else:
         for note in result.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -151,7 +124,7 @@ def cmd_gradcheck(args: argparse.Namespace, settings: Settings) -> int:
             for check in checks:
                 worst = max(worst, check.relative_error)
                 if args.json:
-                    _emit(
+                    emit(
                         {
                             "hidden": list(hidden),
                             "one_hot": one_hot,
@@ -168,7 +141,7 @@ def cmd_gradcheck(args: argparse.Namespace, settings: Settings) -> int:
                     )
     passed = worst < GRADCHECK_TOLERANCE
     if args.json:
-        _emit(
+        emit(
             {"event": "done", "max_relative_error": worst, "tolerance": GRADCHECK_TOLERANCE, "passed": passed}
         )
     else:
@@ -207,29 +180,10 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def load_images(path: Path) -> np.ndarray:
-    """(N, 784) float pixels, 0-255: from a ``.npy`` of 28x28 / 784 arrays, or a picture of a digit."""
-    if path.suffix.lower() != ".npy":
-        from service.images import load_digit
-
-        return load_digit(path).reshape(1, -1)
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise BackpropError(f"{path}: cannot read as .npy ({exc})") from exc
-    if array.ndim == 2 and array.shape == (28, 28) or array.ndim == 1:
-        array = array.reshape(1, -1)
-    array = array.reshape(len(array), -1)
-    if array.shape[1] != 784:
-        raise BackpropError(f"{path}: expected 784 pixels per image, got {array.shape[1]}")
-    array = array.astype(np.float64)
-    if array.size and array.max() <= 1.0:
-        array *= 255.0
-    return array
-
-
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
-    pixels = load_images(Path(args.file))
+    from service.images import load_images
+
+    pixels = load_images(args.file)
     if args.url:
         from service.client import ApiError, Client
 
@@ -247,7 +201,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     for i, row in enumerate(probabilities):
         label = int(row.argmax())
         if args.json:
-            _emit(
+            emit(
                 {
                     "index": i,
                     "label": label,
@@ -304,21 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and save it as a new version in the store")
     common(t, data=True)
     t.add_argument("--dataset", default="mnist", choices=sorted(DATASETS))
-    t.add_argument("--hidden", type=int, nargs="+", metavar="N", help="hidden layer sizes (default 512 256)")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--optimizer", choices=["sgd", "momentum", "adam"])
-    t.add_argument("--lr", type=float, help="learning rate")
-    t.add_argument("--momentum", type=float)
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--lr-schedule", choices=["constant", "cosine"])
-    t.add_argument("--init", choices=["he", "gaussian"], help="weight initialization")
-    t.add_argument("--init-std", type=float, help="std of the gaussian initialization")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--validation-split", type=float)
-    t.add_argument(
-        "--augment", action=argparse.BooleanOptionalAction, help="random 1-pixel shifts (default on)"
-    )
+    add_training_flags(t)
     t.add_argument("--model", help="name to save under (default: the dataset's name)")
     t.add_argument("--set-default", action="store_true", help="make the result the default model")
     t.set_defaults(handler=cmd_train)

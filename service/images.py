@@ -71,3 +71,23 @@ def load_digit(path: str | Path) -> np.ndarray:
     except OSError as exc:
         raise BackpropError(f"{path}: cannot read as an image ({exc})") from exc
     return mnist_style(gray)
+
+
+def load_images(path: str | Path) -> np.ndarray:
+    """(N, 784) float pixels, 0-255: from a ``.npy`` of 28x28 / 784 arrays, or a picture of a digit."""
+    path = Path(path)
+    if path.suffix.lower() != ".npy":
+        return load_digit(path).reshape(1, -1)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise BackpropError(f"{path}: cannot read as .npy ({exc})") from exc
+    if array.ndim == 2 and array.shape == (28, 28) or array.ndim == 1:
+        array = array.reshape(1, -1)
+    array = array.reshape(len(array), -1)
+    if array.shape[1] != 784:
+        raise BackpropError(f"{path}: expected 784 pixels per image, got {array.shape[1]}")
+    array = array.astype(np.float64)
+    if array.size and array.max() <= 1.0:
+        array *= 255.0
+    return array

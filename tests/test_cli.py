@@ -125,3 +125,23 @@ def test_console_script_runs_gradcheck():
         [sys.executable, "-m", "service.cli", "gradcheck"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0 and "PASS" in result.stdout
+
+
+def test_every_training_field_has_a_flag_that_reaches_the_config():
+    from service.cli import build_parser, training_config
+    from service.training import TrainingConfig
+
+    parser = build_parser()
+    args = parser.parse_args(
+        ["train", "--hidden", "8", "4", "--lr", "0.01", "--no-augment", "--augment-shift", "2"]
+        + ["--weight-init", "gaussian", "--validation-split", "0.2", "--epochs", "3"]
+    )
+    config = training_config(args)
+    assert config.hidden == (8, 4) and config.learning_rate == 0.01 and config.augment is False
+    assert (config.augment_shift, config.weight_init, config.validation_split) == (2, "gaussian", 0.2)
+    assert config.epochs == 3 and config.batch_size == TrainingConfig().batch_size  # the rest: defaults
+    help_text = parser._subparsers._group_actions[0].choices["train"].format_help()
+    for name in TrainingConfig.model_fields:
+        assert f"--{name.replace('_', '-')}" in help_text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--optimizer", "rmsprop"])  # choices come from the Literal
