@@ -1,4 +1,5 @@
-"""Shared fixtures: real data from ../shared when present, small synthetic IDX folders always."""
+"""Shared fixtures: 500 real digits inside the repository, the 5,000 of ../shared for the tests
+marked real_data, small synthetic IDX folders, and the robustness summary."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token-0123456789"  # BACKPROP_API_TOKEN must be at least 16 characters
+DIGITS = REPO / "tests" / "fixtures" / "digits"
 
 
 class Robustness:
@@ -40,6 +42,13 @@ _ROBUSTNESS = pytest.StashKey[Robustness]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_ROBUSTNESS] = Robustness()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Whatever needs the 5,000 digits beside the repository says so, without anyone remembering to.
+    for item in items:
+        if "mnist5k_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real_data)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -146,14 +155,18 @@ def client(app):
 
 
 @pytest.fixture(scope="session")
-def real_digits(mnist5k_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The 500 digits the shipped model was trained without (its held-out split)."""
-    from service.data import load_dataset
-    from service.training import TrainingConfig, split_indices
+def digits_dir() -> Path:
+    """A data folder, inside the repository, of 500 real digits (tests/fixtures/digits/README.md)."""
+    return DIGITS
 
-    dataset = load_dataset("mnist", mnist5k_dir)
-    _, val_idx = split_indices(TrainingConfig(), dataset.train_y)
-    return dataset.train_x[val_idx], dataset.train_y[val_idx]
+
+@pytest.fixture(scope="session")
+def real_digits(digits_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The 500 digits the shipped model was trained without (its held-out split of mnist-5k)."""
+    from service.data import load_dataset
+
+    dataset = load_dataset("mnist", digits_dir)
+    return dataset.train_x, dataset.train_y
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from service.store import ModelStore
 
 
 @pytest.fixture
-def job_settings(tmp_path, mnist5k_dir):
+def job_settings(tmp_path, digits_dir):
     return Settings(
         model_store=tmp_path / "store",
-        data_dir=mnist5k_dir,
+        data_dir=digits_dir,
         state_dir=tmp_path / "var",
         heartbeat_seconds=0.05,
         stale_seconds=0.5,
@@ -232,6 +232,7 @@ def test_a_record_the_store_loses_mid_run_is_put_back_by_its_worker(queue, job_s
 
 def test_a_diverging_job_fails_with_the_epoch_and_saves_nothing(queue, job_settings):
     body = {"optimizer": "sgd", "learning_rate": 10.0, "lr_schedule": "constant", "make_default": True}
+    body["batch_size"] = 16  # enough steps in an epoch on 500 digits for the loss to blow up
     job_id = _submit(queue, hidden=(512, 256), **body)
     run_job(job_settings, queue.records, job_id)
     record = queue.get(job_id)
