@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from service.api import inputs
+from service.jobs.schemas import Job
 from service.json_types import json_int
 from service.store import MAX_VERSION, ModelName
 
@@ -203,49 +204,6 @@ class Health(BaseModel):
 class Ready(BaseModel):
     status: Literal["ready"] = "ready"
     model: ModelRef
-
-
-class JobProgress(BaseModel):
-    epoch: int
-    epochs: int | None
-    step: int
-    steps_per_epoch: int | None
-    percent: float
-
-
-class JobResult(BaseModel):
-    model: str
-    version: int
-    default: bool
-    metrics: dict[str, Any]
-
-
-class JobEvent(BaseModel):
-    at: str
-    event: Literal["interrupted", "requeued", "restored"]
-    detail: str
-
-
-class Job(BaseModel):
-    """A training job's record."""
-
-    id: str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
-    request: dict[str, Any] = Field(description="the accepted POST /train body, defaults filled in")
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
-    progress: JobProgress
-    history: list[dict[str, Any]] = Field(description="per epoch: loss, train/validation accuracy, seconds")
-    result: JobResult | None = Field(description="the model version the job produced")
-    error: str | None
-    cancel_requested: bool
-    attempts: int
-    lost_attempts: list[dict[str, Any]] = Field(description="runs whose worker was lost, with the reason")
-    events: list[JobEvent] = Field(
-        [], description="what else happened: interrupted by a worker's shutdown, requeued, restored"
-    )
-    worker: str | None
 
 
 class JobList(BaseModel):

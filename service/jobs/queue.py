@@ -23,7 +23,6 @@ from service.data import DATASETS, locate
 from service.errors import Conflict, InvalidInput, QueueUnavailable, StorageFull, is_out_of_storage
 from service.jobs.reaper import Reaper
 from service.jobs.records import (
-    FINISHED,
     JobRecords,
     Record,
     RedisJobRecords,
@@ -32,7 +31,7 @@ from service.jobs.records import (
     now_iso,
 )
 from service.jobs.runner import run_job
-from service.jobs.schemas import TrainRequest
+from service.jobs.schemas import FINISHED, TrainRequest
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import JobNotFound, QueueUnavailable, StorageFull, TooManyJobs, is_out_of_storage
+from service.jobs.schemas import ACTIVE, JobProgress, JobRecord
 
 Record = dict[str, Any]
 Change = Callable[[Record], None]
 
-FINISHED = ("succeeded", "failed", "cancelled")
-ACTIVE = ("queued", "running")
 RETRY_AFTER_SECONDS = 30
 
 
@@ -43,35 +42,22 @@ def _queue_full(max_queued: int) -> TooManyJobs:
     )
 
 
+def _encoded(record: Record) -> str:
+    """The record as stored, checked against ``JobRecord`` first: a change that breaks the shape
+    fails here, before anything is written."""
+    JobRecord.model_validate(record)
+    return json.dumps(record)
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def new_record(job_id: str, request: dict[str, Any]) -> Record:
-    return {
-        "id": job_id,
-        "status": "queued",
-        "request": request,
-        "created_at": now_iso(),
-        "started_at": None,
-        "finished_at": None,
-        "progress": {
-            "epoch": 0,
-            "epochs": request.get("epochs"),
-            "step": 0,
-            "steps_per_epoch": None,
-            "percent": 0.0,
-        },
-        "history": [],
-        "result": None,
-        "error": None,
-        "cancel_requested": False,
-        "attempts": 0,
-        "lost_attempts": [],
-        "events": [],
-        "worker": None,
-        "heartbeat_ts": None,
-    }
+    """The record of a job just accepted (``JobRecord``'s shape, as stored)."""
+    progress = JobProgress(epochs=request.get("epochs"))
+    record = JobRecord(id=job_id, status="queued", request=request, created_at=now_iso(), progress=progress)
+    return record.model_dump(mode="json")
 
 
 class JobRecords:
@@ -158,7 +144,7 @@ class SqliteJobRecords(JobRecords):
                     raise _queue_full(max_queued)
             db.execute(
                 "INSERT INTO jobs (id, created, status, data) VALUES (?, ?, ?, ?)",
-                (record["id"], time.time(), record["status"], json.dumps(record)),
+                (record["id"], time.time(), record["status"], _encoded(record)),
             )
 
         self._transaction(work)
@@ -166,7 +152,7 @@ class SqliteJobRecords(JobRecords):
     def restore(self, record: Record) -> bool:
         cursor = self._connect().execute(
             "INSERT OR IGNORE INTO jobs (id, created, status, data) VALUES (?, ?, ?, ?)",
-            (record["id"], time.time(), record["status"], json.dumps(record)),
+            (record["id"], time.time(), record["status"], _encoded(record)),
         )
         return cursor.rowcount == 1
 
@@ -185,7 +171,7 @@ class SqliteJobRecords(JobRecords):
             change(record)
             db.execute(
                 "UPDATE jobs SET status = ?, data = ? WHERE id = ?",
-                (record["status"], json.dumps(record), job_id),
+                (record["status"], _encoded(record), job_id),
             )
             return record
 
@@ -236,7 +222,7 @@ class RedisJobRecords(JobRecords):
             raise QueueUnavailable(f"job records unavailable: {exc}") from exc
 
     def _write(self, pipe, record: Record) -> None:
-        pipe.set(self._key(record["id"]), json.dumps(record))
+        pipe.set(self._key(record["id"]), _encoded(record))
         if record["status"] in ACTIVE:
             pipe.sadd(self.active_set, record["id"])
         else:
@@ -276,7 +262,7 @@ class RedisJobRecords(JobRecords):
 
     def restore(self, record: Record) -> bool:
         def run() -> bool:
-            if not self.client.set(self._key(record["id"]), json.dumps(record), nx=True):
+            if not self.client.set(self._key(record["id"]), _encoded(record), nx=True):
                 return False
             with self.client.pipeline() as pipe:
                 self._write(pipe, record)

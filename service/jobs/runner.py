@@ -31,7 +31,7 @@ from service.errors import (
     TrainingInterrupted,
 )
 from service.jobs.records import JobRecords, Record, add_event, now_iso
-from service.jobs.schemas import TrainRequest
+from service.jobs.schemas import JobProgress, JobResult, JobStatus, TrainRequest
 from service.nn import Callback, EpochRecord, Progress
 from service.settings import Settings
 from service.store import ModelStore
@@ -146,13 +146,13 @@ class _JobCallback(Callback):
         """Put where training stands, and the whole history, into ``record``: whatever writes were
         missed while the job store was away are made good by the next one."""
         progress = self.progress
-        record["progress"] = {
-            "epoch": progress.epoch,
-            "epochs": progress.epochs,
-            "step": progress.step,
-            "steps_per_epoch": progress.steps_per_epoch,
-            "percent": round(progress.percent, 2),
-        }
+        record["progress"] = JobProgress(
+            epoch=progress.epoch,
+            epochs=progress.epochs,
+            step=progress.step,
+            steps_per_epoch=progress.steps_per_epoch,
+            percent=round(progress.percent, 2),
+        ).model_dump()
         record["history"] = list(self.history)
 
     def _write_progress(self) -> None:
@@ -173,7 +173,7 @@ class _JobCallback(Callback):
         self._write_progress()
 
 
-def _finish(status: str, **fields) -> Callable[[Record], None]:
+def _finish(status: JobStatus, **fields) -> Callable[[Record], None]:
     def change(record: Record) -> None:
         record.update(status=status, finished_at=now_iso(), heartbeat_ts=None, **fields)
 
@@ -265,12 +265,9 @@ def run_job(
             job=job_id,
             before_save=lambda: job.write_patiently(claim_result),
         )
-        outcome = {
-            "model": meta["name"],
-            "version": meta["version"],
-            "metrics": result.metrics,
-            "default": request.make_default,
-        }
+        outcome = JobResult(
+            model=meta["name"], version=meta["version"], metrics=result.metrics, default=request.make_default
+        ).model_dump(mode="json")
         job.write_patiently(_finish("succeeded", result=outcome))
         log.info("job %s: saved %s v%d", job_id, meta["name"], meta["version"])
     except _NotRunnable as exc:

@@ -26,6 +26,23 @@ def test_create_get_update(records):
         records.update("b" * 32, lambda r: None)
 
 
+def test_every_write_keeps_the_one_record_shape(records):
+    # The record is a JobRecord (service/jobs/schemas.py), the same model the API shows: a change
+    # that misspells a status or a field type is refused before it is written.
+    from pydantic import ValidationError
+
+    from service.jobs.schemas import JobRecord
+
+    record = new_record("d" * 32, {"epochs": 3})
+    assert JobRecord.model_validate(record).progress.epochs == 3
+    records.create(record)
+    with pytest.raises(ValidationError):
+        records.update("d" * 32, lambda r: r.update(status="done"))
+    with pytest.raises(ValidationError):
+        records.update("d" * 32, lambda r: r.update(attempts="twice"))
+    assert records.get("d" * 32) == record
+
+
 def test_an_aborted_change_writes_nothing(records):
     records.create(new_record("c" * 32, {}))
 
