@@ -109,7 +109,12 @@ def test_train_over_http_then_predict_with_the_new_version(server, real_digits):
 
 
 def test_backprop_health_reports_readiness(server):
+    from tests.processes import wait_until
+
     base, _ = server
+    # backprop serve runs a training worker: /readyz counts it once it has said so.
+    workers = lambda: requests.get(f"{base}/readyz", timeout=5).json()["training_workers"]  # noqa: E731
+    wait_until(lambda: workers() == 1, 30, "the training worker counted")
     ok = subprocess.run(
         [sys.executable, "-m", "service.cli", "health", "--url", base], capture_output=True, text=True
     )

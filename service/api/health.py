@@ -20,12 +20,18 @@ def healthz():
 
 @bp.get("/readyz", responses={200: Ready, **error_responses(422, 503)})
 def readyz():
-    """The default model is loaded and a test prediction passes."""
+    """The default model is loaded and a test prediction passes; how many training workers are
+    alive is said too (predictions never need them, so it does not decide readiness)."""
+    state = service_state()
     try:
-        model = service_state().registry.ready()
+        model = state.registry.ready()
     except BackpropError as exc:
         raise NotReady(f"not ready: {exc.message}") from exc
-    return {"status": "ready", "model": {"name": model.name, "version": model.version}}
+    return {
+        "status": "ready",
+        "model": {"name": model.name, "version": model.version},
+        "training_workers": state.jobs.workers_alive(),
+    }
 
 
 @bp.get("/metrics", responses={200: None, **error_responses(422)})

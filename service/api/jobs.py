@@ -18,6 +18,22 @@ def _queue():
     return service_state().jobs
 
 
+NO_WORKER = (
+    "no training worker is alive to run it: start one (backprop worker, or backprop serve without "
+    "--no-worker) with the same BACKPROP_REDIS_URL or BACKPROP_STATE_DIR"
+)
+
+
+def _with_notes(records: list[dict]) -> list[dict]:
+    """The records as shown, queued ones noting when no training worker is alive to run them."""
+    shown = [_public(record) for record in records]
+    if any(record["status"] == "queued" for record in shown) and _queue().workers_alive() == 0:
+        for record in shown:
+            if record["status"] == "queued":
+                record["note"] = NO_WORKER
+    return shown
+
+
 def _public(record: dict) -> dict:
     """The record as the API shows it; which machine and process ran it only to token holders."""
     shown = {k: v for k, v in record.items() if k in _PUBLIC}
@@ -50,7 +66,7 @@ def list_jobs(query: JobsQuery):
     """Jobs, newest first."""
     records, total = _queue().page(query.limit, query.offset)
     return {
-        "jobs": [_public(r) for r in records],
+        "jobs": _with_notes(records),
         "total": total,
         "limit": query.limit,
         "offset": query.offset,
@@ -60,7 +76,7 @@ def list_jobs(query: JobsQuery):
 @bp.get("/jobs/<job_id>", responses={200: Job, **error_responses(404, 422, 503)})
 def get_job(path: JobPath):
     """Status, progress, per-epoch history, result or error, timestamps."""
-    return _public(_queue().get(path.job_id))
+    return _with_notes([_queue().get(path.job_id)])[0]
 
 
 @bp.post(

@@ -204,6 +204,9 @@ class Health(BaseModel):
 class Ready(BaseModel):
     status: Literal["ready"] = "ready"
     model: ModelRef
+    training_workers: int | None = Field(
+        None, description="training workers alive (0: jobs wait; null: the job store cannot say)"
+    )
 
 
 class JobList(BaseModel):

@@ -8,11 +8,13 @@ full or missing state folder costs the job endpoints only, never the app's start
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
 import uuid
+from collections.abc import Callable
 from functools import cached_property
 
 from huey import RedisHuey, SqliteHuey
@@ -20,7 +22,14 @@ from huey.api import Huey
 from huey.consumer import Consumer
 
 from service.data import DATASETS, locate
-from service.errors import Conflict, InvalidInput, QueueUnavailable, StorageFull, is_out_of_storage
+from service.errors import (
+    BackpropError,
+    Conflict,
+    InvalidInput,
+    QueueUnavailable,
+    StorageFull,
+    is_out_of_storage,
+)
 from service.jobs.reaper import Reaper
 from service.jobs.records import (
     JobRecords,
@@ -30,7 +39,7 @@ from service.jobs.records import (
     new_record,
     now_iso,
 )
-from service.jobs.runner import run_job
+from service.jobs.runner import run_job, worker_id
 from service.jobs.schemas import FINISHED, TrainRequest
 from service.settings import Settings
 
@@ -135,6 +144,13 @@ class JobQueue:
             raise
         return record
 
+    def workers_alive(self) -> int | None:
+        """How many training workers are alive, or None when the job store cannot say."""
+        try:
+            return len(self.records.workers_alive())
+        except BackpropError:
+            return None
+
     def get(self, job_id: str) -> Record:
         return self.records.get(job_id)
 
@@ -172,9 +188,11 @@ class GracefulConsumer(Consumer):
         self._signal_actions[signal.SIGINT] = (False, True)  # Huey makes SIGINT abrupt otherwise
 
 
-def _watch(reaper: Reaper, interval: float, stop: threading.Event) -> None:
+def _watch(reaper: Reaper, present: Callable[[], None], interval: float, stop: threading.Event) -> None:
+    """Say this worker is alive, and look for lost jobs, every ``interval`` seconds."""
     while not stop.wait(interval):
         try:
+            present()
             reaper.run_once()
         except QueueUnavailable as exc:
             log.warning("reaper: the job store is unreachable (%s); watching afresh when it is back", exc)
@@ -199,9 +217,19 @@ def run_worker(settings: Settings) -> None:
     )
     queue.stopping = consumer.stop_flag
     reaper = Reaper(settings, queue.records, pending=queue.pending, requeue=queue.enqueue)
+    me = worker_id()
+
+    def present() -> None:
+        # Seen by /readyz and by the jobs waiting for a worker; forgotten stale_seconds after the
+        # last word, if this process dies without saying goodbye.
+        queue.records.worker_alive(me, ttl=settings.stale_seconds)
+
+    with contextlib.suppress(BackpropError):  # the store may be away: the watch says so later
+        present()
     stop = threading.Event()
     interval = max(0.5, min(2.0, settings.heartbeat_seconds * 2))
-    threading.Thread(target=_watch, args=(reaper, interval, stop), name="reaper", daemon=True).start()
+    args = (reaper, present, interval, stop)
+    threading.Thread(target=_watch, args=args, name="reaper", daemon=True).start()
     log.info(
         "worker %d: %d job(s) at a time, queue %s",
         os.getpid(),
@@ -212,3 +240,5 @@ def run_worker(settings: Settings) -> None:
         consumer.run()
     finally:
         stop.set()
+        with contextlib.suppress(BackpropError):
+            queue.records.worker_gone(me)

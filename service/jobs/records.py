@@ -90,6 +90,18 @@ class JobRecords:
     def running(self) -> list[Record]:
         return [r for r in self.active() if r["status"] == "running"]
 
+    def worker_alive(self, worker: str, ttl: float) -> None:
+        """Training worker ``worker`` is alive, for ``ttl`` seconds from now."""
+        raise NotImplementedError
+
+    def worker_gone(self, worker: str) -> None:
+        """Training worker ``worker`` stopped."""
+        raise NotImplementedError
+
+    def workers_alive(self) -> list[str]:
+        """The training workers that said they were alive, within their ``ttl``."""
+        raise NotImplementedError
+
     def incarnation(self) -> str:
         """A token that changes only when the store lost all its data (a Redis restarted without
         persistence); a store on this machine's disk never does."""
@@ -111,6 +123,8 @@ class SqliteJobRecords(JobRecords):
                 "status TEXT NOT NULL, data TEXT NOT NULL)"
             )
             db.execute("CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created)")
+            # One machine, one clock: "alive until" in this machine's time.time().
+            db.execute("CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, until REAL NOT NULL)")
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -190,6 +204,23 @@ class SqliteJobRecords(JobRecords):
             self._connect().execute("SELECT data FROM jobs WHERE status IN ('queued', 'running')").fetchall()
         )
         return [json.loads(r[0]) for r in rows]
+
+    def worker_alive(self, worker: str, ttl: float) -> None:
+        self._transaction(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO workers (id, until) VALUES (?, ?)", (worker, time.time() + ttl)
+            )
+        )
+
+    def worker_gone(self, worker: str) -> None:
+        self._transaction(lambda db: db.execute("DELETE FROM workers WHERE id = ?", (worker,)))
+
+    def workers_alive(self) -> list[str]:
+        def run(db: sqlite3.Connection) -> list[str]:
+            db.execute("DELETE FROM workers WHERE until <= ?", (time.time(),))
+            return [row[0] for row in db.execute("SELECT id FROM workers ORDER BY id")]
+
+        return self._transaction(run)
 
 
 def _sqlite_error(exc: sqlite3.OperationalError) -> Exception:
@@ -303,6 +334,21 @@ class RedisJobRecords(JobRecords):
 
     def active(self) -> list[Record]:
         return self._call(lambda: self._load_active(self.client))
+
+    def _worker_key(self, worker: str) -> str:
+        return f"{self.prefix}:worker:{worker}"
+
+    def worker_alive(self, worker: str, ttl: float) -> None:
+        # Expiry by Redis's own clock: the machines' clocks never meet.
+        self._call(lambda: self.client.set(self._worker_key(worker), now_iso(), px=int(ttl * 1000)))
+
+    def worker_gone(self, worker: str) -> None:
+        self._call(lambda: self.client.delete(self._worker_key(worker)))
+
+    def workers_alive(self) -> list[str]:
+        prefix = self._worker_key("")
+        keys = self._call(lambda: list(self.client.scan_iter(match=f"{prefix}*", count=1000)))
+        return sorted(key.decode().removeprefix(prefix) for key in keys)
 
     def incarnation(self) -> str:
         def run() -> str:

@@ -78,6 +78,9 @@ class Job(BaseModel):
         [], description="what else happened: interrupted by a worker's shutdown, requeued, restored"
     )
     worker: str | None = None
+    note: str | None = Field(
+        None, description="why a queued job is not running: no training worker is alive (not stored)"
+    )
 
 
 class JobRecord(Job):

@@ -8,7 +8,19 @@ def test_healthz(client):
 
 
 def test_readyz_with_the_default_model(client):
-    assert client.get("/readyz").get_json() == {"status": "ready", "model": {"name": "mnist", "version": 1}}
+    ready = client.get("/readyz").get_json()
+    assert ready == {"status": "ready", "model": {"name": "mnist", "version": 1}, "training_workers": 0}
+
+
+def test_readyz_counts_the_training_workers_alive(client):
+    from service.api.state import service_state
+
+    records = service_state(client.application).jobs.records
+    records.worker_alive("host-a:1", ttl=30)
+    records.worker_alive("host-b:2", ttl=30)
+    assert client.get("/readyz").get_json()["training_workers"] == 2
+    records.worker_gone("host-a:1")
+    assert client.get("/readyz").get_json()["training_workers"] == 1
 
 
 def test_readyz_is_503_without_a_model(client, store_dir):

@@ -112,3 +112,15 @@ def test_a_dataset_the_server_lacks_is_refused_naming_the_setting(make_client, t
 def test_the_job_schema_lists_events(client):
     job_id = client.post("/train", json={"epochs": 1}).get_json()["id"]
     assert client.get(f"/jobs/{job_id}").get_json()["events"] == []
+
+
+def test_a_queued_job_says_when_no_training_worker_is_alive(client):
+    from service.api.state import service_state
+
+    job_id = client.post("/train", json={"epochs": 1}).get_json()["id"]
+    waiting = client.get(f"/jobs/{job_id}").get_json()
+    assert waiting["status"] == "queued" and "no training worker is alive" in waiting["note"]
+    assert "no training worker" in client.get("/jobs").get_json()["jobs"][0]["note"]
+    service_state(client.application).jobs.records.worker_alive("host-a:1", ttl=30)
+    assert client.get(f"/jobs/{job_id}").get_json()["note"] is None  # one is: it will be run
+    assert service_state(client.application).jobs.get(job_id)["note"] is None  # a view, not stored

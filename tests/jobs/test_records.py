@@ -110,3 +110,16 @@ def test_a_redis_that_lost_its_data_has_a_new_incarnation(redis_url):
     assert "appendonly" in records.persistence_problem()  # the test server keeps no persistence
     records.client.flushall()  # what a restart without persistence amounts to
     assert records.incarnation() != first
+
+
+def test_workers_are_alive_for_their_ttl_and_gone_when_they_say_so(records):
+    import time
+
+    assert records.workers_alive() == []
+    records.worker_alive("host-a:1", ttl=30)
+    records.worker_alive("host-b:2", ttl=0.2)
+    assert records.workers_alive() == ["host-a:1", "host-b:2"]
+    time.sleep(0.4)  # host-b stopped saying so: a process killed without a goodbye
+    assert records.workers_alive() == ["host-a:1"]
+    records.worker_gone("host-a:1")
+    assert records.workers_alive() == []
