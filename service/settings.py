@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     )
     worker_nice: int = Field(10, ge=0, le=19, description="CPU priority drop of training workers")
     outage_seconds: float = Field(
-        60.0, ge=0, le=3600, description="how long a worker waits out an unreachable job store"
+        60.0, ge=0, le=3600, description="how long a worker waits out an unreachable job store (at start too)"
     )
     max_queued_jobs: int = Field(
         100, ge=1, le=100_000, description="most jobs waiting in the queue; more get 429"

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from functools import cached_property
@@ -200,6 +201,26 @@ def _watch(reaper: Reaper, present: Callable[[], None], interval: float, stop: t
             log.warning("reaper pass failed", exc_info=True)
 
 
+def _wait_for_the_store(present: Callable[[], None], patience: float) -> None:
+    """Start once the job store answers (Redis may come up after the workers, as in a compose
+    stack), saying so meanwhile; give up after ``patience`` seconds (BACKPROP_OUTAGE_SECONDS)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            present()
+            return
+        except StorageFull as exc:
+            log.warning("%s", exc.message)  # it can still train and save models
+            return
+        except QueueUnavailable as exc:
+            if time.monotonic() >= deadline:
+                raise QueueUnavailable(
+                    f"{exc.message}; gave up after {patience:.0f} s (BACKPROP_OUTAGE_SECONDS)"
+                ) from exc
+            log.warning("waiting for the job store: %s", exc.message)
+            time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+
+
 def run_worker(settings: Settings) -> None:
     """Run a training worker until SIGTERM or SIGINT: a running job stops at its next batch and
     goes back on the queue without using an attempt."""
@@ -224,8 +245,7 @@ def run_worker(settings: Settings) -> None:
         # last word, if this process dies without saying goodbye.
         queue.records.worker_alive(me, ttl=settings.stale_seconds)
 
-    with contextlib.suppress(BackpropError):  # the store may be away: the watch says so later
-        present()
+    _wait_for_the_store(present, settings.outage_seconds)
     stop = threading.Event()
     interval = max(0.5, min(2.0, settings.heartbeat_seconds * 2))
     args = (reaper, present, interval, stop)

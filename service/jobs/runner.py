@@ -15,8 +15,10 @@ this worker's copy.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -46,8 +48,15 @@ class _NotRunnable(Exception):
     """The job is not queued any more (cancelled, or claimed by another delivery)."""
 
 
+@functools.cache
+def _process_token(pid: int) -> str:
+    return secrets.token_hex(3)
+
+
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """host:pid:token. The token tells apart processes whose host name and pid are the same:
+    containers that share the host's network (and so its name) and all run as pid 1."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_process_token(os.getpid())}"
 
 
 class TrackedJob:

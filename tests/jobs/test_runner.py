@@ -1,3 +1,4 @@
+import os
 import threading
 import time
 
@@ -267,3 +268,20 @@ def test_progress_missed_during_an_outage_lands_with_the_result(queue, job_setti
     assert record["status"] == "succeeded" and record["attempts"] == 1
     assert [h["epoch"] for h in record["history"]] == [1, 2, 3, 4, 5]
     assert record["progress"]["percent"] == 100.0
+
+
+def test_worker_ids_name_the_process_and_tell_apart_two_with_the_same_name_and_pid():
+    import socket
+    import subprocess
+    import sys
+
+    from service.jobs.runner import worker_id
+
+    host, pid, token = worker_id().split(":")
+    assert (host, int(pid)) == (socket.gethostname(), os.getpid()) and worker_id() == worker_id()
+    # Containers sharing the host's network have its name, and each may run the worker as pid 1:
+    # the token differs between processes all the same.
+    code = "from service.jobs.runner import worker_id; print(worker_id())"
+    run = [sys.executable, "-c", code]
+    others = [subprocess.run(run, capture_output=True, text=True, check=True).stdout for _ in "ab"]
+    assert len({token, *(other.strip().split(":")[2] for other in others)}) == 3

@@ -158,7 +158,7 @@ def test_a_killed_worker_is_noticed_and_the_other_keeps_working(shared_backend):
     settings, queue, _ = shared_backend
     victim_job = submit(queue, **LONG, model="digits")
     running = wait_running(queue, victim_job)
-    victim_pid = int(running["worker"].rsplit(":", 1)[1])
+    victim_pid = int(running["worker"].split(":")[1])  # host:pid:token
     os.kill(victim_pid, signal.SIGKILL)
     started = time.monotonic()
     failed = wait_for(queue, victim_job, ["failed"], timeout=60)
@@ -186,3 +186,35 @@ def test_a_stopped_worker_puts_its_job_back_at_once_without_an_attempt(backend, 
     assert record["events"][-1]["event"] == "interrupted"
     assert job_id in queue.pending()  # on the queue again, not waiting for the reaper
     assert not ModelStore(settings.model_store).versions("digits")
+
+
+def test_a_worker_waits_for_redis_to_come_up_then_gives_up_in_time(tmp_path, digits_dir):
+    # As in a compose stack, where the workers may start before Redis answers.
+    from tests.processes import RedisServer, wait_until
+
+    redis = RedisServer(tmp_path / "redis", persistent=True)
+    settings = Settings(
+        model_store=tmp_path / "store", data_dir=digits_dir, state_dir=tmp_path / "var", redis_url=redis.url
+    )
+    env = {**Workers(settings).env, "BACKPROP_OUTAGE_SECONDS": "60"}
+    log_path = tmp_path / "worker.log"
+    with log_path.open("w") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env, stderr=log)
+    try:
+        wait_until(lambda: "waiting for the job store" in log_path.read_text(), 20, "the worker waits")
+        assert worker.poll() is None
+        redis.start()
+        queue = JobQueue(settings)
+        wait_until(lambda: len(queue.records.workers_alive()) == 1, 20, "the worker came in")
+        job_id = queue.submit(TrainRequest(**QUICK, model="late")).get("id")
+        wait_until(lambda: queue.get(job_id)["status"] == "succeeded", 60, "the job ran")
+        assert "Traceback" not in log_path.read_text()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+        redis.stop()
+
+    impatient = {**env, "BACKPROP_OUTAGE_SECONDS": "1"}
+    command = [sys.executable, "-m", "service.cli", "worker"]
+    gave_up = subprocess.run(command, env=impatient, capture_output=True, text=True, timeout=60)
+    assert gave_up.returncode == 1 and "gave up after 1 s (BACKPROP_OUTAGE_SECONDS)" in gave_up.stderr
