@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from service.data import DATASETS, load_dataset
 from service.errors import BackpropError
+from service.logs import configure as configure_logging
 from service.nn import Callback
 from service.nn.gradcheck import random_check
 from service.reporters import JsonReporter, TerminalReporter, emit
@@ -300,10 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.INFO if args.verbose or args.command == "worker" else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
     try:
-        return args.handler(args, settings or Settings())
+        settings = settings or Settings()
+        level = logging.INFO if args.verbose or args.command == "worker" else logging.WARNING
+        configure_logging(level, settings.log_format)
+        return args.handler(args, settings)
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"])

@@ -14,6 +14,7 @@ import sys
 from pydantic import ValidationError
 
 from service.errors import UnsafeConfiguration
+from service.logs import formatter
 from service.settings import Settings, check_bind
 
 try:
@@ -55,9 +56,9 @@ _metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_settings.s
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"}},
+    "formatters": {"chosen": formatter(_settings.log_format)},
     "handlers": {
-        "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+        "stderr": {"class": "logging.StreamHandler", "formatter": "chosen", "stream": "ext://sys.stderr"}
     },
     "root": {"level": "WARNING", "handlers": ["stderr"]},
     "loggers": {

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
         "so slow clients cost only a connection) or none (only behind your own buffering proxy)",
     )
     nginx: str = Field("nginx", description="the nginx executable (a name on PATH or a path)")
+    log_format: Literal["plain", "json"] = Field(
+        "plain", description="log lines: plain text, or one JSON object per line (for log collectors)"
+    )
     workers: int = Field(2, ge=1, le=64, description="gunicorn worker processes")
     threads: int = Field(
         2, ge=1, le=64, description="threads per gunicorn worker with front none (behind nginx: one)"

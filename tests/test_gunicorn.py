@@ -1,5 +1,6 @@
 """Integration: the real ``backprop serve`` (gunicorn, two workers) spoken to with ``requests``."""
 
+import json
 import os
 import signal
 import subprocess
@@ -238,3 +239,20 @@ def test_requests_the_server_refuses_answer_in_the_json_shape(either_front, requ
     answer_status, body = _raw(base, request_bytes)
     assert answer_status == status and body["error"]["message"]
     assert code is None or body["error"]["code"] == code
+
+
+def test_every_process_of_serve_logs_json_lines_when_asked(tmp_path, store_dir):
+    from tests.processes import Service, wait_until
+
+    service = Service(tmp_path, model_store=store_dir, log_format="json").start()
+    try:
+        wait_until(lambda: "Huey consumer started" in service.log(), 30, "the training worker logged")
+    finally:
+        service.close()
+    lines = [json.loads(line) for line in service.log().splitlines() if line.startswith("{")]
+    loggers = {line["logger"] for line in lines}
+    assert {"gunicorn.error", "service.access", "huey.consumer"} <= loggers  # gunicorn, app, worker
+    assert all(set(line) >= {"time", "level", "logger", "pid", "message"} for line in lines)
+    # What is not JSON: the CLI's word to people at start, and nginx's own error log (plain).
+    others = [line for line in service.log().splitlines() if line and not line.startswith("{")]
+    assert all(line.startswith(("serving on", "+ ", "20")) for line in others), others[:5]
