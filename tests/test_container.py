@@ -1,11 +1,7 @@
-"""The production image: built, run, ready, predicting, and stopped cleanly with SIGTERM.
-
-Uses docker when a Docker engine answers; otherwise podman through ../shared/tools (the sandboxed
-machines of this project, where ``container-setup`` provides the base image).
-"""
+"""The production image: built, run, ready, predicting, and stopped cleanly with SIGTERM (the
+engine: tests/containers.py)."""
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -15,35 +11,19 @@ import pytest
 import requests
 
 from tests.conftest import REPO, free_port
+from tests.containers import build, engine
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.slow
 
 SIZE_LIMIT_MB = 250
 
 
-def _engine() -> list[str]:
-    docker = shutil.which("docker")
-    if docker and subprocess.run([docker, "info"], capture_output=True, check=False).returncode == 0:
-        return [docker]
-    tools = REPO.parent / "shared" / "tools"
-    if (tools / "podman").is_file():
-        subprocess.run(
-            ["bash", str(tools / "container-setup")], check=True, capture_output=True, timeout=1800
-        )
-        return [str(tools / "podman")]
-    pytest.fail("no container engine: install docker (or podman)")
-
-
 @pytest.fixture(scope="module")
 def image():
-    engine = _engine()
-    tag = f"backprop-service:test-{uuid.uuid4().hex[:8]}"
-    build = [*engine, "build", "--network", "host", "-t", tag, str(REPO)]
-    if "podman" in engine[0]:
-        build[2:2] = ["--format", "docker"]  # keeps HEALTHCHECK, as docker does
-    subprocess.run(build, check=True, capture_output=True, timeout=1800)
-    yield engine, tag
-    subprocess.run([*engine, "rmi", "-f", tag], capture_output=True, check=False)
+    tag = build(engine(), REPO, f"backprop-service:test-{uuid.uuid4().hex[:8]}")
+    yield engine(), tag
+    subprocess.run([*engine(), "rmi", "-f", tag], capture_output=True, check=False)
 
 
 def _inspect(engine, what: str, fmt: str) -> str:
@@ -120,6 +100,9 @@ def test_container_serves_and_stops_cleanly_on_sigterm(image):
             ).stderr
             time.sleep(0.3)
         assert ready.json()["model"] == {"name": "mnist", "version": 1}
+        # The single container trains too: its command runs a training worker beside the API.
+        workers = lambda: requests.get(f"{base}/readyz", timeout=5).json()["training_workers"]  # noqa: E731
+        wait_until(lambda: workers() == 1, 60, "the container's training worker")
         answer = requests.post(f"{base}/predict", json={"pixels": [0] * 784}, timeout=10).json()
         assert answer["model"]["name"] == "mnist" and len(answer["predictions"][0]["probabilities"]) == 10
         # nginx faces clients: half-sent requests do not hold up the others.
@@ -141,7 +124,7 @@ def test_container_serves_and_stops_cleanly_on_sigterm(image):
         logs = subprocess.run([*engine, "logs", name], capture_output=True, text=True).stderr
         assert "Handling signal: term" in logs and "Shutting down: Master" in logs
     finally:
-        subprocess.run([*engine, "rm", "-f", name], capture_output=True, check=False)
+        subprocess.run([*engine, "rm", "-f", "-v", name], capture_output=True, check=False)
 
 
 def test_container_refuses_a_public_bind_without_a_token(image):
