@@ -73,8 +73,8 @@ def test_predictions_survive_a_killed_worker_while_a_job_trains(
         )
         assert result["requests"] > 1000
         # nginx sends a prediction whose worker died before answering to the other worker. Only a
-        # response the kill cuts off after nginx began passing it on could still fail: 14 runs of
-        # 17 on this machine had no failed request, three had one.
+        # response the kill cuts off after nginx began passing it on could still fail: 18 runs of
+        # 21 on this machine had no failed request, three had one.
         assert result["non_2xx"] == 0 and result["errors"] <= MAY_FAIL, (result, service.log()[-3000:])
         assert finished["status"] == "succeeded" and finished["attempts"] == 1
         assert len(replaced) == 2 and workers[0] not in replaced  # gunicorn replaced the dead one
