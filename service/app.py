@@ -13,7 +13,7 @@ from flask import g, request
 from flask.json.provider import JSONProvider
 from flask_openapi3 import Info, OpenAPI
 
-from service.api import health, jobs, models, predict
+from service.api import explain, health, jobs, models, predict
 from service.api.errors import BoundedBody, register_error_handlers, validation_response
 from service.api.metrics import Metrics
 from service.api.state import ServiceState
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         metrics=metrics,
         jobs=JobQueue(settings),
     ).init_app(app)
-    for blueprint in (predict.bp, models.bp, jobs.bp, health.bp):
+    for blueprint in (predict.bp, explain.bp, models.bp, jobs.bp, health.bp):
         app.register_api(blueprint)
     # The document at the root too, where clients look for it first.
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)

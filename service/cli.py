@@ -99,7 +99,16 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         "default": args.set_default,
         "data": str(dataset.source),
         "seconds": round(result.seconds, 3),
-        **{k: result.metrics[k] for k in ("validation_accuracy", "test_accuracy")},
+        **{
+            k: result.metrics[k]
+            for k in (
+                "validation_accuracy",
+                "test_accuracy",
+                "held_out_split",
+                "held_out_samples",
+                "held_out_accuracy",
+            )
+        },
     }
     if args.json:
         emit(summary)
@@ -109,9 +118,14 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         accuracy = ", ".join(
             f"{k.replace('_', ' ')} {v:.4f}"
             for k, v in summary.items()
-            if k.endswith("accuracy") and v is not None
+            if k in ("validation_accuracy", "test_accuracy") and v is not None
         )
         print(f"saved {model_name} v{meta['version']} to {path} ({accuracy}; {result.seconds:.1f}s)")
+        if summary["held_out_split"] == "validation":
+            print(
+                f"no test split in {dataset.source}: the validation split"
+                f" ({summary['held_out_samples']:,} images never trained on) stands in for it"
+            )
     return 0
 
 

@@ -1,5 +1,5 @@
-"""Shared fixtures: 500 real digits inside the repository, the 5,000 of ../shared for the tests
-marked real_data, small synthetic IDX folders, and the robustness summary."""
+"""Shared fixtures: 500 real digits inside the repository, the 5,000 and the 60,000 of ../shared for
+the tests marked real_data, small synthetic IDX folders, and the robustness summary."""
 
 from __future__ import annotations
 
@@ -45,9 +45,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Whatever needs the 5,000 digits beside the repository says so, without anyone remembering to.
+    # Whatever needs the digits beside the repository says so, without anyone remembering to.
     for item in items:
-        if "mnist5k_dir" in getattr(item, "fixturenames", ()):
+        if {"mnist5k_dir", "mnist_dir"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.real_data)
 
 
@@ -75,21 +75,23 @@ def robustness(request) -> Robustness:
     return request.config.stash[_ROBUSTNESS]
 
 
-def _mnist5k() -> Path | None:
-    candidates = [os.environ.get("BACKPROP_TEST_MNIST5K"), REPO.parent / "shared" / "data" / "mnist-5k"]
-    for candidate in candidates:
+def _shared_data(folder: str, variable: str) -> Path:
+    for candidate in (os.environ.get(variable), REPO.parent / "shared" / "data" / folder):
         if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").is_file():
             return Path(candidate)
-    return None
+    pytest.fail(f"{folder} not found: set {variable} to the folder holding its IDX files")
 
 
 @pytest.fixture(scope="session")
 def mnist5k_dir() -> Path:
     """The 5,000 real MNIST digits shipped beside the repository (../shared/data/mnist-5k)."""
-    path = _mnist5k()
-    if path is None:
-        pytest.fail("mnist-5k not found: set BACKPROP_TEST_MNIST5K to the folder holding its IDX files")
-    return path
+    return _shared_data("mnist-5k", "BACKPROP_TEST_MNIST5K")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """MNIST's 60,000 training digits beside the repository (../shared/data/mnist)."""
+    return _shared_data("mnist", "BACKPROP_TEST_MNIST")
 
 
 def make_digits(n: int, rng: np.random.Generator, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +164,7 @@ def digits_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def real_digits(digits_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The 500 digits the shipped model was trained without (its held-out split of mnist-5k)."""
+    """500 digits the shipped model was trained without (from its validation split of MNIST)."""
     from service.data import load_dataset
 
     dataset = load_dataset("mnist", digits_dir)

@@ -19,6 +19,7 @@ from pydantic import (
 from service.api import inputs
 from service.jobs.schemas import Job
 from service.json_types import json_int
+from service.nn.explain import DEFAULT_STEPS, Method, Score
 from service.store import MAX_VERSION, ModelName
 
 _PIXEL_ITEMS = {"type": "number", "minimum": 0, "maximum": 255}
@@ -107,6 +108,43 @@ class PredictQuery(BaseModel):
     version: int | None = Field(None, ge=1, le=MAX_VERSION)
 
 
+class ExplainOptions(BaseModel):
+    """How to explain: the method, the class whose score to explain, and the method's effort."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Method = Field(
+        "integrated_gradients",
+        description="integrated_gradients (attributions adding up to the score's change from a black "
+        "image), gradient (the score's gradient per pixel), or smoothgrad (gradients over noisy copies)",
+    )
+    target: json_int(ge=0, le=255) | None = Field(
+        None, description="the class whose score to explain; default: the predicted class"
+    )
+    score: Score = Field("logit", description="the class's logit, or its log-probability")
+    steps: json_int(ge=1, le=512) = Field(DEFAULT_STEPS, description="integrated gradients' Riemann steps")
+    samples: json_int(ge=1, le=256) = Field(32, description="smoothgrad's noisy copies per image")
+    noise: float = Field(0.15, ge=0, le=1, strict=True, description="smoothgrad's noise std, of 0-255")
+    seed: json_int(ge=0, lt=2**32) = Field(0, description="smoothgrad's noise seed")
+
+
+class ExplainRequest(PredictRequest, ExplainOptions):
+    """The inputs of ``/predict`` (at most ``BACKPROP_EXPLAIN_MAX_BATCH`` images), and how to explain."""
+
+
+class ExplainQuery(ExplainOptions):
+    """``GET /explain/heatmap.svg``: one image in the query, base64url, and how to explain it."""
+
+    image: str = Field(
+        min_length=1044,
+        max_length=1048,
+        pattern=r"^[A-Za-z0-9_-]+={0,2}$",
+        description="784 uint8 pixels, row by row, base64url-encoded (1,048 characters with padding)",
+    )
+    model: ModelName | None = None
+    version: json_int(ge=1, le=MAX_VERSION) | None = None
+
+
 class ModelRef(BaseModel):
     name: str
     version: int
@@ -120,6 +158,25 @@ class Prediction(BaseModel):
 class PredictResponse(BaseModel):
     model: ModelRef
     predictions: list[Prediction]
+
+
+class Explanation(BaseModel):
+    label: int = Field(description="most probable class")
+    target: int = Field(description="the class whose score is explained")
+    probabilities: list[float]
+    attributions: list[float] = Field(
+        description="one per pixel, row by row: + raised the score, - lowered it"
+    )
+    score_change: float | None = Field(
+        None, description="integrated gradients: the score's change from a black image, which they add up to"
+    )
+
+
+class ExplainResponse(BaseModel):
+    model: ModelRef
+    method: Method
+    score: Score
+    explanations: list[Explanation]
 
 
 class ErrorDetail(BaseModel):

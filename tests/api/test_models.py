@@ -20,8 +20,8 @@ def test_list_and_describe(client):
     version = model["versions"][0]
     assert version["is_default"] and len(version["sha256"]) == 64 and "history" not in version
     detail = client.get("/models/mnist/versions/1").get_json()
-    assert detail["metrics"]["validation_accuracy"] >= 0.96
-    assert len(detail["history"]) == 30 and detail["spec"]["hidden"] == [512, 256]
+    assert detail["metrics"]["held_out_accuracy"] >= 0.99 and detail["metrics"]["held_out_samples"] >= 10_000
+    assert len(detail["history"]) == detail["training"]["epochs"] and detail["spec"]["hidden"] == [512, 256]
     assert detail["created"] and detail["job"] is None
     assert client.get("/models/mnist").get_json()["versions"][0]["version"] == 1
 

@@ -57,8 +57,13 @@ def test_integrated_gradients_add_up_to_the_score_change(shipped, real_digits):
     pick = np.arange(0, 500, 25)  # 20 digits, two of each class
     attributions, change = integrated_gradients(shipped, images[pick], labels[pick], steps=DEFAULT_STEPS)
     assert attributions.shape == (20, 784)
-    # Completeness (Sundararajan et al. 2017), to 1% at the default steps.
-    assert np.all(np.abs(attributions.sum(axis=1) - change) <= 0.01 * np.abs(change))
+    # Completeness (Sundararajan et al. 2017): within the 5% they advise at the default steps, and
+    # closer with more steps.
+    error = np.abs(attributions.sum(axis=1) - change) / np.abs(change)
+    assert error.max() <= 0.05
+    finer, change = integrated_gradients(shipped, images[pick], labels[pick], steps=4 * DEFAULT_STEPS)
+    finer_error = np.abs(finer.sum(axis=1) - change) / np.abs(change)
+    assert np.median(finer_error) < np.median(error) / 2 and finer_error.max() < 0.02
     # Pixels that are black in the image attribute nothing from a black baseline.
     assert np.all(attributions[images[pick] == 0] == 0)
 

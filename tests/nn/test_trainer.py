@@ -1,9 +1,13 @@
+import threading
+
 import numpy as np
 import pytest
 
 from service.errors import TrainingCancelled
 from service.nn import MLP, Callback, ModelSpec, fit, make_optimizer
-from service.nn.trainer import Progress, random_shift
+from service.nn.augment import Augmentation
+from service.nn.loader import Prefetcher
+from service.nn.trainer import Progress
 from tests.conftest import make_digits
 
 
@@ -31,10 +35,45 @@ def _train(seed: int, **kwargs):
 
 
 def test_same_seed_same_data_gives_identical_weights():
-    a, _ = _train(1, augment_shift=1)
-    b, _ = _train(1, augment_shift=1)
+    a, _ = _train(1, augmentation=Augmentation(shift=1))
+    b, _ = _train(1, augmentation=Augmentation(shift=1))
     for key in a.params:
         np.testing.assert_array_equal(a.params[key], b.params[key])
+
+
+@pytest.mark.parametrize("augmentation", [None, Augmentation(shift=2, rotate=10, elastic_alpha=20)])
+def test_batches_made_ahead_in_a_thread_give_the_same_weights_as_made_in_turn(augmentation):
+    ahead, _ = _train(4, augmentation=augmentation, prefetch=3)
+    again, _ = _train(4, augmentation=augmentation, prefetch=3)
+    in_turn, _ = _train(4, augmentation=augmentation, prefetch=0)
+    for key in ahead.params:
+        np.testing.assert_array_equal(ahead.params[key], again.params[key])
+        # The same batches, but arrays allocated elsewhere: SIMD loops may round the last bit apart.
+        np.testing.assert_allclose(ahead.params[key], in_turn.params[key], rtol=1e-4, atol=1e-5)
+
+
+def test_the_loader_hands_its_error_to_training_and_stops_when_training_stops():
+    def failing():
+        yield np.zeros((2, 784), np.float32), np.zeros(2, np.int64)
+        raise RuntimeError("disk gone")
+
+    with Prefetcher(failing(), 2) as loader:
+        next(loader)
+        with pytest.raises(RuntimeError, match="disk gone"):
+            next(loader)
+
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(1)
+            yield np.zeros((2, 784), np.float32), np.zeros(2, np.int64)
+
+    with Prefetcher(endless(), 2) as loader:
+        next(loader)
+    count = len(produced)
+    assert count <= 4  # one taken, two queued, one waiting to be put
+    assert len(produced) == count and not any(t.name == "batch-loader" for t in threading.enumerate())
 
 
 def test_a_different_seed_gives_different_weights():
@@ -88,30 +127,6 @@ def test_a_callback_cancels_between_batches():
         )
     assert [(p.epoch, p.step) for p in callback.seen] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]
     assert callback.seen[-1].percent == pytest.approx(100 * 5 / 9)
-
-
-def test_random_shift_moves_whole_images_and_fills_background():
-    rng = np.random.default_rng(0)
-    image = np.zeros((1, 28, 28), dtype=np.float32)
-    image[0, 10:14, 10:14] = 1.0
-    batch = np.repeat(image.reshape(1, -1), 200, axis=0)
-    shifted = random_shift(batch, rng, max_shift=2, background=-0.5).reshape(200, 28, 28)
-    seen = set()
-    for img in shifted:
-        ys, xs = np.nonzero(img == 1.0)
-        dy, dx = ys.min() - 10, xs.min() - 10
-        assert len(ys) == 16 and abs(dy) <= 2 and abs(dx) <= 2
-        uncovered = 28 * abs(dy) + 28 * abs(dx) - abs(dy) * abs(dx)
-        assert np.count_nonzero(img == -0.5) == uncovered
-        assert np.count_nonzero(img == 0.0) == 28 * 28 - 16 - uncovered
-        seen.add((int(dy), int(dx)))
-    assert len(seen) == 25  # every offset in [-2, 2]^2 occurs
-    np.testing.assert_array_equal(batch.reshape(200, 28, 28)[0], image[0])  # input untouched
-
-
-def test_random_shift_needs_square_images():
-    with pytest.raises(ValueError, match="square"):
-        random_shift(np.zeros((2, 10)), np.random.default_rng(0), max_shift=1, background=0.0)
 
 
 def test_a_diverging_run_stops_with_the_epoch_and_step():

@@ -1,0 +1,69 @@
+"""Explaining a model's predictions for people and programs: the one flow of ``POST /explain``,
+``GET /explain/heatmap.svg`` and ``backprop explain``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.errors import InvalidInput
+from service.nn.explain import DEFAULT_STEPS, Method, Score, explain
+from service.registry import LoadedModel
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    method: Method = "integrated_gradients"
+    target: int | None = None
+    score: Score = "logit"
+    steps: int = DEFAULT_STEPS
+    samples: int = 32
+    noise: float = 0.15
+    seed: int = 0
+
+
+def explain_images(
+    model: LoadedModel, pixels: np.ndarray, how: ExplainSettings, *, unit_scale: bool = False
+) -> list[dict]:
+    """One explanation per image of ``pixels`` (N, 784): label, target, probabilities, attributions
+    (784 per image, in pixel units) and, for integrated gradients, the score change they add up to."""
+    classes = model.network.spec.num_classes
+    if how.target is not None and how.target >= classes:
+        msg = f"must be a class of the model, 0 to {classes - 1}, got {how.target}"
+        raise InvalidInput(f"target: {msg}", details=[{"loc": ["target"], "msg": msg, "type": "range"}])
+    raw = np.asarray(pixels, dtype=np.float64) * (255.0 if unit_scale else 1.0)
+    probabilities = model.predict(pixels, unit_scale=unit_scale)
+    labels = probabilities.argmax(axis=1)
+    targets = labels if how.target is None else np.full(len(labels), how.target)
+    attributions, change = explain(
+        model.network,
+        raw,
+        targets,
+        method=how.method,
+        score=how.score,
+        steps=how.steps,
+        samples=how.samples,
+        noise=how.noise,
+        rng=np.random.default_rng(how.seed),
+    )
+    return [
+        {
+            "label": int(labels[i]),
+            "target": int(targets[i]),
+            "probabilities": probabilities[i].tolist(),
+            "attributions": attributions[i].astype(np.float32).tolist(),
+            "score_change": None if change is None else float(change[i]),
+        }
+        for i in range(len(labels))
+    ]
+
+
+def caption(model: LoadedModel, explanation: dict, method: str) -> str:
+    """One line under a heat map: what was explained, and how."""
+    target = explanation["target"]
+    return (
+        f"{model.name} v{model.version}: {explanation['label']}"
+        f" ({explanation['probabilities'][explanation['label']]:.1%});"
+        f" why class {target}, by {method.replace('_', ' ')}"
+    )
