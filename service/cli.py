@@ -1,4 +1,4 @@
-"""The ``backprop`` command line: train, gradcheck, evaluate, predict."""
+"""The ``backprop`` command line: train, gradcheck, evaluate, predict, explain."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from service.data import DATASETS, load_dataset
 from service.errors import BackpropError
 from service.logs import configure as configure_logging
 from service.nn import Callback
+from service.nn.explain import DEFAULT_STEPS
 from service.nn.gradcheck import random_check
 from service.reporters import JsonReporter, TerminalReporter, emit
 from service.settings import Settings
@@ -231,6 +232,46 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
+    from service.explaining import ExplainSettings, caption, explain_images
+    from service.heatmap import heatmap_svg
+    from service.images import load_images
+    from service.registry import LoadedModel
+
+    pixels = load_images(args.file)
+    network, meta = _store(args, settings).load(args.model, args.version)
+    model = LoadedModel(meta["name"], meta["version"], network, meta)
+    how = ExplainSettings(
+        method=args.method, target=args.target, steps=args.steps, samples=args.samples, seed=args.seed
+    )
+    for i, explanation in enumerate(explain_images(model, pixels, how)):
+        svg_path = None
+        if args.svg:
+            svg_path = args.svg if len(pixels) == 1 else args.svg.with_stem(f"{args.svg.stem}-{i}")
+            attributions = np.asarray(explanation["attributions"])
+            svg_path.write_text(
+                heatmap_svg(pixels[i], attributions, caption=caption(model, explanation, how.method))
+            )
+        if args.json:
+            emit(
+                {
+                    "index": i,
+                    "model": model.name,
+                    "version": model.version,
+                    "method": how.method,
+                    **explanation,
+                }
+            )
+            continue
+        attributions = np.asarray(explanation["attributions"]).reshape(28, 28)
+        row, col = np.unravel_index(np.abs(attributions).argmax(), attributions.shape)
+        print(
+            f"{i}: {caption(model, explanation, how.method)}; strongest pixel at row {row}, column {col}"
+            + (f"; heat map in {svg_path}" if svg_path else "")
+        )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from service.serve import preflight, serve
 
@@ -253,6 +294,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     run_worker(settings)
     return 0
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 4096, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -298,6 +346,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--url", help="ask a running service (e.g. http://127.0.0.1:8000) instead of the local store"
     )
     p.set_defaults(handler=cmd_predict)
+
+    x = sub.add_parser("explain", help="which pixels made the model say what it said (and a heat map)")
+    common(x, model=True)
+    x.add_argument("file", help="a picture of one digit, or a .npy with one 28x28 / 784 image or N of them")
+    x.add_argument(
+        "--method", choices=["integrated_gradients", "gradient", "smoothgrad"], default="integrated_gradients"
+    )
+    x.add_argument("--target", type=int, help="the class to explain (default: the predicted one)")
+    x.add_argument("--steps", type=_count, default=DEFAULT_STEPS, help="integrated gradients' steps")
+    x.add_argument("--samples", type=_count, default=32, help="smoothgrad's noisy copies")
+    x.add_argument("--seed", type=int, default=0, help="smoothgrad's noise seed")
+    x.add_argument("--svg", type=Path, help="write the heat map here (FILE-i.svg for several images)")
+    x.set_defaults(handler=cmd_explain)
 
     s = sub.add_parser("serve", help="run the HTTP service (gunicorn) and a training worker")
     s.add_argument("--no-worker", action="store_true", help="no training worker (they run elsewhere)")

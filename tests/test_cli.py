@@ -145,3 +145,27 @@ def test_every_training_field_has_a_flag_that_reaches_the_config():
         assert f"--{name.replace('_', '-')}" in help_text
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--optimizer", "rmsprop"])  # choices come from the Literal
+
+
+def test_explain_prints_and_draws_why_the_shipped_model_said_what_it_said(real_digits, capsys, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from service.settings import Settings
+    from tests.conftest import REPO
+
+    images, labels = real_digits
+    np.save(tmp_path / "two.npy", images[[0, 300]])
+    argv = ["explain", str(tmp_path / "two.npy"), "--model-store", str(REPO / "model_store")]
+    assert main([*argv, "--json", "--svg", str(tmp_path / "map.svg")], Settings()) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["label"] for line in lines] == labels[[0, 300]].tolist()
+    for line in lines:
+        change, total = line["score_change"], sum(line["attributions"])
+        assert len(line["attributions"]) == 784 and abs(total - change) <= 0.05 * abs(change)
+    for i in (0, 1):
+        assert ET.parse(tmp_path / f"map-{i}.svg").getroot().tag.endswith("svg")
+    assert main([*argv, "--target", "3", "--method", "smoothgrad", "--samples", "4"], Settings()) == 0
+    out = capsys.readouterr().out
+    assert out.count("why class 3, by smoothgrad") == 2
+    with pytest.raises(SystemExit):
+        main([*argv, "--steps", "0"], Settings())
