@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import fields
 
 import numpy as np
@@ -13,7 +12,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from service.api import inputs
 from service.api.schemas import ExplainQuery, ExplainRequest, ExplainResponse, error_responses
 from service.api.state import service_state
-from service.errors import InvalidInput, UnsupportedMediaType
+from service.errors import UnsupportedMediaType
 from service.explaining import ExplainSettings, caption, explain_images
 from service.heatmap import heatmap_svg
 
@@ -22,8 +21,19 @@ bp = APIBlueprint(
 )
 
 _HOW = tuple(field.name for field in fields(ExplainSettings))
+
+
+def _omitted_not_null(schema: dict) -> dict:
+    """A query parameter is left out for its default: the document need not offer null."""
+    options = [option for option in schema.get("anyOf", []) if option.get("type") != "null"]
+    if len(options) != 1:
+        return schema
+    rest = {key: value for key, value in schema.items() if key not in ("anyOf", "default")}
+    return {**options[0], **rest}
+
+
 _QUERY_PARAMETERS = [
-    {"name": name, "in": "query", "required": name == "image", "schema": schema}
+    {"name": name, "in": "query", "required": name == "image", "schema": _omitted_not_null(schema)}
     for name, schema in ExplainQuery.model_json_schema()["properties"].items()
 ]
 
@@ -59,16 +69,23 @@ def explain():
     }
 
 
-def _query_value(text: str):
-    """A query string's value as JSON would have it: numbers as numbers, the rest as text."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
+def _numeric(schema: dict) -> bool:
+    types = {schema.get("type"), *(option.get("type") for option in schema.get("anyOf", []))}
+    return bool(types & {"integer", "number"})
+
+
+_NUMERIC_PARAMETERS = {p["name"] for p in _QUERY_PARAMETERS if _numeric(p["schema"])}
+
+
+def _query_value(name: str, text: str):
+    """A query string's value as JSON would have it: numbers where the schema has numbers."""
+    if name in _NUMERIC_PARAMETERS:
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+    return text
 
 
 @bp.get(
@@ -82,14 +99,9 @@ def _query_value(text: str):
 def heatmap():
     """One image's explanation as an SVG heat map over the digit (red raised the score, blue lowered it)."""
     state = service_state()
-    query = ExplainQuery.model_validate({k: _query_value(v) for k, v in request.args.items()})
-    try:
-        raw = base64.urlsafe_b64decode(query.image + "=" * (-len(query.image) % 4))
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != inputs.PIXELS:
-        msg = f"must be {inputs.PIXELS} bytes, base64url-encoded; it decodes to {len(raw)}"
-        raise InvalidInput(f"image: {msg}", details=[{"loc": ["image"], "msg": msg, "type": "value_error"}])
+    query = ExplainQuery.model_validate({k: _query_value(k, v) for k, v in request.args.items()})
+    # The schema's pattern admits only strings of 784 bytes.
+    raw = base64.urlsafe_b64decode(query.image.rstrip("=") + "==")
     pixels = np.frombuffer(raw, dtype=np.uint8).reshape(1, -1)
     model = state.registry.get(query.model, query.version)
     how = ExplainSettings(**{name: getattr(query, name) for name in _HOW})

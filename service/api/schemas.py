@@ -118,13 +118,13 @@ class ExplainOptions(BaseModel):
         description="integrated_gradients (attributions adding up to the score's change from a black "
         "image), gradient (the score's gradient per pixel), or smoothgrad (gradients over noisy copies)",
     )
-    target: json_int(ge=0, le=255) | None = Field(
+    target: json_int(ge=0, le=9) | None = Field(
         None, description="the class whose score to explain; default: the predicted class"
     )
     score: Score = Field("logit", description="the class's logit, or its log-probability")
     steps: json_int(ge=1, le=512) = Field(DEFAULT_STEPS, description="integrated gradients' Riemann steps")
     samples: json_int(ge=1, le=256) = Field(32, description="smoothgrad's noisy copies per image")
-    noise: float = Field(0.15, ge=0, le=1, strict=True, description="smoothgrad's noise std, of 0-255")
+    noise: float = Field(0.15, ge=0, le=1, strict=True, description="smoothgrad's noise std / 255")
     seed: json_int(ge=0, lt=2**32) = Field(0, description="smoothgrad's noise seed")
 
 
@@ -136,10 +136,10 @@ class ExplainQuery(ExplainOptions):
     """``GET /explain/heatmap.svg``: one image in the query, base64url, and how to explain it."""
 
     image: str = Field(
-        min_length=1044,
-        max_length=1048,
-        pattern=r"^[A-Za-z0-9_-]+={0,2}$",
-        description="784 uint8 pixels, row by row, base64url-encoded (1,048 characters with padding)",
+        # 784 bytes are 261 groups of four characters and a last byte in two, whose second character
+        # carries 4 zero bits: so every string the pattern allows decodes to 784 bytes.
+        pattern=r"^[A-Za-z0-9_-]{1045}[AQgw](==)?$",
+        description="784 uint8 pixels, row by row, base64url-encoded (1,046 characters, or 1,048 padded)",
     )
     model: ModelName | None = None
     version: json_int(ge=1, le=MAX_VERSION) | None = None

@@ -107,8 +107,11 @@ def test_a_heat_map_is_an_svg_of_every_pixel_with_its_caption(client, real_digit
     [
         ("image=abc", 422, "image"),
         (f"image={'A' * 1044}", 422, "image"),  # 783 bytes
+        (f"image={'A' * 1045}B", 422, "image"),  # 784 bytes and 4 bits more
         (f"image={'A' * 1046}==&steps=many", 422, "steps"),
         (f"image={'A' * 1046}==&model=nope", 404, None),
+        (f"image={'0' * 1045}A&model=0", 404, None),  # digits, yet text where the schema has text
+        (f"image={'0' * 1045}A", 200, None),
         (f"image={'A' * 1046}==&colour=red", 422, "colour"),
     ],
 )
