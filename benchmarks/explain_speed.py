@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
+from benchmarks import machine
 from service import create_app
 from service.data import load_dataset
 from service.settings import Settings
@@ -50,12 +47,7 @@ def main() -> None:
     result: dict = {
         "benchmark": "explain_speed",
         "repeats": args.repeats,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-        },
+        "machine": machine(),
     }
     for batch in (1, settings.explain_max_batch):
         instances = images[:batch].tolist()

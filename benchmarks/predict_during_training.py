@@ -5,7 +5,7 @@ settings) on a copy of the model store, measures single-image /predict with wrk 
 while a long training job on mnist-5k runs (it is cancelled afterwards), and prints one JSON object
 with both p99s and their ratio (target: at most 2).
 
-    python benchmarks/predict_during_training.py [--duration 10] [--connections 4]
+    python -m benchmarks.predict_during_training [--duration 10] [--connections 4]
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import requests
 
+from benchmarks import machine
 from benchmarks.predict_load import JSON, REPO, sample_digits, served, wrk
 from service.settings import Settings
 
@@ -52,11 +52,7 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "predict_during_training",
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "processor": platform.processor() or platform.machine(),
-                    "python": platform.python_version(),
-                },
+                "machine": machine(),
                 "front": Settings().front,
                 "wrk": {"duration_s": args.duration, "connections": args.connections},
                 "training_job": {

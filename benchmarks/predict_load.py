@@ -6,7 +6,7 @@ package ``wrk``) and prints one JSON object: single-image throughput and p50/p99
 their ratio, how the service's requests spread over its gunicorn workers, and batch throughput for
 10,000-image requests as JSON and as raw bytes.
 
-    python benchmarks/predict_load.py [--duration 10] [--connections 4]
+    python -m benchmarks.predict_load [--duration 10] [--connections 4]
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import requests
+
+from benchmarks import machine
 
 REPO = Path(__file__).resolve().parents[1]
 JSON, RAW = "application/json", "application/octet-stream"
@@ -205,11 +206,7 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "predict_load",
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "processor": platform.processor() or platform.machine(),
-                    "python": platform.python_version(),
-                },
+                "machine": machine(),
                 "served_as": {
                     "front": args.front,
                     "gunicorn_workers": settings.workers,

@@ -4,7 +4,7 @@ Runs the real command line (``backprop train --json``) on Fashion-MNIST (test sp
 mnist-5k subset (held-out 10%), into a temporary model store, and prints one JSON object with the
 summaries, the wall-clock seconds of each run and the machine.
 
-    python benchmarks/train_accuracy.py [--fashion-dir DIR] [--mnist5k-dir DIR]
+    python -m benchmarks.train_accuracy [--fashion-dir DIR] [--mnist5k-dir DIR]
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks import machine
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,11 +54,7 @@ def main() -> None:
         store = Path(tmp)
         result = {
             "benchmark": "train_accuracy",
-            "machine": {
-                "cpus": os.cpu_count(),
-                "processor": platform.processor() or platform.machine(),
-                "python": platform.python_version(),
-            },
+            "machine": machine(),
             "fashion_mnist": run_train(["--dataset", "fashion-mnist", "--data-dir", args.fashion_dir], store),
             "mnist_5k": run_train(["--dataset", "mnist", "--data-dir", args.mnist5k_dir], store),
         }

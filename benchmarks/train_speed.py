@@ -8,7 +8,7 @@ trained (its metadata in model_store/ says how); the others, PyTorch's included,
 are. Besides the epochs it times the optimizer's steps alone and splits one plain engine epoch
 into its phases, to show where the time beyond the matrix products goes.
 
-    python benchmarks/train_speed.py [--data-dir DIR] [--dataset mnist] [--repeats 3]
+    python -m benchmarks.train_speed [--data-dir DIR] [--dataset mnist] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks import machine
 from service.data import load_dataset
 from service.nn import MLP, ModelSpec, fit, make_optimizer
 from service.store import ModelStore
@@ -201,12 +201,7 @@ def main() -> None:
         "batch_size": config.batch_size,
         "optimizer": config.optimizer,
         "repeats": args.repeats,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-        },
+        "machine": machine(),
     }
     runs = {
         "engine": engine_epoch(x, y, config, 0),

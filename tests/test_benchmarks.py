@@ -24,6 +24,10 @@ def test_train_speed_reports_engine_matmul_floor_and_ratios(tiny_dataset_dir):
     seconds = {name: result[name]["epoch_seconds"] for name in ("engine", "matmul_only", "optimizer_only")}
     assert all(s > 0 for s in seconds.values())
     assert result["engine_time_over_matmul_time"] == pytest.approx(seconds["engine"] / seconds["matmul_only"])
+    augmented = result["engine_augmented"]["epoch_seconds"]
+    assert result["augmented_time_over_plain_time"] == pytest.approx(augmented / seconds["engine"])
+    assert result["augmentation"]["elastic_alpha"] > 0  # as the shipped model was trained
+    assert set(result["loader_speedup"]) == {"plain", "augmented"}
     phases = result["engine_phases_seconds"]
     assert set(phases) == {"gather", "forward_and_loss", "backward", "optimizer"}
     assert all(s > 0 for s in phases.values())
@@ -74,3 +78,11 @@ def test_predict_during_training_compares_idle_and_busy_latency():
     for side in ("idle", "while_training"):
         assert result[side]["requests"] > 0 and result[side]["non_2xx"] == 0 and result[side]["errors"] == 0
     assert result["p99_ratio_training_over_idle"] > 0
+
+
+def test_explain_speed_times_every_method_beside_predict():
+    result = _run("explain_speed.py", "--repeats", "1")
+    for batch in ("batch_1", "batch_16"):
+        assert set(result[batch]) == {"predict", "gradient", "integrated_gradients", "smoothgrad"}
+        assert all(figures["ms_per_request"] > 0 for figures in result[batch].values())
+    assert result["machine"]["cpus"] >= 1
