@@ -1,10 +1,13 @@
-"""Load test of /predict with wrk, against a bare Flask JSON echo served the same way.
+"""Load test of /predict and of the Open Inference Protocol's infer, with wrk, against a bare Flask
+JSON echo served the same way.
 
 Serves two apps as ``backprop serve`` does (nginx before gunicorn with ``service.gunicorn_conf``;
 no training worker): the service, then benchmarks/echo_app.py. Drives each with wrk (Debian
 package ``wrk``) and prints one JSON object: single-image throughput and p50/p99 latency for both,
-their ratio, how the service's requests spread over its gunicorn workers, and batch throughput for
-10,000-image requests as JSON and as raw bytes.
+their ratio, how the service's requests spread over its gunicorn workers; single images and
+10,000-image batches sent to /predict as JSON and as raw bytes, and to /v2/models/mnist/infer as
+JSON and in the binary tensor data extension (as tritonclient sends them), with the ratio of v2
+binary to raw bytes throughput.
 
     python -m benchmarks.predict_load [--duration 10] [--connections 4]
 """
@@ -40,7 +43,7 @@ local prepared = {}
 init = function(args)
   for i, body in ipairs(bodies) do
     local f = assert(io.open(body[1], "rb"))
-    prepared[i] = wrk.format("POST", nil, {["Content-Type"] = body[2]}, f:read("*a"))
+    prepared[i] = wrk.format("POST", nil, body[2], f:read("*a"))
     f:close()
   end
 end
@@ -128,10 +131,23 @@ def spread(before: dict[str, float], after: dict[str, float]) -> dict:
     return {"requests_per_worker": counts, "busiest_worker_share": counts[0] / total if total else None}
 
 
-def wrk(url: str, bodies: list[tuple[Path, str]], *, duration: int, connections: int, workdir: Path) -> dict:
-    """POST ``bodies`` (file, content type), in turn, for ``duration`` seconds; wrk's figures."""
+def wrk(
+    url: str,
+    bodies: list[tuple[Path, str | dict[str, str]]],
+    *,
+    duration: int,
+    connections: int,
+    workdir: Path,
+) -> dict:
+    """POST ``bodies`` (file, and its content type or all its headers), in turn, for ``duration``
+    seconds; wrk's figures."""
     script = workdir / f"{bodies[0][0].stem}-{len(bodies)}.lua"
-    listed = ", ".join(f'{{"{path}", "{content_type}"}}' for path, content_type in bodies)
+
+    def lua_table(headers: str | dict[str, str]) -> str:
+        headers = {"Content-Type": headers} if isinstance(headers, str) else headers
+        return "{" + ", ".join(f'["{name}"] = "{value}"' for name, value in headers.items()) + "}"
+
+    listed = ", ".join(f'{{"{path}", {lua_table(headers)}}}' for path, headers in bodies)
     script.write_text(LUA % {"bodies": listed})
     command = ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{duration}s"]
     out = subprocess.run(
@@ -148,6 +164,36 @@ def sample_digits(n: int) -> np.ndarray:
     data = load_dataset("mnist", REPO.parent / "shared" / "data" / "mnist-5k")
     reps = -(-n // len(data.train_x))
     return np.tile(data.train_x, (reps, 1))[:n]
+
+
+def v2_infer_body(images: np.ndarray, folder: Path, *, binary: bool) -> tuple[Path, dict[str, str]]:
+    """An infer request for ``images`` (uint8) as a file, and its headers: JSON throughout, or
+    binary both ways (what tritonclient sends by default)."""
+    tensor = {"name": "pixels", "shape": list(images.shape), "datatype": "UINT8"}
+    if not binary:
+        body = json.dumps({"inputs": [{**tensor, "data": images.ravel().tolist()}]}).encode()
+        headers = {"Content-Type": JSON}
+    else:
+        head = json.dumps(
+            {
+                "inputs": [{**tensor, "parameters": {"binary_data_size": images.size}}],
+                "parameters": {"binary_data_output": True},
+            }
+        ).encode()
+        body = head + images.astype(np.uint8).tobytes()
+        headers = {"Content-Type": RAW, "Inference-Header-Content-Length": str(len(head))}
+    path = folder / f"v2-{'binary' if binary else 'json'}-{len(images)}.bin"
+    path.write_bytes(body)
+    return path, headers
+
+
+def best(runs: list[dict]) -> dict:
+    return max(runs, key=lambda r: r["requests_per_second"])
+
+
+def ratio(a: dict, b: dict) -> float:
+    """a's throughput over b's."""
+    return a["requests_per_second"] / b["requests_per_second"]
 
 
 def main() -> None:
@@ -171,33 +217,56 @@ def main() -> None:
         digits = sample_digits(args.batch)
         single = work / "single.json"
         single.write_text(json.dumps({"pixels": digits[0].tolist()}))
+        single_raw = work / "single.bin"
+        single_raw.write_bytes(digits[:1].tobytes())
         batch_json = work / "batch.json"
         batch_json.write_text(json.dumps({"instances": digits.tolist()}))
         batch_raw = work / "batch.bin"
         batch_raw.write_bytes(digits.tobytes())
+        v2_single = {
+            kind: v2_infer_body(digits[:1], work, binary=kind == "binary") for kind in ("json", "binary")
+        }
+        v2_batch = {kind: v2_infer_body(digits, work, binary=kind == "binary") for kind in ("json", "binary")}
         run = dict(duration=args.duration, workdir=work)
 
         with (
             served("benchmarks.echo_app:create_app()", env, work) as (echo_base, _),
             served("service:create_app()", env, work) as (base, metrics_dir),
         ):
+            infer = f"{base}/v2/models/mnist/infer"
             # The machine's speed drifts: alternate short runs and keep each side's best. Every
             # run of the service is kept for its spread over the workers, the worst one reported.
-            echo_runs, predict_runs = [], []
+            single_runs: dict[str, list[dict]] = {
+                "echo": [],
+                "predict": [],
+                "raw_bytes": [],
+                "v2_json": [],
+                "v2_binary": [],
+            }
             for _ in range(args.rounds):
-                echo_runs.append(
+                single_runs["echo"].append(
                     wrk(f"{echo_base}/echo", [(single, JSON)], connections=args.connections, **run)
                 )
                 before = requests_per_worker(metrics_dir)
-                predict_runs.append(
+                single_runs["predict"].append(
                     wrk(f"{base}/predict", [(single, JSON)], connections=args.connections, **run)
                 )
-                predict_runs[-1]["workers"] = spread(before, requests_per_worker(metrics_dir))
-            echo = max(echo_runs, key=lambda r: r["requests_per_second"])
-            predict = max(predict_runs, key=lambda r: r["requests_per_second"])
-            worst_spread = max(r["workers"]["busiest_worker_share"] or 1.0 for r in predict_runs)
-            json_batch = wrk(f"{base}/predict", [(batch_json, JSON)], connections=2, **run)
-            raw_batch = wrk(f"{base}/predict", [(batch_raw, RAW)], connections=2, **run)
+                single_runs["predict"][-1]["workers"] = spread(before, requests_per_worker(metrics_dir))
+                single_runs["raw_bytes"].append(
+                    wrk(f"{base}/predict", [(single_raw, RAW)], connections=args.connections, **run)
+                )
+                for kind in ("json", "binary"):
+                    single_runs[f"v2_{kind}"].append(
+                        wrk(infer, [v2_single[kind]], connections=args.connections, **run)
+                    )
+            singles = {side: best(runs) for side, runs in single_runs.items()}
+            worst_spread = max(r["workers"]["busiest_worker_share"] or 1.0 for r in single_runs["predict"])
+            batches = {
+                "json": wrk(f"{base}/predict", [(batch_json, JSON)], connections=2, **run),
+                "raw_bytes": wrk(f"{base}/predict", [(batch_raw, RAW)], connections=2, **run),
+                "v2_json": wrk(infer, [v2_batch["json"]], connections=2, **run),
+                "v2_binary": wrk(infer, [v2_batch["binary"]], connections=2, **run),
+            }
 
     from service.settings import Settings
 
@@ -215,22 +284,26 @@ def main() -> None:
                 },
                 "wrk": {"duration_s": args.duration, "connections": args.connections, "rounds": args.rounds},
                 "single_image": {
-                    "predict": predict,
-                    "echo": echo,
-                    "throughput_ratio_predict_over_echo": predict["requests_per_second"]
-                    / echo["requests_per_second"],
+                    **singles,
+                    "throughput_ratio_predict_over_echo": ratio(singles["predict"], singles["echo"]),
+                    "throughput_ratio_v2_binary_over_raw_bytes": ratio(
+                        singles["v2_binary"], singles["raw_bytes"]
+                    ),
+                    "throughput_ratio_v2_json_over_predict_json": ratio(
+                        singles["v2_json"], singles["predict"]
+                    ),
                     "busiest_worker_share_worst_round": worst_spread,
                 },
                 "batch": {
                     "images_per_request": args.batch,
-                    "json": {
-                        **json_batch,
-                        "images_per_second": json_batch["requests_per_second"] * args.batch,
+                    **{
+                        kind: {**figures, "images_per_second": figures["requests_per_second"] * args.batch}
+                        for kind, figures in batches.items()
                     },
-                    "raw_bytes": {
-                        **raw_batch,
-                        "images_per_second": raw_batch["requests_per_second"] * args.batch,
-                    },
+                    "throughput_ratio_v2_binary_over_raw_bytes": ratio(
+                        batches["v2_binary"], batches["raw_bytes"]
+                    ),
+                    "throughput_ratio_v2_json_over_predict_json": ratio(batches["v2_json"], batches["json"]),
                 },
             },
             indent=2,

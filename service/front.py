@@ -22,7 +22,8 @@ import resource
 import shutil
 from pathlib import Path
 
-from service.errors import FrontUnavailable, code_of, error_document
+from service.api.errors import error_body
+from service.errors import FrontUnavailable, code_of
 from service.settings import Settings
 
 # Seconds. A client has this long to send its headers, and at most this long between two reads of
@@ -53,9 +54,11 @@ def nginx_executable(settings: Settings) -> str:
 ERROR_PATH = "/_backprop/error/"  # internal: no client request reaches it
 
 
-def _error_pages(settings: Settings) -> str:
-    """nginx's refusals in the API's error shape. A page is a URI, not a named location: a request
-    whose request line could not be parsed has no URI, and nginx then cannot reach a named one."""
+def _error_pages(settings: Settings, path: str = "/") -> tuple[str, str]:
+    """nginx's refusals in the error shape of the API at ``path`` (``/v2``: the Open Inference
+    Protocol's): the ``error_page`` directives, and the pages' locations (at the server's level).
+    A page is a URI, not a named location: a request whose request line could not be parsed has no
+    URI, and nginx then cannot reach a named one."""
     max_body = f"{settings.max_body_bytes:,}"
     pages = [  # (nginx's status, the status and reason clients get, the message)
         (400, 400, "Bad Request", "malformed request: the request line, headers or chunked body"),
@@ -69,19 +72,25 @@ def _error_pages(settings: Settings) -> str:
         (502, 502, "Bad Gateway", "no API process answered; if this lasts, see the service log"),
         (504, 504, "Gateway Timeout", f"the API did not answer within {UPSTREAM_TIMEOUT} s"),
     ]
-    config = ""
+    folder = ERROR_PATH + path.strip("/") + ("/" if path != "/" else "")
+    directives, locations = "", ""
     for status, answer_as, reason, message in pages:
-        body = json.dumps(error_document(code_of(reason), message))
+        answer_as, document = error_body(path, answer_as, code_of(reason), message)
+        body = json.dumps(document)
         assert "'" not in body and "$" not in body  # nginx string syntax: no quote, no variable
-        config += (
-            f"        error_page {status} ={answer_as} {ERROR_PATH}{status};\n"
-            f"        location = {ERROR_PATH}{status} {{\n"
-            "            internal;\n"
-            "            default_type application/json;\n"
-            f"            return {answer_as} '{body}';\n"
-            "        }\n"
+        directives += f"error_page {status} ={answer_as} {folder}{status};\n"
+        locations += (
+            f"location = {folder}{status} {{\n"
+            "    internal;\n"
+            "    default_type application/json;\n"
+            f"    return {answer_as} '{body}';\n"
+            "}\n"
         )
-    return config
+    return directives, locations
+
+
+def _indented(text: str, spaces: int) -> str:
+    return "".join(" " * spaces + line + "\n" for line in text.splitlines())
 
 
 _PROXY = f"""\
@@ -102,6 +111,8 @@ def nginx_config(settings: Settings, runtime: Path, upstream: Path) -> str:
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
     # Each client costs a connection and, while its request runs, another one to gunicorn.
     connections = max(256, min(16384, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 64))
+    api_errors, api_pages = _error_pages(settings)
+    protocol_errors, protocol_pages = _error_pages(settings, "/v2")
     return f"""# Written by backprop serve at start; edits are lost.
 daemon off;
 {user}worker_processes 1;
@@ -135,11 +146,17 @@ http {{
         location = /predict {{
 {_PROXY}            proxy_next_upstream error timeout non_idempotent;
         }}
+        # The Open Inference Protocol: inference only, and its own error shape. (A location that
+        # has error_page directives inherits none: 405 is said again.)
+        location /v2 {{
+{_PROXY}            proxy_next_upstream error timeout non_idempotent;
+            error_page 405 = @api;
+{_indented(protocol_errors, 12)}        }}
         # nginx refuses TRACE itself, without the Allow header a 405 needs: the app answers it.
         error_page 405 = @api;
         location @api {{
 {_PROXY}        }}
-{_error_pages(settings)}    }}
+{_indented(api_errors + api_pages + protocol_pages, 8)}    }}
 }}
 """
 

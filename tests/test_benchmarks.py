@@ -67,8 +67,13 @@ def test_predict_load_reports_single_and_batch_figures():
     # wrk does not count the requests still in flight when it stops
     assert 0 <= sum(workers["requests_per_worker"]) - single["predict"]["requests"] <= 2
     assert 0.5 <= single["busiest_worker_share_worst_round"] <= 1.0
-    for kind in ("json", "raw_bytes"):
+    for kind in ("json", "raw_bytes", "v2_json", "v2_binary"):
         assert result["batch"][kind]["non_2xx"] == 0 and result["batch"][kind]["images_per_second"] > 0
+        side = "predict" if kind == "json" else kind
+        assert single[side]["requests"] > 0 and single[side]["non_2xx"] == 0 and single[side]["errors"] == 0
+    for figures in (single, result["batch"]):
+        assert figures["throughput_ratio_v2_binary_over_raw_bytes"] > 0
+        assert figures["throughput_ratio_v2_json_over_predict_json"] > 0
 
 
 @pytest.mark.slow

@@ -35,14 +35,20 @@ def test_the_configuration_is_valid_for_nginx_and_holds_the_limits(tmp_path):
     assert "listen 127.0.0.1:8123;" in config
     assert config.count(f"server unix:{tmp_path / 'api.sock'} max_fails=0;") == 2  # one retry, below
     assert f"client_max_body_size {2 * 1024 * 1024};" in config
-    # Every refusal of nginx's own answers in the API's error shape, 494 as 431.
-    bodies = [json.loads(line.split("'")[1]) for line in config.splitlines() if "return " in line]
-    assert len(bodies) == 8 and all(set(body["error"]) == {"code", "message", "details"} for body in bodies)
+    # Every refusal of nginx's own answers in the API's error shape, 494 as 431; under /v2 in the
+    # Open Inference Protocol's.
+    pages = [line.split("'")[1] for line in config.splitlines() if "return " in line]
+    api = [json.loads(page) for page in pages if '"code"' in page]
+    protocol = [json.loads(page) for page in pages if '"code"' not in page]
+    assert len(api) == 8 and all(set(body["error"]) == {"code", "message", "details"} for body in api)
+    assert len(protocol) == 8 and all(isinstance(body["error"], str) for body in protocol)
+    v2 = config.split("location /v2 {")[1].split("}")[0]
+    assert "error_page 413 =413 /_backprop/error/v2/413;" in v2 and "error_page 405 = @api;" in v2
     assert "error_page 494 =431" in config
     # Only predictions, which change nothing, go to another worker when theirs dies under them.
-    predict = config.split("location = /predict {")[1].split("}")[0]
-    assert "proxy_next_upstream error timeout non_idempotent;" in predict
-    assert config.count("non_idempotent") == 1
+    for location in ("location = /predict {", "location /v2 {"):
+        assert "proxy_next_upstream error timeout non_idempotent;" in config.split(location)[1].split("}")[0]
+    assert config.count("non_idempotent") == 2
 
 
 def test_an_ipv6_address_is_bracketed(tmp_path):

@@ -62,6 +62,26 @@ def test_oversize_body_is_a_json_413(server):
         timeout=30,
     )
     assert response.status_code == 413 and response.json()["error"]["code"] == "request_entity_too_large"
+    response = requests.post(f"{base}/v2/models/mnist/infer", data=b"\0" * (65 * 1024 * 1024), timeout=30)
+    assert response.status_code == 413 and "BACKPROP_MAX_BODY_MB" in response.json()["error"]  # v2's shape
+
+
+def test_a_v2_client_through_the_front(server, real_digits):
+    import tritonclient.http as triton
+
+    base, _ = server
+    images = real_digits[0][:100]
+    client = triton.InferenceServerClient(base.removeprefix("http://"), network_timeout=30.0)
+    try:
+        assert client.is_server_ready() and client.is_model_ready("mnist")
+        pixels = triton.InferInput("pixels", [100, 28, 28], "UINT8").set_data_from_numpy(
+            images.reshape(-1, 28, 28)
+        )
+        labels = client.infer("mnist", [pixels]).as_numpy("label")
+    finally:
+        client.close()
+    predicted = requests.post(f"{base}/predict", json={"instances": images.tolist()}, timeout=30).json()
+    assert labels.tolist() == [p["label"] for p in predicted["predictions"]]
 
 
 def test_sigterm_shuts_down_cleanly(server):
@@ -222,6 +242,9 @@ def test_chunked_bodies_are_bounded_and_parsed_like_any_other(either_front):
     assert status == 413 and body["error"]["code"] == "request_entity_too_large"
     status, body = _raw(base, CHUNKED + b"zz\r\nabc\r\n0\r\n\r\n")
     assert status == 400 and "chunked body" in body["error"]["message"]
+    v2 = CHUNKED.replace(b"/predict", b"/v2/models/mnist/infer")
+    status, body = _raw(base, v2 + b"zz\r\nabc\r\n0\r\n\r\n")
+    assert status == 400 and "chunked body" in body["error"]  # the protocol's shape, from either front
     assert requests.get(f"{base}/healthz", timeout=5).status_code == 200
 
 

@@ -1,4 +1,5 @@
-"""One JSON error shape for every error: ``{"error": {"code", "message", "details"}}``.
+"""One JSON error shape for every error: ``{"error": {"code", "message", "details"}}``; under ``/v2``
+the Open Inference Protocol's own, ``{"error": "message"}``, with 400 where this API says 422.
 
 Domain errors map through their ``code``/``status``; Flask's own HTTP errors (404, 405, 413,
 415, ...) and Pydantic validation errors are converted here; anything unexpected becomes a 500
@@ -12,7 +13,7 @@ import logging
 from typing import Any
 
 import orjson
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, g, has_request_context, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -21,10 +22,24 @@ from service.errors import BackpropError, TooManyJobs, code_of, error_document
 log = logging.getLogger(__name__)
 
 
+PROTOCOL_PREFIX = "/v2"
+
+
+def error_body(
+    path: str, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """(status, body) of an error answered at ``path``."""
+    if path == PROTOCOL_PREFIX or path.startswith(PROTOCOL_PREFIX + "/"):
+        return (400 if status == 422 else status), {"error": message}
+    return status, error_document(code, message, details)
+
+
 def error_response(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> Response:
-    response = jsonify(error_document(code, message, details))
+    path = request.path if has_request_context() else ""
+    status, body = error_body(path, status, code, message, details)
+    response = jsonify(body)
     response.status_code = status
     return response
 
@@ -47,18 +62,19 @@ class BoundedBody:
                 body = environ["wsgi.input"].read(self.max_bytes + 1)
             except Exception as exc:  # noqa: BLE001 - gunicorn's parse errors share no base with others
                 message = f"malformed chunked body: {exc}"
-                return _plain_error(start_response, 400, "Bad Request", message)
+                return _plain_error(environ, start_response, 400, "Bad Request", message)
             if len(body) > self.max_bytes:
                 message = f"the body is larger than {self.max_bytes:,} bytes (BACKPROP_MAX_BODY_MB)"
-                return _plain_error(start_response, 413, "Request Entity Too Large", message)
+                return _plain_error(environ, start_response, 413, "Request Entity Too Large", message)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
             environ.pop("HTTP_TRANSFER_ENCODING", None)  # de-chunked: else Werkzeug ignores the length
         return self.app(environ, start_response)
 
 
-def _plain_error(start_response, status: int, reason: str, message: str) -> list[bytes]:
-    body = orjson.dumps(error_document(code_of(reason), message))
+def _plain_error(environ, start_response, status: int, reason: str, message: str) -> list[bytes]:
+    status, document = error_body(environ.get("PATH_INFO", ""), status, code_of(reason), message)
+    body = orjson.dumps(document)
     start_response(
         f"{status} {reason}",
         [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")],

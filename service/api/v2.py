@@ -1,0 +1,166 @@
+"""The Open Inference Protocol (v2) under ``/v2``: health, server and model metadata, readiness and
+inference, for KServe, Triton and MLServer clients. The same store, defaults and limits as
+``/predict``; errors in the protocol's shape (see ``service.api.errors``)."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+from flask import Response, request
+from flask_openapi3 import APIBlueprint, Tag
+
+from service.api import v2_codec
+from service.api.state import service_state
+from service.api.v2_schemas import (
+    INPUT_NAME,
+    InferRequest,
+    InferResponse,
+    Liveness,
+    ModelMetadata,
+    ModelPath,
+    Readiness,
+    ServerMetadata,
+    VersionPath,
+    protocol_error_responses,
+)
+from service.errors import ModelFileError, NotReady
+from service.registry import LoadedModel
+
+bp = APIBlueprint(
+    "v2",
+    __name__,
+    url_prefix="/v2",
+    abp_tags=[Tag(name="open inference protocol (v2)", description="KServe / Triton v2 REST protocol")],
+)
+
+SERVER_NAME = "backprop-service"
+EXTENSIONS = ["binary_tensor_data"]
+PLATFORM = "backprop_numpy_mlp"
+
+_INFER_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": InferRequest.model_json_schema()},
+        "application/octet-stream": {
+            "schema": {
+                "type": "string",
+                "format": "binary",
+                "description": "binary tensor data extension: the JSON request (its length in the "
+                "Inference-Header-Content-Length header), then the tensor's bytes",
+            }
+        },
+    },
+}
+_META = {"responses": {200: ModelMetadata, **protocol_error_responses(400, 404, 503)}}
+_READY = {"responses": {200: Readiness, **protocol_error_responses(400, 404, 503)}}
+_INFER = {
+    "responses": {200: InferResponse, **protocol_error_responses(400, 404, 413, 503)},
+    "openapi_extensions": {"requestBody": _INFER_BODY},
+}
+
+
+@bp.get("", responses={200: ServerMetadata})
+def server_metadata():
+    """The server's name, version and protocol extensions."""
+    try:
+        version = metadata.version("backprop-service")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        version = "0"
+    return {"name": SERVER_NAME, "version": version, "extensions": EXTENSIONS}
+
+
+@bp.get("/health/live", responses={200: Liveness})
+def live():
+    """The process is alive."""
+    return {"live": True}
+
+
+@bp.get("/health/ready", responses={200: Readiness, **protocol_error_responses(503)})
+def ready():
+    """The default model is loaded and passes its test prediction."""
+    state = service_state()
+    try:
+        state.registry.ready()
+    except ModelFileError as exc:
+        raise NotReady(f"not ready: {exc.message}") from exc
+    return {"ready": True}
+
+
+def _model_metadata(name: str, version: int | None) -> dict:
+    model = service_state().registry.get(name, version)
+    spec = model.metadata["spec"]
+    return {
+        "name": model.name,
+        "versions": [str(v) for v in service_state().store.versions(model.name)],
+        "platform": PLATFORM,
+        "inputs": [{"name": INPUT_NAME, "datatype": "UINT8", "shape": [-1, spec["input_size"]]}],
+        "outputs": [
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, spec["num_classes"]]},
+            {"name": "label", "datatype": "INT64", "shape": [-1]},
+        ],
+    }
+
+
+def _model_ready(name: str, version: int | None) -> dict:
+    model: LoadedModel = service_state().registry.get(name, version)
+    problem = model.network.test_prediction()
+    if problem:
+        raise NotReady(f"model {model.name} v{model.version} failed its test prediction: {problem}")
+    return {"name": model.name, "ready": True}
+
+
+def _infer(name: str, version: int | None) -> Response:
+    state = service_state()
+    model = state.registry.get(name, version)
+    inference = v2_codec.parse_infer(
+        request.get_data(),
+        request.headers.get(v2_codec.HEADER_LENGTH),
+        input_size=model.metadata["spec"]["input_size"],
+        max_batch=state.settings.max_batch,
+    )
+    probabilities = model.predict(inference.pixels)
+    state.metrics.images.labels(model.name, str(model.version)).inc(len(probabilities))
+    body, header_length = v2_codec.encode_response(
+        inference, probabilities, model_name=model.name, model_version=model.version
+    )
+    if header_length is None:
+        return Response(body, mimetype="application/json")
+    response = Response(body, mimetype="application/octet-stream")
+    response.headers[v2_codec.HEADER_LENGTH] = str(header_length)
+    return response
+
+
+@bp.get("/models/<name>", **_META)
+def model_metadata(path: ModelPath):
+    """A model's inputs and outputs (its default version's), and its versions."""
+    return _model_metadata(path.name, None)
+
+
+@bp.get("/models/<name>/versions/<int:version>", **_META)
+def version_metadata(path: VersionPath):
+    """A version's inputs and outputs, and the model's versions."""
+    return _model_metadata(path.name, path.version)
+
+
+@bp.get("/models/<name>/ready", **_READY)
+def model_ready(path: ModelPath):
+    """The model's default version is loaded and passes its test prediction."""
+    return _model_ready(path.name, None)
+
+
+@bp.get("/models/<name>/versions/<int:version>/ready", **_READY)
+def version_ready(path: VersionPath):
+    """The version is loaded and passes its test prediction."""
+    return _model_ready(path.name, path.version)
+
+
+@bp.post("/models/<name>/infer", **_INFER)
+def model_infer(path: ModelPath):
+    """Classify the `pixels` tensor with the model's default version."""
+    return _infer(path.name, None)
+
+
+@bp.post("/models/<name>/versions/<int:version>/infer", **_INFER)
+def version_infer(path: VersionPath):
+    """Classify the `pixels` tensor with this version."""
+    return _infer(path.name, path.version)
