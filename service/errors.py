@@ -157,6 +157,13 @@ class InvalidInput(BackpropError):
     status = 422
 
 
+class UnreadableImage(BackpropError):
+    """A picture of a digit that cannot be decoded, or is too large to decode."""
+
+    code = "image_unreadable"
+    status = 422
+
+
 class UnsupportedMediaType(BackpropError):
     code = "unsupported_media_type"
     status = 415

@@ -3,31 +3,28 @@
 MNIST digits are white on black, fit in a 20x20 box, and sit in a 28x28 frame with their
 centre of mass at the centre. A photo or drawing is brought to the same form: grayscale, inverted
 when the background is light, cropped to the ink, scaled so its longer side is 20 pixels, and
-placed so its centre of mass lands on the centre. Reading PNG (and other formats) needs Pillow.
+placed so its centre of mass lands on the centre. One implementation serves ``backprop predict
+FILE`` and ``POST /predict`` with an image body (and so the draw page).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+from PIL import Image
 
-from service.errors import BackpropError
+from service.errors import BackpropError, UnreadableImage
 
 SIDE, BOX = 28, 20
-
-
-def _pillow():
-    try:
-        from PIL import Image
-    except ImportError:
-        raise BackpropError("reading images needs Pillow: pip install 'backprop-service[images]'") from None
-    return Image
+WORKING_SIDE = 1024  # larger pictures are shrunk to this first: the result is 20 pixels across anyway
+MAX_PIXELS = 25_000_000
 
 
 def mnist_style(gray: np.ndarray) -> np.ndarray:
     """A 2-D grayscale array (0-255, any size) -> (784,) float pixels, MNIST-style."""
-    Image = _pillow()
     a = np.asarray(gray, dtype=np.float64)
     if a.ndim != 2 or a.size == 0:
         raise BackpropError(f"expected a 2-D grayscale image, got shape {a.shape}")
@@ -57,20 +54,51 @@ def mnist_style(gray: np.ndarray) -> np.ndarray:
     return frame.reshape(-1)
 
 
+def _grayscale(image: Image.Image) -> np.ndarray:
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        # Transparent pixels are background: flatten onto white, as a viewer shows them.
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return np.asarray(image.convert("L"))
+
+
+def decode_digit(
+    source: str | Path | BinaryIO,
+    *,
+    formats: tuple[str, ...] | None = None,
+    max_pixels: int = MAX_PIXELS,
+    what: str = "the image",
+) -> np.ndarray:
+    """A picture of a digit (a file's path, or an open binary file) -> (784,) float pixels,
+    MNIST-style. ``formats`` limits the decoders tried (Pillow's names: ``("PNG",)``); a picture
+    of more than ``max_pixels`` is refused before it is decoded."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns of large pictures as it opens them: the size is checked just below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(source, formats=formats)
+        with image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise UnreadableImage(
+                    f"{what} is {width}x{height} pixels; at most {max_pixels:,} are read "
+                    "(BACKPROP_MAX_IMAGE_PIXELS)"
+                )
+            image.draft(None, (WORKING_SIDE, WORKING_SIDE))  # JPEG: decode at a reduced scale
+            image.load()
+            image.thumbnail((WORKING_SIDE, WORKING_SIDE))
+            gray = _grayscale(image)
+    except UnreadableImage:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders report damaged input in many types
+        kinds = " or ".join(formats) if formats else "an image"
+        raise UnreadableImage(f"{what} cannot be read as {kinds}: {exc}") from None
+    return mnist_style(gray)
+
+
 def load_digit(path: str | Path) -> np.ndarray:
     """A PNG/JPEG/... file -> (784,) float pixels, MNIST-style."""
-    Image = _pillow()
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("RGBA", "LA") or "transparency" in image.info:
-                # Transparent pixels are background: flatten onto white, as a viewer shows them.
-                background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(background, image.convert("RGBA"))
-            gray = np.asarray(image.convert("L"))
-    except OSError as exc:
-        raise BackpropError(f"{path}: cannot read as an image ({exc})") from exc
-    return mnist_style(gray)
+    return decode_digit(path, what=str(path))
 
 
 def load_images(path: str | Path) -> np.ndarray:

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     )
     max_body_mb: float = Field(64.0, gt=0, le=1024, description="largest request body accepted, MiB")
     max_batch: int = Field(16384, ge=1, le=1_000_000, description="most images in one /predict request")
+    max_image_pixels: int = Field(
+        25_000_000, ge=1, le=200_000_000, description="largest picture (width x height) /predict decodes"
+    )
     explain_max_batch: int = Field(
         16, ge=1, le=1024, description="most images in one /explain request (each costs up to 512 passes)"
     )

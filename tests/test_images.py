@@ -39,5 +39,5 @@ def test_transparent_png_is_flattened_onto_white(tmp_path):
 def test_blank_and_unreadable_inputs(tmp_path):
     assert not mnist_style(np.full((10, 10), 255.0)).any()
     (tmp_path / "x.png").write_bytes(b"not a png")
-    with pytest.raises(BackpropError, match="cannot read as an image"):
+    with pytest.raises(BackpropError, match="x.png cannot be read as an image"):
         load_digit(tmp_path / "x.png")

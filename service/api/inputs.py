@@ -8,6 +8,7 @@ Every error is an ``InvalidInput`` whose details carry ``loc`` (e.g. ``["instanc
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from service import images
 from service.errors import InvalidInput
 
 PIXELS = 784
@@ -137,3 +139,16 @@ def from_bytes(body: bytes, *, max_batch: int) -> np.ndarray:
     if n > max_batch:
         raise invalid(["body"], f"holds {n} images; at most {max_batch} per request", "too_long")
     return np.frombuffer(body, dtype=np.uint8).reshape(n, PIXELS)
+
+
+IMAGE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG"}
+
+
+def from_image(body: bytes, mimetype: str, *, max_pixels: int) -> np.ndarray:
+    """(1, 784) float pixels from a picture of a digit, prepared as ``backprop predict FILE`` does."""
+    if not body:
+        raise invalid(["body"], f"is empty; send a {IMAGE_FORMATS[mimetype]} picture of a digit", "too_short")
+    what = f"the {mimetype} body"
+    return images.decode_digit(
+        io.BytesIO(body), formats=(IMAGE_FORMATS[mimetype],), max_pixels=max_pixels, what=what
+    ).reshape(1, -1)

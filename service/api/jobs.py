@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.schemas import Job, JobAccepted, JobList, JobPath, JobsQuery, error_responses
 from service.api.security import BEARER_SECURITY, require_token, token_given
 from service.api.state import service_state
+from service.curves import curves_svg
 from service.jobs.schemas import TrainRequest
 
 bp = APIBlueprint("jobs", __name__, abp_tags=[Tag(name="training", description="training jobs")])
@@ -37,6 +39,7 @@ def _with_notes(records: list[dict]) -> list[dict]:
 def _public(record: dict) -> dict:
     """The record as the API shows it; which machine and process ran it only to token holders."""
     shown = {k: v for k, v in record.items() if k in _PUBLIC}
+    shown["curves"] = f"/jobs/{record['id']}/curves.svg"
     if not token_given():
         shown["worker"] = None
         shown["lost_attempts"] = [
@@ -88,3 +91,21 @@ def get_job(path: JobPath):
 def cancel(path: JobPath):
     """A queued job never starts; a running job stops at its next batch and saves no model."""
     return _public(_queue().cancel(path.job_id))
+
+
+@bp.get(
+    "/jobs/<job_id>/curves.svg",
+    responses={200: None, **error_responses(404, 422, 503)},
+    openapi_extensions={
+        "responses": {"200": {"description": "the learning curves", "content": {"image/svg+xml": {}}}}
+    },
+)
+def curves(path: JobPath):
+    """The job's loss and accuracy per epoch so far, as an SVG image."""
+    record = _queue().get(path.job_id)
+    asked = record["request"]
+    title = (
+        f"job {record['id'][:8]}: {asked.get('model') or asked.get('dataset')} on {asked.get('dataset')}, "
+        f"{len(record['history'])} of {asked.get('epochs', '?')} epochs, {record['status']}"
+    )
+    return Response(curves_svg(record["history"], title=title), mimetype="image/svg+xml")

@@ -1,4 +1,4 @@
-"""POST /predict: JSON (one image or a batch) or raw uint8 bytes."""
+"""POST /predict: JSON (one image or a batch), raw uint8 bytes, or a picture of a digit."""
 
 from __future__ import annotations
 
@@ -23,6 +23,17 @@ _REQUEST_BODY = {
                 "description": "N x 784 uint8 pixels, row by row",
             }
         },
+        **{
+            mimetype: {
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "a picture of one digit, any size, dark on light or light on dark: "
+                    "grayscaled, cropped to the ink, scaled to 20x20 and centred by mass in 28x28",
+                }
+            }
+            for mimetype in inputs.IMAGE_FORMATS
+        },
     },
 }
 
@@ -45,12 +56,16 @@ _NO_QUERY = PredictQuery()
     openapi_extensions={"requestBody": _REQUEST_BODY, "parameters": _QUERY_PARAMETERS},
 )
 def predict():
-    """Classify one image (`pixels`), a batch (`instances`) or raw N x 784 bytes."""
+    """Classify one image (`pixels`), a batch (`instances`), raw N x 784 bytes, or a PNG or JPEG
+    picture of a digit."""
     state = service_state()
     mimetype = request.mimetype
     query = PredictQuery.model_validate(request.args.to_dict()) if request.args else _NO_QUERY
     if mimetype == "application/octet-stream":
         pixels = inputs.from_bytes(request.get_data(), max_batch=state.settings.max_batch)
+        name, version, unit = query.model, query.version, False
+    elif mimetype in inputs.IMAGE_FORMATS:
+        pixels = inputs.from_image(request.get_data(), mimetype, max_pixels=state.settings.max_image_pixels)
         name, version, unit = query.model, query.version, False
     elif mimetype == "application/json":
         payload = inputs.parse_predict_json(request.get_data())
@@ -60,8 +75,8 @@ def predict():
         version = req.version if req.version is not None else query.version
     else:
         raise UnsupportedMediaType(
-            f"Content-Type {mimetype or '(none)'} is not supported: send application/json "
-            "or application/octet-stream"
+            f"Content-Type {mimetype or '(none)'} is not supported: send application/json, "
+            "application/octet-stream, image/png or image/jpeg"
         )
     model = state.registry.get(name, version)
     probabilities = model.predict(pixels, unit_scale=unit)

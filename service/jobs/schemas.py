@@ -81,6 +81,9 @@ class Job(BaseModel):
     note: str | None = Field(
         None, description="why a queued job is not running: no training worker is alive (not stored)"
     )
+    curves: str | None = Field(
+        None, description="where its learning curves are, as an SVG image (not stored)"
+    )
 
 
 class JobRecord(Job):

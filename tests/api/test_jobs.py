@@ -124,3 +124,24 @@ def test_a_queued_job_says_when_no_training_worker_is_alive(client):
     service_state(client.application).jobs.records.worker_alive("host-a:1", ttl=30)
     assert client.get(f"/jobs/{job_id}").get_json()["note"] is None  # one is: it will be run
     assert service_state(client.application).jobs.get(job_id)["note"] is None  # a view, not stored
+
+
+def test_a_job_links_its_learning_curves(client, app, digits_dir):
+    import xml.etree.ElementTree as ET
+
+    from service.api.state import service_state
+    from service.jobs.runner import run_job
+
+    job_id = client.post("/train", json={"epochs": 3, "hidden": [16], "model": "tiny"}).get_json()["id"]
+    job = client.get(f"/jobs/{job_id}").get_json()
+    assert job["curves"] == f"/jobs/{job_id}/curves.svg"
+    assert all(j["curves"] == f"/jobs/{j['id']}/curves.svg" for j in client.get("/jobs").get_json()["jobs"])
+    waiting = client.get(job["curves"])
+    assert waiting.status_code == 200 and waiting.mimetype == "image/svg+xml"
+    assert b"no epoch has finished yet" in waiting.data
+    state = service_state(app)
+    run_job(state.settings, state.jobs.records, job_id)
+    drawn = ET.fromstring(client.get(job["curves"]).data)
+    assert len(drawn.findall("{http://www.w3.org/2000/svg}polyline")) == 3
+    assert drawn.get("aria-label").endswith("3 of 3 epochs, succeeded")
+    assert client.get("/jobs/" + "0" * 32 + "/curves.svg").status_code == 404

@@ -181,3 +181,76 @@ def test_json_bodies_have_their_query_validated_too_and_filled_in_from_it(client
     assert missing.status_code == 404  # the query names the model when the body does not
     chosen = client.post("/predict?model=nothing", json={"pixels": [0] * 784, "model": "mnist"})
     assert chosen.status_code == 200 and chosen.get_json()["model"]["name"] == "mnist"  # the body first
+
+
+def _picture(path, fmt: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.open(path).convert("L").save(out, format=fmt, quality=95)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("mimetype", "fmt"), [("image/png", "PNG"), ("image/jpeg", "JPEG")])
+def test_a_picture_of_a_digit_is_prepared_as_the_cli_prepares_it(client, digit_png, mimetype, fmt):
+    from service.images import load_digit
+
+    path, label = digit_png
+    response = client.post("/predict?version=1", data=_picture(path, fmt), content_type=mimetype)
+    assert response.status_code == 200, response.get_json()
+    (prediction,) = response.get_json()["predictions"]
+    assert prediction["label"] == label
+    same = client.post("/predict", json={"pixels": load_digit(path).tolist()}).get_json()["predictions"][0]
+    if fmt == "PNG":  # the same pixels, so the same probabilities
+        assert prediction["probabilities"] == pytest.approx(same["probabilities"], abs=1e-6)
+
+
+def test_a_transparent_drawing_counts_its_background_as_paper(client, digit_png):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    path, label = digit_png
+    ink = 255 - np.asarray(Image.open(path).convert("L"))  # ink where the digit is dark
+    rgba = np.zeros((*ink.shape, 4), dtype=np.uint8)
+    rgba[..., 3] = ink  # black strokes on a transparent canvas, as a browser's canvas exports them
+    out = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(out, format="PNG")
+    response = client.post("/predict", data=out.getvalue(), content_type="image/png")
+    assert response.get_json()["predictions"][0]["label"] == label
+
+
+def test_pictures_that_cannot_be_read_are_422s_that_say_why(client, make_client, digit_png):
+    import io
+
+    from PIL import Image
+
+    path, _ = digit_png
+    png = _picture(path, "PNG")
+    cases = [
+        (b"", "image/png", "body: is empty; send a PNG picture"),
+        (b"not a picture", "image/png", "the image/png body cannot be read as PNG"),
+        (_picture(path, "JPEG"), "image/png", "cannot be read as PNG"),
+        (png[: len(png) // 2], "image/png", "cannot be read as PNG"),
+        (png, "image/jpeg", "cannot be read as JPEG"),
+    ]
+    for body, mimetype, message in cases:
+        response = client.post("/predict", data=body, content_type=mimetype)
+        assert response.status_code == 422 and message in response.get_json()["error"]["message"], body[:20]
+    # a small file that would decode to 100 million pixels is refused before it is decoded
+    bomb = io.BytesIO()
+    Image.new("1", (10_000, 10_000), 1).save(bomb, format="PNG")
+    assert len(bomb.getvalue()) < 100_000
+    response = client.post("/predict", data=bomb.getvalue(), content_type="image/png")
+    message = response.get_json()["error"]["message"]
+    assert (
+        response.status_code == 422
+        and "10000x10000 pixels" in message
+        and "BACKPROP_MAX_IMAGE_PIXELS" in message
+    )
+    small = make_client(max_image_pixels=1000)
+    assert small.post("/predict", data=png, content_type="image/png").status_code == 422
+    assert client.post("/predict", data=png, content_type="image/gif").status_code == 415
