@@ -13,6 +13,7 @@ from flask import g, request
 from flask.json.provider import JSONProvider
 from flask_openapi3 import Info, OpenAPI
 
+from service import web
 from service.api import explain, health, jobs, models, predict, v2
 from service.api.errors import PROTOCOL_PREFIX, BoundedBody, register_error_handlers, validation_response
 from service.api.metrics import Metrics
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     ).init_app(app)
     for blueprint in (predict.bp, explain.bp, models.bp, jobs.bp, health.bp, v2.bp):
         app.register_api(blueprint)
+    app.register_blueprint(web.bp)  # the pages for people: not part of the API's document
     # The document at the root too, where clients look for it first.
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
     register_error_handlers(app)

@@ -14,8 +14,9 @@ bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="operations", descripti
 
 @bp.get("/healthz", responses={200: Health, **error_responses(422)})
 def healthz():
-    """The process is alive."""
-    return {"status": "ok"}
+    """The process is alive; and whether training and changing models need the API token (so that
+    a client, such as the dashboard, can ask for it up front)."""
+    return {"status": "ok", "token_required": service_state().settings.api_token is not None}
 
 
 @bp.get("/readyz", responses={200: Ready, **error_responses(422, 503)})

@@ -256,6 +256,9 @@ class SetDefaultRequest(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+    token_required: bool = Field(
+        description="training and changing models need 'Authorization: Bearer <BACKPROP_API_TOKEN>'"
+    )
 
 
 class Ready(BaseModel):

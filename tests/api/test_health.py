@@ -3,8 +3,11 @@ import shutil
 import pytest
 
 
-def test_healthz(client):
-    assert client.get("/healthz").get_json() == {"status": "ok"}
+def test_healthz_says_whether_the_token_is_required(client, make_client):
+    from tests.conftest import TOKEN
+
+    assert client.get("/healthz").get_json() == {"status": "ok", "token_required": False}
+    assert make_client(api_token=TOKEN).get("/healthz").get_json() == {"status": "ok", "token_required": True}
 
 
 def test_readyz_with_the_default_model(client):

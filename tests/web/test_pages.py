@@ -1,0 +1,236 @@
+"""The two pages in a real browser (Debian's Chromium through Playwright), against a real
+``backprop serve``: drawing digits, training from the dashboard, making a version the default,
+keyboard use, phone-sized screens, and an automated accessibility check (axe-core, vendored)."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.processes import AUTH, wait_until
+
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+PAD = 280  # the canvas's own pixels
+
+
+def _arc(cx, cy, rx, ry, start=0.0, end=360.0, n=36) -> list[tuple[float, float]]:
+    angles = [math.radians(start + (end - start) * i / n) for i in range(n + 1)]
+    return [(cx + rx * math.sin(a), cy - ry * math.cos(a)) for a in angles]
+
+
+# Strokes as people draw them, in the pad's pixels; each a list of points.
+DIGITS = {
+    0: [_arc(140, 140, 60, 95)],
+    1: [[(140, 40), (140, 240)]],
+    2: [_arc(140, 95, 60, 55, -80, 120, 20) + [(80, 240), (210, 240)]],
+    3: [_arc(135, 90, 55, 50, -60, 180, 24) + _arc(135, 190, 60, 50, 0, 240, 24)],
+    4: [[(160, 40), (70, 170), (215, 170)], [(170, 90), (170, 245)]],
+    7: [[(70, 50), (210, 50), (120, 240)]],
+    8: [_arc(140, 85, 45, 45, 180, 540, 30) + _arc(140, 190, 55, 55, 0, 360, 30)],
+}
+
+
+def draw(page, strokes) -> None:
+    """Draw with the mouse; returns once the prediction of the last stroke has arrived."""
+    box = page.locator("#pad").bounding_box()
+    scale = box["width"] / PAD
+    for stroke in strokes:
+        (x, y), rest = stroke[0], stroke[1:]
+        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.down()
+        for x, y in rest:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=2)
+        with page.expect_response(lambda r: "/predict" in r.url and r.request.method == "POST"):
+            page.mouse.up()
+
+
+def prediction(page) -> str:
+    return page.get_by_test_id("prediction").inner_text()
+
+
+def test_drawn_digits_get_their_label_and_ten_bars(server, pages, screenshots):
+    base, _ = server
+    page = pages.open(f"{base}/")
+    for digit, strokes in DIGITS.items():
+        if page.get_by_role("button", name="Clear").is_enabled():
+            page.get_by_role("button", name="Clear").click()
+        draw(page, strokes)
+        assert prediction(page).startswith(str(digit)), (digit, prediction(page))
+        bars = page.get_by_test_id("bar")
+        assert bars.count() == 10
+        assert bars.nth(digit).get_attribute("class") == "best"
+        if digit == 4:
+            page.screenshot(path=screenshots / "draw.png")
+    assert page.get_by_test_id("model-used").inner_text() == "by mnist version 1"
+
+
+def test_each_stroke_updates_the_prediction_and_undo_and_clear_work(server, pages):
+    base, _ = server
+    page = pages.open(f"{base}/")
+    first, second = DIGITS[4]
+    draw(page, [first])  # half a 4: some digit, and the bars already
+    assert page.get_by_test_id("bar").count() == 10
+    draw(page, [second])
+    assert prediction(page).startswith("4")
+    with page.expect_response(lambda r: "/predict" in r.url):
+        page.get_by_role("button", name="Undo").click()
+    page.get_by_role("button", name="Undo").click()
+    assert prediction(page) == "Nothing drawn yet" and page.get_by_test_id("bar").count() == 0
+    assert page.get_by_role("button", name="Undo").is_disabled()
+    draw(page, DIGITS[7])
+    page.get_by_role("button", name="Clear").click()
+    assert prediction(page) == "Nothing drawn yet"
+
+
+def test_every_control_works_from_the_keyboard(server, pages, digit_png):
+    base, _ = server
+    page = pages.open(f"{base}/")
+    draw(page, DIGITS[1])
+    reached = set()
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        reached.add(page.evaluate("document.activeElement.id || document.activeElement.textContent"))
+    assert {"undo", "clear", "model", "upload", "Draw", "Dashboard"} <= reached
+    page.locator("#clear").focus()
+    page.keyboard.press("Enter")
+    assert prediction(page) == "Nothing drawn yet"
+    # Without a pointer: a picture of a digit, chosen with the file control
+    path, label = digit_png
+    with page.expect_response(lambda r: "/predict" in r.url):
+        page.get_by_label("Or choose a picture of a digit").set_input_files(path)
+    assert prediction(page).startswith(str(label))
+    # Another model from the picker answers the next prediction
+    page.get_by_label("Model").select_option("mnist@1")
+    draw(page, DIGITS[7])
+    assert prediction(page).startswith("7")
+
+
+def _train(base: str, **fields) -> str:
+    body = {"dataset": "mnist", "hidden": [32], "epochs": 2, "batch_size": 128, **fields}
+    job = requests.post(f"{base}/train", json=body, headers=AUTH, timeout=10).json()["id"]
+    wait_until(
+        lambda: requests.get(f"{base}/jobs/{job}", timeout=5).json()["status"] == "succeeded", 120, "job done"
+    )
+    return job
+
+
+def test_a_job_started_from_the_dashboard_shows_its_progress_and_curves(server, pages, screenshots):
+    base, _ = server
+    page = pages.open(f"{base}/dashboard")
+    assert page.get_by_test_id("jobs").inner_text() == ""
+    page.get_by_label("Model name").fill("dashboard")
+    page.get_by_label("Hidden layers").fill("64")
+    page.get_by_label("Epochs").fill("4")
+    # The server wants its token (it says so on /healthz): the page asks for it before sending
+    token = page.get_by_label("Token", exact=True)
+    token.wait_for()
+    page.get_by_role("button", name="Start training").click()
+    assert "needs its API token" in page.locator("#train-status").inner_text()
+    assert page.evaluate("document.activeElement.id") == "token"
+    assert page.get_by_test_id("jobs").inner_text() == ""
+    from tests.conftest import TOKEN
+
+    token.fill(TOKEN)
+    page.get_by_label("Epochs").press("Enter")  # submitting from the keyboard
+    job = page.get_by_test_id("job").first
+    job.wait_for()
+    statuses = set()
+    deadline = time.monotonic() + 120
+    while "succeeded" not in statuses and time.monotonic() < deadline:
+        statuses.add(job.get_by_test_id("job-status").inner_text())
+        page.wait_for_timeout(100)
+    assert "succeeded" in statuses and statuses & {"queued", "running"}, statuses
+    assert "epoch 4 of 4" in job.inner_text() and "made dashboard version 1" in job.inner_text()
+    curves = job.get_by_test_id("curves")
+    drawn = "img => img.complete && img.naturalWidth > 0 && img.src.includes('epochs=4')"
+    page.wait_for_function(drawn, arg=curves.element_handle())
+    svg = requests.get(base + curves.get_attribute("src"), timeout=5).text
+    assert svg.count("<polyline") == 3 and "4 of 4 epochs, succeeded" in svg
+    # the new model appears in the models table, with its metrics
+    row = page.locator('[data-testid="version"][data-model="dashboard"]')
+    row.wait_for()
+    assert "%" in row.inner_text()
+    page.screenshot(path=screenshots / "dashboard.png", full_page=True)
+
+
+def test_making_a_version_the_default_changes_what_the_draw_page_uses(server, pages):
+    base, _ = server
+    _train(base)  # mnist version 2
+    draw_page = pages.open(f"{base}/")
+    draw(draw_page, DIGITS[1])
+    assert draw_page.get_by_test_id("model-used").inner_text() == "by mnist version 1"
+
+    page = pages.open(f"{base}/dashboard")
+    button = page.get_by_role("button", name="Make default: mnist version 2")
+    button.click()
+    assert "needs its API token" in page.locator("#models-status").inner_text()
+    from tests.conftest import TOKEN
+
+    page.get_by_label("Token", exact=True).fill(TOKEN)
+    button.focus()
+    page.keyboard.press("Enter")
+    page.locator("#models-status").get_by_text("mnist version 2 is now the default").wait_for()
+    version_2 = page.locator('[data-testid="version"][data-model="mnist"][data-version="2"]')
+    expect(version_2.locator("td").last).to_have_text("default")
+
+    draw_page.reload()
+    draw(draw_page, DIGITS[1])
+    # gunicorn's workers re-read the default within BACKPROP_DEFAULT_REFRESH_SECONDS
+    deadline = time.monotonic() + 10
+    used = draw_page.get_by_test_id("model-used")
+    while "version 2" not in used.inner_text() and time.monotonic() < deadline:
+        draw_page.get_by_role("button", name="Undo").click()
+        draw(draw_page, DIGITS[1])
+    assert draw_page.get_by_test_id("model-used").inner_text() == "by mnist version 2"
+
+
+def _accessibility_violations(page) -> list[dict]:
+    page.add_script_tag(content=AXE.read_text())
+    return page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations.map(
+            v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(" "))}))"""
+    )
+
+
+def test_both_pages_pass_an_accessibility_check(server, pages, robustness):
+    base, _ = server
+    _train(base, model="checked")
+    requests.post(f"{base}/train", json={"epochs": 500, "model": "busy"}, headers=AUTH, timeout=10)
+    found = {}
+    for path in ("/", "/dashboard"):
+        # axe is injected as a script, which the pages' own Content-Security-Policy forbids
+        page = pages.open(f"{base}{path}", bypass_csp=True)
+        if path == "/":
+            draw(page, DIGITS[3])
+        else:
+            page.get_by_test_id("curves").first.wait_for()
+            page.get_by_label("Token", exact=True).wait_for()
+        violations = _accessibility_violations(page)
+        found[path] = [f"{v['impact']}: {v['id']} ({v['help']}) at {v['nodes'][:3]}" for v in violations]
+        assert not [v for v in violations if v["impact"] in ("serious", "critical")], found[path]
+    robustness.record("accessibility", tool="axe-core 4.14.1", violations_by_page=found)
+
+
+@pytest.mark.parametrize("path", ["/", "/dashboard"])
+def test_a_phone_sized_screen_needs_no_sideways_scrolling(server, pages, screenshots, path):
+    base, _ = server
+    if path == "/dashboard":
+        _train(base)
+    page = pages.open(f"{base}{path}", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    if path == "/":
+        draw(page, DIGITS[2])
+        assert prediction(page).startswith("2")
+    else:
+        page.get_by_test_id("curves").first.wait_for()
+        page.wait_for_function("[...document.images].every(img => img.complete)")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for control in page.locator("button:visible, input:visible, select:visible").all():
+        box = control.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, control
+    name = "draw" if path == "/" else "dashboard"
+    page.screenshot(path=screenshots / f"{name}-phone.png", full_page=True)
