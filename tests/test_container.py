@@ -1,6 +1,7 @@
 """The production image: built, run, ready, predicting, and stopped cleanly with SIGTERM (the
 engine: tests/containers.py)."""
 
+import io
 import json
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import uuid
 
 import pytest
 import requests
+from PIL import Image
 
 from tests.conftest import REPO, free_port
 from tests.containers import build, engine
@@ -105,6 +107,17 @@ def test_container_serves_and_stops_cleanly_on_sigterm(image):
         wait_until(lambda: workers() == 1, 60, "the container's training worker")
         answer = requests.post(f"{base}/predict", json={"pixels": [0] * 784}, timeout=10).json()
         assert answer["model"]["name"] == "mnist" and len(answer["predictions"][0]["probabilities"]) == 10
+        # The pages' templates and assets are in the installed package; Pillow reads pictures
+        page = requests.get(f"{base}/", timeout=5)
+        assert page.status_code == 200 and "Draw a digit" in page.text
+        assert requests.get(f"{base}/assets/dashboard.js", timeout=5).status_code == 200
+        picture = io.BytesIO()
+        Image.new("L", (40, 40), 255).save(picture, format="PNG")
+        drawn = requests.post(
+            f"{base}/predict", data=picture.getvalue(), headers={"Content-Type": "image/png"}, timeout=10
+        )
+        assert drawn.status_code == 200
+        assert requests.get(f"{base}/v2/health/ready", timeout=5).status_code == 200
         # nginx faces clients: half-sent requests do not hold up the others.
         stalled = []
         for _ in range(20):

@@ -10,6 +10,7 @@ from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api import v2_codec
+from service.api.schemas import ModelPath, VersionPath
 from service.api.state import service_state
 from service.api.v2_schemas import (
     INPUT_NAME,
@@ -17,10 +18,8 @@ from service.api.v2_schemas import (
     InferResponse,
     Liveness,
     ModelMetadata,
-    ModelPath,
     Readiness,
     ServerMetadata,
-    VersionPath,
     protocol_error_responses,
 )
 from service.errors import ModelFileError, NotReady

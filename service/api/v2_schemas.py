@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from service.json_types import json_int
-from service.store import MAX_VERSION, ModelName
 
 INPUT_NAME = "pixels"
 Datatype = Literal["UINT8", "FP32", "FP64"]
@@ -166,12 +165,3 @@ class ProtocolError(BaseModel):
 
 def protocol_error_responses(*statuses: int) -> dict[int, type[ProtocolError]]:
     return dict.fromkeys(statuses, ProtocolError)
-
-
-class ModelPath(BaseModel):
-    name: ModelName
-
-
-class VersionPath(BaseModel):
-    name: ModelName
-    version: int = Field(ge=1, le=MAX_VERSION)
