@@ -97,7 +97,8 @@ class Service:
         }
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKPROP_", "PROMETHEUS_"))}
         for key, value in {**defaults, **settings}.items():
-            self.env[f"BACKPROP_{key.upper()}"] = str(value)
+            if value is not None:  # None: the setting's own default (api_token=None: no token)
+                self.env[f"BACKPROP_{key.upper()}"] = str(value)
         self.env["BACKPROP_PORT"] = str(self.port)
         self.proc: subprocess.Popen | None = None
 

@@ -49,6 +49,25 @@ def draw(page, strokes) -> None:
             page.mouse.up()
 
 
+def draw_by_touch(page, strokes) -> None:
+    """Draw with a finger: real touch events (Chrome DevTools Protocol), as a phone sends them."""
+    box = page.locator("#pad").bounding_box()
+    scale = box["width"] / PAD
+    touch = page.context.new_cdp_session(page)
+
+    def send(kind: str, points) -> None:
+        touched = [{"x": box["x"] + x * scale, "y": box["y"] + y * scale} for x, y in points]
+        touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": touched})
+
+    for stroke in strokes:
+        send("touchStart", stroke[:1])
+        for point in stroke[1:]:
+            send("touchMove", [point])
+        with page.expect_response(lambda r: "/predict" in r.url and r.request.method == "POST"):
+            send("touchEnd", [])
+    touch.detach()
+
+
 def prediction(page) -> str:
     return page.get_by_test_id("prediction").inner_text()
 
@@ -223,8 +242,9 @@ def test_a_phone_sized_screen_needs_no_sideways_scrolling(server, pages, screens
         _train(base)
     page = pages.open(f"{base}{path}", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     if path == "/":
-        draw(page, DIGITS[2])
+        draw_by_touch(page, DIGITS[2])
         assert prediction(page).startswith("2")
+        assert page.evaluate("window.scrollY") == 0  # the finger drew; it did not scroll the page
     else:
         page.get_by_test_id("curves").first.wait_for()
         page.wait_for_function("[...document.images].every(img => img.complete)")
@@ -234,3 +254,40 @@ def test_a_phone_sized_screen_needs_no_sideways_scrolling(server, pages, screens
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390, control
     name = "draw" if path == "/" else "dashboard"
     page.screenshot(path=screenshots / f"{name}-phone.png", full_page=True)
+
+
+def test_without_a_token_the_dashboard_trains_at_once_and_rests_when_hidden(
+    tmp_path, store_dir, mnist5k_dir, pages
+):
+    from tests.processes import Service
+
+    service = Service(tmp_path, model_store=store_dir, data_dir=mnist5k_dir, api_token=None)
+    try:
+        service.start()
+        page = pages.open(f"{service.url}/dashboard")
+        page.wait_for_load_state("networkidle")
+        expect(page.locator("#token-card")).to_be_hidden()
+        page.get_by_label("Hidden layers").fill("16")
+        page.get_by_label("Epochs").fill("2")
+        page.get_by_role("button", name="Start training").click()
+        expect(page.get_by_test_id("job-status").first).to_have_text("succeeded", timeout=120_000)
+
+        # A hidden tab stops polling the jobs; shown again, it polls at once
+        polls = []
+        page.on("request", lambda r: "/jobs?" in r.url and polls.append(r.url))
+        page.evaluate(
+            "Object.defineProperty(document, 'hidden', {value: true, configurable: true});"
+            "document.dispatchEvent(new Event('visibilitychange'))"
+        )
+        page.wait_for_timeout(5000)  # the last poll in flight may still land
+        before = len(polls)
+        page.wait_for_timeout(5000)
+        assert len(polls) == before <= 1
+        page.evaluate(
+            "Object.defineProperty(document, 'hidden', {value: false, configurable: true});"
+            "document.dispatchEvent(new Event('visibilitychange'))"
+        )
+        page.wait_for_timeout(1000)
+        assert len(polls) > before
+    finally:
+        service.close()

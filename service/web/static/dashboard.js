@@ -138,9 +138,14 @@ async function refreshJobs() {
       }
     }
   } finally {
-    pollTimer = setTimeout(refreshJobs, busy ? 1000 : 4000);
+    // A hidden tab costs the server nothing: polling resumes when it is shown again.
+    pollTimer = document.hidden ? null : setTimeout(refreshJobs, busy ? 1000 : 4000);
   }
 }
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && pollTimer === null) refreshJobs();
+});
 
 function accuracyText(metrics) {
   if (!metrics) return "—";
