@@ -194,11 +194,12 @@ async function refreshModels() {
       row.dataset.model = model.name;
       row.dataset.version = version.version;
       const cells = [`version ${version.version}`, accuracyText(version.metrics), version.created.slice(0, 19).replace("T", " ")];
-      for (const text of cells) {
+      cells.forEach((text, column) => {
         const td = document.createElement("td");
         td.textContent = text;
+        if (column === 2) td.className = "created";
         row.append(td);
-      }
+      });
       const action = document.createElement("td");
       if (version.is_default && model.is_service_default) {
         action.textContent = "default";
