@@ -150,11 +150,14 @@ class Service:
             self.kill_all()
 
     def kill_all(self) -> None:
+        """SIGKILL the whole tree. Each child of ``backprop serve`` leads a process group of its own
+        (nginx's workers are in their master's): the groups are killed, not only their leaders,
+        or orphaned nginx workers would go on listening after the test."""
         if self.proc is None or self.proc.poll() is not None:
             return
         for pid, _ in children(self.proc.pid):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+                os.killpg(pid, signal.SIGKILL)
         self.proc.kill()
         self.proc.wait(timeout=10)
 

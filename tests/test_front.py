@@ -137,6 +137,18 @@ def test_keep_alive_clients_spread_over_the_workers(tmp_path, store_dir):
 
 
 @pytest.mark.slow
+def test_killing_a_service_outright_leaves_no_process_behind(tmp_path, store_dir):
+    service = Service(tmp_path, model_store=store_dir).start()
+    tree = children(service.proc.pid)
+    groups = [pid for pid, _ in tree]
+    assert len(in_group(next(pid for pid, cmd in tree if "nginx" in cmd))) >= 2  # master and a worker
+    service.kill_all()  # what the fault tests do to every service they start
+    deadline = time.monotonic() + 10
+    while any(in_group(group) for group in groups) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(in_group(group) for group in groups)
+
+
 def test_when_nginx_dies_serve_stops_everything_and_fails(tmp_path, store_dir, robustness):
     service = Service(tmp_path, model_store=store_dir).start()
     try:
