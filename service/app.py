@@ -15,7 +15,7 @@ from flask_openapi3 import Info, OpenAPI
 
 from service import web
 from service.api import explain, health, jobs, models, predict, v2
-from service.api.errors import PROTOCOL_PREFIX, BoundedBody, register_error_handlers, validation_response
+from service.api.errors import BoundedBody, register_error_handlers, under_protocol, validation_response
 from service.api.metrics import Metrics
 from service.api.state import ServiceState
 from service.errors import UnsupportedMediaType
@@ -53,7 +53,7 @@ class ServiceOpenAPI(OpenAPI):
         # flask-openapi3 documents a 422 for every operation; the Open Inference Protocol's answer
         # validation errors with 400 (see service.api.errors), which they document themselves.
         for path, operations in self.spec_json["paths"].items():
-            if path == PROTOCOL_PREFIX or path.startswith(PROTOCOL_PREFIX + "/"):
+            if under_protocol(path):
                 for operation in operations.values():
                     operation["responses"].pop(self.validation_error_status, None)
 

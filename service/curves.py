@@ -53,8 +53,7 @@ def _panel(
         coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
         dash = ' stroke-dasharray="6 3"' if i else ""
         if len(points) == 1:
-            x, y = coords.split(",")
-            parts.append(f'<circle cx="{x}" cy="{y}" r="3" fill="{colour}"/>')
+            parts.append(f'<circle cx="{xs[0]:.1f}" cy="{ys[0]:.1f}" r="3" fill="{colour}"/>')
         elif points:
             parts.append(
                 f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>'

@@ -22,7 +22,7 @@ import resource
 import shutil
 from pathlib import Path
 
-from service.api.errors import error_body
+from service.api.errors import PROTOCOL_PREFIX, error_body
 from service.errors import FrontUnavailable, code_of
 from service.settings import Settings
 
@@ -112,7 +112,7 @@ def nginx_config(settings: Settings, runtime: Path, upstream: Path) -> str:
     # Each client costs a connection and, while its request runs, another one to gunicorn.
     connections = max(256, min(16384, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 64))
     api_errors, api_pages = _error_pages(settings)
-    protocol_errors, protocol_pages = _error_pages(settings, "/v2")
+    protocol_errors, protocol_pages = _error_pages(settings, PROTOCOL_PREFIX)
     return f"""# Written by backprop serve at start; edits are lost.
 daemon off;
 {user}worker_processes 1;
@@ -148,7 +148,7 @@ http {{
         }}
         # The Open Inference Protocol: inference only, and its own error shape. (A location that
         # has error_page directives inherits none: 405 is said again.)
-        location /v2 {{
+        location {PROTOCOL_PREFIX} {{
 {_PROXY}            proxy_next_upstream error timeout non_idempotent;
             error_page 405 = @api;
 {_indented(protocol_errors, 12)}        }}

@@ -74,9 +74,10 @@ class ModelRegistry:
         with self._lock:
             self._defaults.clear()
 
-    def ready(self) -> LoadedModel:
-        """The default model, after it passes its test prediction (``MLP.test_prediction``)."""
-        model = self.get()
+    def ready(self, name: str | None = None, version: int | None = None) -> LoadedModel:
+        """The requested model (defaults applied), after it passes its test prediction
+        (``MLP.test_prediction``)."""
+        model = self.get(name, version)
         problem = model.network.test_prediction()
         if problem:
             raise ModelFileError(f"model {model.name} v{model.version} failed its test prediction: {problem}")

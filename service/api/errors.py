@@ -25,11 +25,16 @@ log = logging.getLogger(__name__)
 PROTOCOL_PREFIX = "/v2"
 
 
+def under_protocol(path: str) -> bool:
+    """``path`` is one of the Open Inference Protocol's (``/v2`` and below)."""
+    return path == PROTOCOL_PREFIX or path.startswith(PROTOCOL_PREFIX + "/")
+
+
 def error_body(
     path: str, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> tuple[int, dict[str, Any]]:
     """(status, body) of an error answered at ``path``."""
-    if path == PROTOCOL_PREFIX or path.startswith(PROTOCOL_PREFIX + "/"):
+    if under_protocol(path):
         return (400 if status == 422 else status), {"error": message}
     return status, error_document(code, message, details)
 

@@ -4,12 +4,14 @@ inference, for KServe, Triton and MLServer clients. The same store, defaults and
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import metadata
 
 from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api import v2_codec
+from service.api.errors import PROTOCOL_PREFIX
 from service.api.schemas import ModelPath, VersionPath
 from service.api.state import service_state
 from service.api.v2_schemas import (
@@ -28,7 +30,7 @@ from service.registry import LoadedModel
 bp = APIBlueprint(
     "v2",
     __name__,
-    url_prefix="/v2",
+    url_prefix=PROTOCOL_PREFIX,
     abp_tags=[Tag(name="open inference protocol (v2)", description="KServe / Triton v2 REST protocol")],
 )
 
@@ -58,14 +60,19 @@ _INFER = {
 }
 
 
+@cache
+def _server_version() -> str:
+    """The installed package's version: read from its metadata once, not on every request."""
+    try:
+        return metadata.version("backprop-service")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        return "0"
+
+
 @bp.get("", responses={200: ServerMetadata})
 def server_metadata():
     """The server's name, version and protocol extensions."""
-    try:
-        version = metadata.version("backprop-service")
-    except metadata.PackageNotFoundError:  # running from a source tree
-        version = "0"
-    return {"name": SERVER_NAME, "version": version, "extensions": EXTENSIONS}
+    return {"name": SERVER_NAME, "version": _server_version(), "extensions": EXTENSIONS}
 
 
 @bp.get("/health/live", responses={200: Liveness})
@@ -77,20 +84,25 @@ def live():
 @bp.get("/health/ready", responses={200: Readiness, **protocol_error_responses(503)})
 def ready():
     """The default model is loaded and passes its test prediction."""
-    state = service_state()
-    try:
-        state.registry.ready()
-    except ModelFileError as exc:
-        raise NotReady(f"not ready: {exc.message}") from exc
+    _ready(None, None)
     return {"ready": True}
 
 
+def _ready(name: str | None, version: int | None) -> LoadedModel:
+    """The model, loaded and past its test prediction; else 503 (an unknown one stays a 404)."""
+    try:
+        return service_state().registry.ready(name, version)
+    except ModelFileError as exc:
+        raise NotReady(f"not ready: {exc.message}") from exc
+
+
 def _model_metadata(name: str, version: int | None) -> dict:
-    model = service_state().registry.get(name, version)
+    state = service_state()
+    model = state.registry.get(name, version)
     spec = model.metadata["spec"]
     return {
         "name": model.name,
-        "versions": [str(v) for v in service_state().store.versions(model.name)],
+        "versions": [str(v) for v in state.store.versions(model.name)],
         "platform": PLATFORM,
         "inputs": [{"name": INPUT_NAME, "datatype": "UINT8", "shape": [-1, spec["input_size"]]}],
         "outputs": [
@@ -101,11 +113,7 @@ def _model_metadata(name: str, version: int | None) -> dict:
 
 
 def _model_ready(name: str, version: int | None) -> dict:
-    model: LoadedModel = service_state().registry.get(name, version)
-    problem = model.network.test_prediction()
-    if problem:
-        raise NotReady(f"model {model.name} v{model.version} failed its test prediction: {problem}")
-    return {"name": model.name, "ready": True}
+    return {"name": _ready(name, version).name, "ready": True}
 
 
 def _infer(name: str, version: int | None) -> Response:

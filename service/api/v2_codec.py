@@ -152,7 +152,8 @@ def _hidden_booleans(head: bytes, document: dict[str, Any]) -> bool:
         outside["inputs"] = [
             {k: v for k, v in t.items() if k != "data"} for t in tensors if isinstance(t, dict)
         ]
-    return words > orjson.dumps(outside).count(b"true") + orjson.dumps(outside).count(b"false")
+    rest = orjson.dumps(outside)
+    return words > rest.count(b"true") + rest.count(b"false")
 
 
 def _first_non_number(data: Any) -> None:
