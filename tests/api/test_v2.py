@@ -23,6 +23,7 @@ def base_url(app):
     yield f"127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=10)
+    server.server_close()  # the listening socket too, not only the loop
 
 
 @pytest.fixture
