@@ -2,7 +2,9 @@
 
 A version is immutable, so each worker process loads it once. Which version is the default can
 change at any time (another worker or machine may set it), so the default is re-resolved from the
-store's pointer files at most every ``refresh_seconds``.
+store's pointer files at most every ``refresh_seconds``. At the same pace a cached version's
+sidecar is looked at again: a file that is not the one loaded (replaced by hand, restored from a
+backup) is loaded afresh, and its sha256 checked, rather than served from memory.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ class LoadedModel:
     version: int
     network: MLP
     metadata: dict[str, Any]
+    identity: tuple[int, ...] = field(default=(), compare=False)  # the sidecar's inode, mtime, size
 
     def predict(self, pixels: np.ndarray, *, unit_scale: bool = False) -> np.ndarray:
         """Pixels (N, 784) -> class probabilities (N, num_classes), float32."""
@@ -38,6 +41,7 @@ class ModelRegistry:
         self.refresh_seconds = refresh_seconds
         self.capacity = capacity
         self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._checked: dict[tuple[str, int], float] = {}
         self._defaults: dict[str | None, tuple[float, tuple[str, int]]] = {}
         self._lock = threading.Lock()
 
@@ -53,20 +57,36 @@ class ModelRegistry:
         self._defaults[name] = (now, resolved)
         return resolved
 
+    def _identity(self, key: tuple[str, int]) -> tuple[int, ...]:
+        try:
+            stat = self.store.version_path(*key, ".json").stat()
+        except FileNotFoundError:
+            return ()
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+    def _still_current(self, key: tuple[str, int], model: LoadedModel) -> bool:
+        now = time.monotonic()
+        if now - self._checked.get(key, 0.0) < self.refresh_seconds:
+            return True
+        self._checked[key] = now
+        return self._identity(key) == model.identity
+
     def get(self, name: str | None = None, version: int | None = None) -> LoadedModel:
         """The requested model (defaults applied), loading it on first use."""
         with self._lock:
             key = self._resolve(name, version)
             model = self._models.get(key)
-            if model is not None:
+            if model is not None and self._still_current(key, model):
                 self._models.move_to_end(key)
                 return model
+        identity = self._identity(key)  # before reading: a file replaced meanwhile is seen next time
         network, meta = self.store.load(*key)  # outside the lock: loading reads and hashes a file
-        model = LoadedModel(key[0], key[1], network, meta)
+        model = LoadedModel(key[0], key[1], network, meta, identity)
         with self._lock:
+            self._checked[key] = time.monotonic()
             self._models[key] = model
             while len(self._models) > self.capacity:
-                self._models.popitem(last=False)
+                self._checked.pop(self._models.popitem(last=False)[0], None)
         return model
 
     def forget_defaults(self) -> None:

@@ -6,24 +6,27 @@ Layout (the directory may be a volume shared by several machines)::
     ROOT/NAME/DEFAULT             default version of NAME (else its newest)
     ROOT/NAME/v3.npz              the model file (see service.nn.model_file)
     ROOT/NAME/v3.json             metadata sidecar: sha256 of the .npz, spec, metrics, ...
+    ROOT/NAME/v2.deleted          a deleted version: its number stays taken
 
 Every file is written to a temporary name, fsynced and then linked or renamed into place, so no
 reader sees half a file. A version number is claimed by ``os.link``, which fails if the name
 exists: two writers never get the same version. The sidecar is written after the ``.npz``, and
 listings read sidecars only, so a version becomes visible only once complete.
+
+A version number names one set of weights forever: a deleted version leaves its number behind
+(``vN.deleted``, written before its files go), and a new version is numbered past every number
+the model's folder shows. Nothing becomes a default unless asked: before a version is added, the
+defaults that so far followed from there being no pointer (the newest version, the first model)
+are written down. Versions whose sidecar says ``"seed": true`` (the model this repository ships)
+are read-only: they are never deleted, so user work never changes the files git tracks.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
-import os
 import re
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,9 +39,8 @@ from service.errors import (
     ModelFileError,
     ModelNotFound,
     ModelUnavailable,
-    StorageFull,
-    is_out_of_storage,
 )
+from service.files import atomic_write, fsync_dir, sha256_hex, storage_errors
 from service.nn import model_file
 from service.nn.network import MLP
 
@@ -61,6 +63,7 @@ log = logging.getLogger(__name__)
 _NAME_RE = re.compile(NAME_PATTERN)
 MAX_MODEL_BYTES = 512 << 20  # a model file larger than this is refused unread
 _VERSION_RE = re.compile(r"^v([1-9][0-9]*)\.json$")
+_TAKEN_RE = re.compile(r"^v([1-9][0-9]*)\.(?:json|npz|deleted)$")  # every number a version ever had
 
 
 def is_name(text: object) -> bool:
@@ -75,61 +78,6 @@ def validate_name(name: str) -> str:
             "or '-', starting with a letter or digit, with no '..'"
         )
     return name
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@contextmanager
-def storage_errors(what: str) -> Iterator[None]:
-    """Turn a full (or read-only) disk into ``StorageFull``; other OS errors pass through."""
-    try:
-        yield
-    except OSError as exc:
-        if is_out_of_storage(exc):
-            raise StorageFull(
-                f"{what} failed: {exc.strerror or exc} on the model store's disk; nothing partial was "
-                "kept; free space there and try again"
-            ) from exc
-        raise
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_temp(folder: Path, data: bytes) -> Path:
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # mkstemp creates 0600; workers and other machines may read the store as other users.
-            os.fchmod(f.fileno(), 0o644)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        # A full disk fails the write or the close: a partial temp file would hold the space.
-        Path(name).unlink(missing_ok=True)
-        raise
-    return Path(name)
-
-
-def atomic_write(path: Path, data: bytes, *, exclusive: bool = False) -> None:
-    """Write ``data`` to ``path`` atomically; with ``exclusive``, fail if ``path`` exists."""
-    tmp = _write_temp(path.parent, data)
-    try:
-        if exclusive:
-            os.link(tmp, path)  # raises FileExistsError: the claim is atomic
-        else:
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
 
 
 class ModelStore:
@@ -261,13 +209,8 @@ class ModelStore:
         data = model_file.to_bytes(network)
         with storage_errors(f"saving a version of {name!r}"):
             folder.mkdir(parents=True, exist_ok=True)
-            version = (self.versions(name) or [0])[-1] + 1
-            while True:
-                try:
-                    atomic_write(self.version_path(name, version, ".npz"), data, exclusive=True)
-                    break
-                except FileExistsError:
-                    version += 1
+            self._pin_defaults(name)
+            version = self._claim(name, data)
             meta = {
                 **(metadata or {}),
                 "name": name,
@@ -284,6 +227,32 @@ class ModelStore:
                 self.version_path(name, version, ".npz").unlink(missing_ok=True)
                 raise
         return meta
+
+    def _claim(self, name: str, data: bytes) -> int:
+        """Link ``data`` in as the ``.npz`` of a version number no file of the model ever had."""
+        folder = self.model_dir(name)
+        version = max(
+            (int(m.group(1)) for p in folder.iterdir() if (m := _TAKEN_RE.match(p.name))), default=0
+        )
+        while True:
+            version += 1
+            try:
+                atomic_write(self.version_path(name, version, ".npz"), data, exclusive=True)
+            except FileExistsError:
+                continue
+            # Deleted after this listing was read: the tombstone went down before its file went.
+            if not self.version_path(name, version, ".deleted").exists():
+                return version
+            self.version_path(name, version, ".npz").unlink()
+
+    def _pin_defaults(self, name: str) -> None:
+        """Write down the defaults that follow from absent pointers, before a new version or model
+        could change them."""
+        if self._pointer(self.root / "DEFAULT") is None and self.names():
+            atomic_write(self.root / "DEFAULT", f"{self.default_model()}\n".encode())
+        pointer = self.model_dir(name) / "DEFAULT"
+        if self._pointer(pointer) is None and self.versions(name):
+            atomic_write(pointer, f"{self.default_version(name)}\n".encode())
 
     def set_default(self, name: str, version: int | None = None, *, service_wide: bool = True) -> None:
         """Make ``version`` (default: newest) the default of ``name``, and ``name`` the service's.
@@ -306,14 +275,19 @@ class ModelStore:
                 atomic_write(self.root / "DEFAULT", f"{name}\n".encode())
 
     def delete(self, name: str, version: int) -> None:
-        """Remove a version; the default version of a model cannot be removed (409)."""
+        """Remove a version; the default version of a model, and the shipped seed, cannot be
+        removed (409). Its number is never given to another version."""
         name, version = self.resolve(name, version)
         if version == self.default_version(name):
             raise Conflict(
                 f"version {version} is the default of {name!r}; make another version the default first"
             )
+        if self.metadata(name, version).get("seed") is True:
+            raise Conflict(f"{name} v{version} is the model this service ships with, which is read-only")
         folder = self.model_dir(name)
+        with storage_errors(f"deleting {name} v{version}"):
+            atomic_write(self.version_path(name, version, ".deleted"), b"")
         # The sidecar goes first: from then on no listing shows the version.
         self.version_path(name, version, ".json").unlink(missing_ok=True)
         self.version_path(name, version, ".npz").unlink(missing_ok=True)
-        _fsync_dir(folder)
+        fsync_dir(folder)

@@ -124,14 +124,34 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(model_store=tmp_path / "store", data_dir=tmp_path / "data")
 
 
+def shipped_files() -> list[Path]:
+    """The shipped seed model's files (sidecars that say ``"seed": true`` and their ``.npz``), relative
+    to ``model_store/``: what tests and the image use, whatever else a developer's store holds."""
+    root = REPO / "model_store"
+    sidecars = [p for p in root.glob("*/v*.json") if json.loads(p.read_text()).get("seed") is True]
+    return sorted(q.relative_to(root) for p in sidecars for q in (p, p.with_suffix(".npz")))
+
+
+def copy_shipped_store(target: Path) -> Path:
+    """A private model store holding exactly the shipped seed."""
+    import shutil
+
+    for relative in shipped_files():
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / "model_store" / relative, target / relative)
+    return target
+
+
 @pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
     """A private copy of the shipped model store (tests may change it)."""
-    import shutil
+    return copy_shipped_store(tmp_path / "model_store")
 
-    target = tmp_path / "model_store"
-    shutil.copytree(REPO / "model_store", target)
-    return target
+
+@pytest.fixture(scope="session")
+def shipped_store(tmp_path_factory) -> Path:
+    """The shipped model store, copied once, for tests that only read it."""
+    return copy_shipped_store(tmp_path_factory.mktemp("shipped") / "model_store")
 
 
 @pytest.fixture

@@ -147,15 +147,16 @@ def test_every_training_field_has_a_flag_that_reaches_the_config():
         parser.parse_args(["train", "--optimizer", "rmsprop"])  # choices come from the Literal
 
 
-def test_explain_prints_and_draws_why_the_shipped_model_said_what_it_said(real_digits, capsys, tmp_path):
+def test_explain_prints_and_draws_why_the_shipped_model_said_what_it_said(
+    real_digits, capsys, tmp_path, shipped_store
+):
     import xml.etree.ElementTree as ET
 
     from service.settings import Settings
-    from tests.conftest import REPO
 
     images, labels = real_digits
     np.save(tmp_path / "two.npy", images[[0, 300]])
-    argv = ["explain", str(tmp_path / "two.npy"), "--model-store", str(REPO / "model_store")]
+    argv = ["explain", str(tmp_path / "two.npy"), "--model-store", str(shipped_store)]
     assert main([*argv, "--json", "--svg", str(tmp_path / "map.svg")], Settings()) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["label"] for line in lines] == labels[[0, 300]].tolist()

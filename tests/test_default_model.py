@@ -15,8 +15,8 @@ from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    network, meta = ModelStore(REPO / "model_store").load()
+def shipped(shipped_store):
+    network, meta = ModelStore(shipped_store).load()
     return network, meta
 
 

@@ -9,7 +9,6 @@ documented); nothing trains and nothing is downloaded.
 """
 
 import hashlib
-import shutil
 import threading
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.core.failures import FailureGroup
 
-from tests.conftest import REPO
+from tests.conftest import copy_shipped_store
 from tests.processes import AUTH, Service
 
 pytestmark = pytest.mark.slow
@@ -56,7 +55,7 @@ def _digests(store: Path) -> dict[str, str]:
 def fuzzed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
     store = tmp / "store"
-    shutil.copytree(REPO / "model_store", store)
+    copy_shipped_store(store)
     service = Service(
         tmp,
         worker=False,

@@ -19,12 +19,11 @@ def test_a_drawn_digit_becomes_mnist_style(digit_png, real_digits):
     assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1  # centred by mass
 
 
-def test_the_shipped_model_reads_the_drawn_digit(digit_png):
+def test_the_shipped_model_reads_the_drawn_digit(digit_png, shipped_store):
     from service.store import ModelStore
-    from tests.conftest import REPO
 
     path, label = digit_png
-    network, _ = ModelStore(REPO / "model_store").load()
+    network, _ = ModelStore(shipped_store).load()
     assert network.predict_proba(network.normalize(load_digit(path)[None])).argmax() == label
 
 

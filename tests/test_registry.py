@@ -51,6 +51,7 @@ def test_deleted_versions_stop_answering(tmp_path):
     store = ModelStore(tmp_path)
     store.save("m", _net(0))
     store.save("m", _net(1))
+    store.set_default("m", 2)
     registry = ModelRegistry(store)
     registry.get("m", 1)
     store.delete("m", 1)
@@ -66,3 +67,20 @@ def test_cache_is_bounded(tmp_path):
     for version in (1, 2, 3, 4):
         registry.get("m", version)
     assert len(registry._models) == 2
+
+
+def test_a_version_file_replaced_under_the_cache_is_loaded_afresh(tmp_path):
+    import shutil
+
+    store = ModelStore(tmp_path / "a")
+    store.save("m", _net(0))
+    other = ModelStore(tmp_path / "b")
+    other.save("m", _net(1))
+    registry = ModelRegistry(store, refresh_seconds=0)
+    before = registry.get("m", 1)
+    for suffix in (".npz", ".json"):  # another set of weights under the same number, by hand
+        shutil.copy(other.version_path("m", 1, suffix), tmp_path / "new")
+        (tmp_path / "new").replace(store.version_path("m", 1, suffix))
+    after = registry.get("m", 1)
+    assert after.metadata["sha256"] == other.metadata("m", 1)["sha256"] != before.metadata["sha256"]
+    np.testing.assert_array_equal(after.network.params["W1"], _net(1).params["W1"])

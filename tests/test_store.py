@@ -113,9 +113,10 @@ def test_non_finite_weights_are_never_saved_nor_made_default(tmp_path):
     import numpy as np
 
     from service.errors import ModelFileError
+    from service.files import atomic_write, sha256_hex
     from service.nn import MLP, ModelSpec
     from service.nn.model_file import to_bytes
-    from service.store import ModelStore, atomic_write, sha256_hex
+    from service.store import ModelStore
 
     store = ModelStore(tmp_path)
     network = MLP.initialize(ModelSpec(hidden=(4,)), np.random.default_rng(0))
@@ -134,3 +135,61 @@ def test_non_finite_weights_are_never_saved_nor_made_default(tmp_path):
     assert store.default_version("good") == 2  # newest, but not made default by the pointer
     store.set_default("good", 1)
     assert store.default_version("good") == 1
+
+
+def test_a_version_number_is_never_given_twice(store):
+    for seed in range(3):
+        store.save("m", _net(seed))
+    store.set_default("m", 1)
+    store.delete("m", 3)  # the newest
+    assert store.save("m", _net(7))["version"] == 4
+    store.delete("m", 2)
+    store.delete("m", 4)
+    assert store.save("m", _net(8))["version"] == 5
+    store.set_default("m", 5)
+    store.delete("m", 1)
+    assert store.versions("m") == [5]
+    tombstones = sorted(p.name for p in (store.root / "m").glob("*.deleted"))
+    assert tombstones == ["v1.deleted", "v2.deleted", "v3.deleted", "v4.deleted"]
+
+
+def test_deleting_every_version_keeps_the_numbers_taken(store):
+    store.save("m", _net(0))
+    store.save("other", _net(1))
+    store.save("m", _net(2))
+    store.set_default("m", 2)
+    store.delete("m", 1)
+    (store.root / "m" / "v2.json").unlink()  # as a delete of the last version would leave it
+    (store.root / "m" / "v2.npz").unlink()
+    (store.root / "m" / "v2.deleted").touch()
+    assert "m" not in store.names()
+    assert store.save("m", _net(3))["version"] == 3
+
+
+def test_a_claim_on_a_number_deleted_meanwhile_moves_on(store):
+    store.save("m", _net(0))
+    (store.root / "m" / "v2.deleted").touch()  # a tombstone the listing might not have seen
+    assert store.save("m", _net(1))["version"] == 3
+    assert not (store.root / "m" / "v2.npz").exists()
+
+
+def test_nothing_becomes_a_default_unless_asked(store):
+    store.save("zeta", _net(0))
+    store.save("zeta", _net(1))  # no pointer yet: v1 was the default, and stays it
+    store.save("alpha", _net(2))  # sorts first: it would have become the service's default
+    assert store.resolve() == ("zeta", 1)
+    store.set_default("alpha")
+    assert store.resolve() == ("alpha", 1)
+
+
+def test_the_shipped_seed_is_read_only(shipped_store, tmp_path):
+    import shutil
+
+    from service.errors import Conflict
+
+    store = ModelStore(shutil.copytree(shipped_store, tmp_path / "copy"))
+    store.save("mnist", _net(0))
+    store.set_default("mnist", 2)
+    with pytest.raises(Conflict, match="mnist v1 is the model this service ships with"):
+        store.delete("mnist", 1)
+    assert store.versions("mnist") == [1, 2]

@@ -6,13 +6,12 @@ service keeps predicting, and every job ends in a truthful state."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import copy_shipped_store
 from tests.processes import RedisServer, Service, alive, fill, partial_files, small_disk, wait_until
 
 pytestmark = pytest.mark.slow
@@ -130,7 +129,7 @@ def test_redis_restarted_without_persistence_loses_no_job(service, redis_servers
 
 def test_a_full_model_store(service, tmp_path, robustness):
     with small_disk(tmp_path / "small-store", 3 * 1024) as store:
-        shutil.copytree(REPO / "model_store", store, dirs_exist_ok=True)
+        copy_shipped_store(store)
         svc = service(model_store=store)
         fill(store, leave_kib=200)  # room for a pointer file, not for a model
         robustness.fault("model store disk full")

@@ -8,7 +8,6 @@ import pytest
 
 from service.nn import MLP, ModelSpec, model_file
 from service.nn.explain import DEFAULT_STEPS, gradients, input_gradient, integrated_gradients, smoothgrad
-from tests.conftest import REPO
 
 TOLERANCE = 1e-6
 
@@ -20,8 +19,8 @@ def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def shipped() -> MLP:
-    return model_file.load(REPO / "model_store" / "mnist" / "v1.npz")
+def shipped(shipped_store) -> MLP:
+    return model_file.load(shipped_store / "mnist" / "v1.npz")
 
 
 @pytest.mark.parametrize("score", ["logit", "log_probability"])
