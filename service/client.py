@@ -50,6 +50,10 @@ class ServerError(ApiError):
     """5xx: the service (or its queue) failed; retrying later may help."""
 
 
+class Unreachable(ApiError):
+    """No answer at all (status 0): nothing listens at the address, or it did not answer in time."""
+
+
 class JobFailed(Exception):
     def __init__(self, job: dict[str, Any]) -> None:
         super().__init__(f"job {job['id']} {job['status']}: {job.get('error') or 'no model produced'}")
@@ -83,12 +87,21 @@ class Predictions:
 class Client:
     def __init__(
         self,
-        base_url: str = "http://127.0.0.1:8000",
+        base_url: str | None = None,
         *,
         token: str | None = None,
         timeout: float = 60.0,
         session: requests.Session | None = None,
     ) -> None:
+        """``base_url`` defaults to the service on this machine, where ``BACKPROP_HOST`` and
+        ``BACKPROP_PORT`` put it; ``token`` then to ``BACKPROP_API_TOKEN``."""
+        if base_url is None:
+            from service.settings import Settings
+
+            local = Settings()
+            base_url = local.local_url
+            if token is None and local.api_token is not None:
+                token = local.api_token.get_secret_value()
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
@@ -96,7 +109,13 @@ class Client:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        try:
+            response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            reason = "no answer in time" if isinstance(exc, requests.Timeout) else "nothing answers there"
+            raise Unreachable(
+                0, "unreachable", f"cannot reach {self.base_url} ({reason}): is backprop serve running?"
+            ) from exc
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]

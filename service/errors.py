@@ -192,6 +192,14 @@ class UnsafeConfiguration(BackpropError):
     status = 500
 
 
+class CannotServe(BackpropError):
+    """``backprop serve`` cannot start here: its port is taken, or another instance owns its state
+    folder."""
+
+    code = "cannot_serve"
+    status = 500
+
+
 class FrontUnavailable(UnsafeConfiguration):
     """``backprop serve`` is to put nginx before gunicorn, and there is no nginx."""
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from service.api.errors import PROTOCOL_PREFIX, error_body
 from service.errors import FrontUnavailable, code_of
-from service.settings import Settings
+from service.settings import Settings, is_loopback
 
 # Seconds. A client has this long to send its headers, and at most this long between two reads of
 # its body or of the answer; then nginx closes its connection.
@@ -42,13 +42,28 @@ def nginx_executable(settings: Settings) -> str:
     search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
     found = shutil.which(settings.nginx, path=search)
     if found is None:
-        raise FrontUnavailable(
-            f"nginx not found ({settings.nginx!r}): backprop serve puts nginx before gunicorn so that "
-            "slow clients cannot stall the API. Install it (Debian/Ubuntu: apt-get install nginx-light; "
-            "macOS: brew install nginx), point BACKPROP_NGINX at it, or set BACKPROP_FRONT=none to let "
-            "gunicorn face clients itself (only behind your own buffering proxy)"
-        )
+        raise FrontUnavailable(f"nginx not found ({settings.nginx!r})")
     return found
+
+
+def choose_front(settings: Settings) -> str | None:
+    """The nginx executable to put before gunicorn, or None for gunicorn alone.
+
+    ``auto`` takes nginx when it is installed. Without it, gunicorn may face clients only on a
+    loopback address, where the slow clients that could stall it are this machine's own."""
+    if settings.front == "none":
+        return None
+    try:
+        return nginx_executable(settings)
+    except FrontUnavailable:
+        if settings.front == "nginx" or not is_loopback(settings.host):
+            raise FrontUnavailable(
+                f"refusing to listen on {settings.host} without nginx in front, which keeps slow clients "
+                "from stalling the API: install nginx (Debian/Ubuntu: apt-get install nginx-light; "
+                "macOS: brew install nginx), or set BACKPROP_FRONT=none if your own buffering proxy "
+                "faces the clients"
+            ) from None
+        return None
 
 
 ERROR_PATH = "/_backprop/error/"  # internal: no client request reaches it
@@ -161,10 +176,10 @@ http {{
 """
 
 
-def nginx_command(settings: Settings, runtime: Path, upstream: Path) -> list[str]:
+def nginx_command(settings: Settings, runtime: Path, upstream: Path, executable: str) -> list[str]:
     """Write the configuration into ``runtime`` (a private folder) and return the command to run."""
     for kind in TEMP_FOLDERS:
         (runtime / kind).mkdir(exist_ok=True)
     config = runtime / "nginx.conf"
     config.write_text(nginx_config(settings, runtime, upstream))
-    return [nginx_executable(settings), "-p", str(runtime), "-e", "stderr", "-c", str(config)]
+    return [executable, "-p", str(runtime), "-e", "stderr", "-c", str(config)]

@@ -15,12 +15,12 @@ from pydantic import ValidationError
 
 from service.errors import UnsafeConfiguration
 from service.logs import formatter
-from service.settings import Settings, check_bind
+from service.settings import Settings, check_bind, describe_errors
 
 try:
     _settings = Settings()
 except ValidationError as exc:
-    sys.exit("\n".join(f"backprop: invalid {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    sys.exit("\n".join(f"backprop: {line}" for line in describe_errors(exc)))
 try:
     check_bind(_settings)
 except UnsafeConfiguration as exc:

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
+import fcntl
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from service.front import nginx_command, nginx_executable
+from service.errors import CannotServe
+from service.front import choose_front, nginx_command
 from service.settings import Settings, check_bind
 
 log = logging.getLogger(__name__)
@@ -88,31 +94,87 @@ def _wait_for_socket(path: Path, api: subprocess.Popen, timeout: float = 30.0) -
         time.sleep(0.05)
 
 
-def preflight(settings: Settings) -> None:
-    """Refuse, before anything starts, what cannot run safely: an open public bind, a missing nginx."""
+@dataclass
+class Plan:
+    """What ``backprop serve`` runs, decided before anything starts: the nginx executable (None:
+    gunicorn faces clients), and the lock that makes it the only instance on its state folder."""
+
+    nginx: str | None
+    lock: IO[str]
+
+    @property
+    def front(self) -> str:
+        return "nginx" if self.nginx else "none"
+
+
+def _lock_state_folder(settings: Settings) -> IO[str]:
+    # Two instances would share the metrics files and gunicorn's control socket: the second would
+    # wipe the first's. The lock goes with the process, however it ends.
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(settings.state_dir / "serve.lock", "a+")  # noqa: SIM115 (held until exit)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "?"
+        lock.close()
+        raise CannotServe(
+            f"another backprop serve (pid {holder}) is running on the state folder {settings.state_dir}; "
+            "stop it, or give this one its own BACKPROP_STATE_DIR"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def _check_port(settings: Settings) -> None:
+    host = settings.host.strip("[]")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn and nginx bind
+        try:
+            probe.bind((host, settings.port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CannotServe(
+                    f"port {settings.port} on {settings.host} is in use; set BACKPROP_PORT or --port"
+                ) from None
+            raise CannotServe(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+
+
+def prepare(settings: Settings) -> Plan:
+    """Refuse, before anything starts or is announced, what cannot run or not safely: an open public
+    bind, a public bind without nginx, a second instance on the same state folder, a port in use."""
     check_bind(settings)
-    if settings.front == "nginx":
-        nginx_executable(settings)
+    nginx = choose_front(settings)
+    lock = _lock_state_folder(settings)
+    try:
+        _check_port(settings)
+    except CannotServe:
+        lock.close()
+        raise
+    return Plan(nginx, lock)
 
 
-def serve(settings: Settings, *, worker: bool = True, app: str | None = None) -> int:
+def serve(settings: Settings, plan: Plan, *, worker: bool = True, app: str | None = None) -> int:
     """Run nginx, gunicorn (and a training worker) until SIGTERM/SIGINT, or until one of them dies.
 
     nginx faces the clients and hands whole requests to gunicorn over a private socket (see
-    ``service.front``); with ``BACKPROP_FRONT=none`` gunicorn listens itself. The training worker is
-    restarted whenever it dies; predictions never depend on it. When nginx or gunicorn dies on its
-    own, the service cannot go on: everything stops and the exit status is non-zero, so a
-    restart-on-failure supervisor (systemd, Docker) restarts it all. A signal stops everything
-    gracefully, front first (requests already inside still get their answers), and the exit status
-    is gunicorn's (0). ``app`` serves another WSGI app than the service the same way (benchmarks
-    compare against one).
+    ``service.front``); without it gunicorn listens itself. The training worker is restarted
+    whenever it dies; predictions never depend on it. When nginx or gunicorn dies on its own, the
+    service cannot go on: everything stops and the exit status is non-zero, so a restart-on-failure
+    supervisor (systemd, Docker) restarts it all. A signal stops everything gracefully, front first
+    (requests already inside still get their answers), and the exit status is gunicorn's (0).
+    ``app`` serves another WSGI app than the service the same way (benchmarks compare against one).
     """
     gunicorn = [*GUNICORN, app] if app else GUNICORN
-    preflight(settings)  # say it here, plainly, before anything starts
+    # gunicorn's configuration reads the settings again: it must pick its workers for this front.
+    os.environ["BACKPROP_FRONT"] = plan.front
     with tempfile.TemporaryDirectory(prefix="backprop-") as runtime:
-        if settings.front == "nginx":
+        if plan.nginx:
             upstream = Path(runtime) / "api.sock"
-            front_command = nginx_command(settings, Path(runtime), upstream)  # no nginx: fail first
+            front_command = nginx_command(settings, Path(runtime), upstream, plan.nginx)
             api = _start([*gunicorn, "--bind", f"unix:{upstream}"])
             _wait_for_socket(upstream, api)
             front = _start(front_command) if api.poll() is None else None
@@ -171,8 +233,7 @@ def readiness(settings: Settings, *, url: str | None = None, timeout: float = 5.
     """(ready, what the service said): ready when it answers /readyz with 200."""
     import requests
 
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    url = url or f"http://{host}:{settings.port}"
+    url = url or settings.local_url
     try:
         response = requests.get(f"{url.rstrip('/')}/readyz", timeout=timeout)
     except requests.RequestException as exc:

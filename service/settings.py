@@ -9,7 +9,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.errors import UnsafeConfiguration
@@ -30,10 +30,11 @@ class Settings(BaseSettings):
     state_dir: Path = Field(Path("./var"), description="job queue, job records and metrics files")
     host: str = Field("127.0.0.1", description="address the service listens on")
     port: int = Field(8000, ge=1, le=65535)
-    front: Literal["nginx", "none"] = Field(
-        "nginx",
+    front: Literal["auto", "nginx", "none"] = Field(
+        "auto",
         description="what `backprop serve` puts before gunicorn: nginx (reads whole requests first, "
-        "so slow clients cost only a connection) or none (only behind your own buffering proxy)",
+        "so slow clients cost only a connection), none (only behind your own buffering proxy), or auto: "
+        "nginx when it is installed, else gunicorn alone on a loopback address",
     )
     nginx: str = Field("nginx", description="the nginx executable (a name on PATH or a path)")
     log_format: Literal["plain", "json"] = Field(
@@ -80,6 +81,20 @@ class Settings(BaseSettings):
     )
     allow_download: bool = Field(False, description="training workers may download missing datasets")
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_installed(cls, value: str | None) -> str | None:
+        # Said at start, by every command: a worker would otherwise die on it and be restarted forever.
+        if value:
+            try:
+                import redis  # noqa: F401
+            except ImportError:
+                raise ValueError(
+                    "the redis package is not installed; install it with: "
+                    "python -m pip install 'backprop-service[redis]'"
+                ) from None
+        return value
+
     @field_validator("api_token")
     @classmethod
     def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -104,6 +119,12 @@ class Settings(BaseSettings):
         return "gthread", self.threads
 
     @property
+    def local_url(self) -> str:
+        """The service's address as seen from this machine."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 1024 * 1024)
 
@@ -113,6 +134,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """One sentence per invalid setting, naming the variable and the value it had."""
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        name = f"BACKPROP_{field.upper()}" if field in Settings.model_fields else field
+        shown = isinstance(error.get("input"), str | int | float) and field != "api_token"  # no secrets
+        given = f"={error['input']!r}" if shown else ""
+        lines.append(f"invalid {name}{given}: {error['msg'].removeprefix('Value error, ')}")
+    return lines
 
 
 def is_loopback(host: str) -> bool:

@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.data import Dataset, stratified_split
+from service.errors import DatasetError
 from service.json_types import json_int
 from service.nn import MLP, Callback, EpochRecord, ModelSpec, Normalization, fit, make_optimizer
 from service.nn.augment import Augmentation
@@ -153,7 +154,7 @@ def honest_metrics(
         measured_on["test_accuracy"] = f"the {metrics['test_samples']} images of the test files"
         held_out = "test"
     else:
-        measured_on["test_accuracy"] = f"none: {dataset.source} has no test files"
+        measured_on["test_accuracy"] = "none: the training data has no test files"
         held_out = "validation" if validation_samples else None
     metrics["held_out_split"] = held_out
     metrics["held_out_samples"] = metrics[f"{held_out}_samples"] if held_out else None
@@ -207,6 +208,26 @@ def train(config: TrainingConfig, dataset: Dataset, callback: Callback | None = 
     return TrainingResult(network, history, metrics, time.perf_counter() - started, list(dataset.notes))
 
 
+def same_data_or_refuse(meta: dict[str, Any], dataset: Dataset) -> None:
+    """A model's validation split can be drawn again only from the data it was trained on: from
+    other data (a subset, say) the "held-out" images would include ones it learned."""
+    recorded = meta.get("dataset") or {}
+    metrics = meta.get("metrics") or {}
+    samples = recorded.get("train_samples") or (
+        (metrics.get("train_samples") or 0) + (metrics.get("validation_samples") or 0)
+    )
+    fingerprint = recorded.get("train_sha256")
+    if (fingerprint or samples) and (
+        fingerprint != dataset.fingerprint() if fingerprint else samples != len(dataset.train_y)
+    ):
+        raise DatasetError(
+            f"{meta['name']} v{meta['version']} was trained on {samples:,} images of {recorded.get('name')}, "
+            f"and {dataset.source} holds other data ({len(dataset.train_y):,} images): its validation "
+            "split would include images the model learned; evaluate with the data it was trained on, "
+            "or with data that has test files"
+        )
+
+
 def train_and_save(
     config: TrainingConfig,
     dataset: Dataset,
@@ -231,7 +252,13 @@ def train_and_save(
         model_name,
         result.network,
         {
-            "dataset": {"name": dataset.info.name, "source": str(dataset.source), "notes": result.notes},
+            "dataset": {
+                "name": dataset.info.name,
+                "source": str(dataset.source),
+                "notes": result.notes,
+                "train_samples": int(len(dataset.train_y)),
+                "train_sha256": dataset.fingerprint(),
+            },
             "training": config.model_dump(mode="json"),
             "metrics": result.metrics,
             "history": [record.to_dict() for record in result.history],

@@ -1,4 +1,6 @@
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -6,7 +8,7 @@ import numpy as np
 import pytest
 
 from service.cli import main
-from service.data import load_dataset
+from service.data import load_dataset, write_idx
 from service.store import ModelStore
 
 
@@ -170,3 +172,130 @@ def test_explain_prints_and_draws_why_the_shipped_model_said_what_it_said(
     assert out.count("why class 3, by smoothgrad") == 2
     with pytest.raises(SystemExit):
         main([*argv, "--steps", "0"], Settings())
+
+
+def _backprop(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+        **kwargs,
+    )
+
+
+def test_version():
+    from service import __version__
+
+    result = _backprop("--version")
+    assert result.returncode == 0 and result.stdout == f"backprop {__version__}\n"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_training_says_nothing_was_saved(tmp_path, signum):
+    from tests.conftest import make_digits
+
+    data = tmp_path / "data"
+    data.mkdir()
+    images, labels = make_digits(3000, np.random.default_rng(0))
+    write_idx(data / "train-images-idx3-ubyte", images)
+    write_idx(data / "train-labels-idx1-ubyte", labels)
+    store = tmp_path / "store"
+    argv = ["train", "--data-dir", str(data), "--model-store", str(store), "--epochs", "500", "--json"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert '"event": "epoch"' in proc.stdout.readline()  # training, not loading
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum
+    assert err.strip() == "backprop: stopped; nothing saved"
+    assert not list(store.rglob("*.npz"))
+
+
+def test_a_service_that_is_down_is_one_sentence(tmp_path, real_digits):
+    from tests.conftest import free_port
+
+    np.save(tmp_path / "one.npy", real_digits[0][:1])
+    url = f"http://127.0.0.1:{free_port()}"
+    result = _backprop("predict", str(tmp_path / "one.npy"), "--url", url)
+    assert result.returncode == 1
+    assert (
+        result.stderr == f"backprop: cannot reach {url} (nothing answers there): is backprop serve running?\n"
+    )
+
+
+def test_a_bad_variable_is_named_with_its_value():
+    result = _backprop("serve", env={**os.environ, "BACKPROP_PORT": "abc"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("backprop: invalid BACKPROP_PORT='abc': Input should be a valid integer")
+
+
+def test_a_redis_url_without_the_redis_package_stops_at_start_with_the_install_command():
+    code = "import sys; sys.modules['redis'] = None; from service.cli import main; sys.exit(main())"
+    for command in ("serve", "worker"):
+        result = subprocess.run(
+            [sys.executable, "-c", code, command],
+            env={**os.environ, "BACKPROP_REDIS_URL": "redis://127.0.0.1:1/0"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 2
+        assert result.stderr == (
+            "backprop: invalid BACKPROP_REDIS_URL='redis://127.0.0.1:1/0': the redis package is not "
+            "installed; install it with: python -m pip install 'backprop-service[redis]'\n"
+        )
+
+
+def test_digits_are_not_fashion(mnist5k_dir, settings, capsys):
+    argv = ["train", "--dataset", "fashion-mnist", "--data-dir", str(mnist5k_dir), "--epochs", "1"]
+    assert main(argv, settings) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"backprop: {mnist5k_dir} does not hold fashion-mnist: its images look like mnist's"
+    )
+    assert not settings.model_store.exists() or not list(settings.model_store.rglob("*.npz"))
+
+
+def test_evaluate_refuses_a_split_the_model_was_not_trained_with(mnist5k_dir, shipped_store, capsys):
+    argv = ["evaluate", "--data-dir", str(mnist5k_dir), "--model-store", str(shipped_store)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("backprop: mnist v1 was trained on 60,000 images of mnist, and ")
+    assert "its validation split would include images the model learned" in err
+
+
+def test_evaluate_recognises_the_data_a_new_model_was_trained_on(
+    tiny_dataset_dir, settings, tmp_path, capsys
+):
+    argv = ["--data-dir", str(tiny_dataset_dir), "--hidden", "16", "--epochs", "1"]
+    assert main(["train", *argv], settings) == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    dataset = load_dataset("mnist", tiny_dataset_dir)
+    write_idx(other / "train-images-idx3-ubyte", dataset.train_x[::-1].reshape(-1, 28, 28))  # same size
+    write_idx(other / "train-labels-idx1-ubyte", dataset.train_y[::-1].astype(np.uint8))
+    capsys.readouterr()
+    assert main(["evaluate", "--validation", "--data-dir", str(tiny_dataset_dir)], settings) == 0
+    assert main(["evaluate", "--validation", "--data-dir", str(other)], settings) == 1
+    assert "holds other data (600 images)" in capsys.readouterr().err
+
+
+def test_predict_says_which_image_and_which_label(tmp_path, real_digits, shipped_store, capsys):
+    images, labels = real_digits
+    np.save(tmp_path / "one.npy", images[:1])
+    np.save(tmp_path / "two.npy", images[[0, 300]])
+    assert main(["predict", str(tmp_path / "one.npy"), "--model-store", str(shipped_store)]) == 0
+    assert capsys.readouterr().out == f"label {labels[0]} (100.0%), by mnist v1\n"
+    assert main(["predict", str(tmp_path / "two.npy"), "--model-store", str(shipped_store)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"image 0: label {labels[0]} (") and out[1].startswith(
+        f"image 1: label {labels[300]} ("
+    )

@@ -15,8 +15,9 @@ import pytest
 import requests
 
 from service.errors import FrontUnavailable, UnsafeConfiguration
-from service.front import nginx_command, nginx_config, nginx_executable
+from service.front import choose_front, nginx_command, nginx_config, nginx_executable
 from service.settings import Settings
+from tests.conftest import TOKEN
 from tests.processes import Service, alive, children, in_group
 
 STALLED_CLIENTS = 100
@@ -28,7 +29,7 @@ def _settings(tmp_path: Path, **overrides) -> Settings:
 
 def test_the_configuration_is_valid_for_nginx_and_holds_the_limits(tmp_path):
     settings = _settings(tmp_path, port=8123, max_body_mb=2)
-    command = nginx_command(settings, tmp_path, tmp_path / "api.sock")
+    command = nginx_command(settings, tmp_path, tmp_path / "api.sock", nginx_executable(settings))
     checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stderr
     config = (tmp_path / "nginx.conf").read_text()
@@ -55,22 +56,50 @@ def test_an_ipv6_address_is_bracketed(tmp_path):
     assert "listen [::1]:8000;" in nginx_config(_settings(tmp_path, host="::1"), tmp_path, tmp_path / "s")
 
 
-def test_a_missing_nginx_is_a_clear_configuration_error(tmp_path):
-    with pytest.raises(FrontUnavailable) as caught:
-        nginx_executable(_settings(tmp_path, nginx="no-such-nginx"))
-    assert isinstance(caught.value, UnsafeConfiguration)
-    assert "BACKPROP_FRONT=none" in caught.value.message and "apt-get install nginx" in caught.value.message
+def test_without_nginx_gunicorn_faces_clients_only_on_loopback(tmp_path):
+    missing = {"nginx": str(tmp_path / "no-such-nginx")}
+    assert choose_front(_settings(tmp_path, **missing)) is None  # auto, on 127.0.0.1
+    assert choose_front(_settings(tmp_path, host="::1", **missing)) is None
+    assert choose_front(_settings(tmp_path, front="none", host="0.0.0.0", allow_insecure=True)) is None
+    for refused in ({"host": "0.0.0.0", "api_token": TOKEN}, {"front": "nginx"}):
+        with pytest.raises(FrontUnavailable) as caught:
+            choose_front(_settings(tmp_path, **missing, **refused))
+        assert isinstance(caught.value, UnsafeConfiguration)
+        message = caught.value.message
+        assert "BACKPROP_FRONT=none" in message and "apt-get install nginx-light" in message
+    assert choose_front(_settings(tmp_path)) == nginx_executable(_settings(tmp_path))
 
 
 @pytest.mark.slow
-def test_serve_without_nginx_stops_before_anything_listens(tmp_path):
+def test_a_public_bind_without_nginx_stops_before_anything_listens(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BACKPROP_")}
-    env.update(BACKPROP_NGINX=str(tmp_path / "nginx"), BACKPROP_STATE_DIR=str(tmp_path / "var"))
+    env.update(
+        BACKPROP_NGINX=str(tmp_path / "nginx"),
+        BACKPROP_STATE_DIR=str(tmp_path / "var"),
+        BACKPROP_HOST="0.0.0.0",
+        BACKPROP_API_TOKEN=TOKEN,
+    )
     result = subprocess.run(
         [sys.executable, "-m", "service.cli", "serve"], env=env, capture_output=True, text=True, timeout=30
     )
-    assert result.returncode == 1 and "nginx not found" in result.stderr
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("backprop: refusing to listen on 0.0.0.0 without nginx in front")
+    assert result.stderr.count("\n") == 1  # one sentence
     assert "serving on" not in result.stderr and not (tmp_path / "var").exists()
+
+
+@pytest.mark.slow
+def test_without_nginx_serve_predicts_through_gunicorn_on_loopback(tmp_path, store_dir, real_digits):
+    service = Service(tmp_path, worker=False, model_store=store_dir, nginx=tmp_path / "no-nginx")
+    try:
+        service.start()
+        assert "gunicorn alone (nginx is not installed)" in service.log()
+        assert not [cmd for _, cmd in children(service.proc.pid) if "nginx" in cmd.split()[0]]
+        images, labels = real_digits
+        answer = requests.post(f"{service.url}/predict", json={"pixels": images[0].tolist()}, timeout=10)
+        assert answer.json()["predictions"][0]["label"] == labels[0]
+    finally:
+        service.close()
 
 
 def _stall(port: int, opening: bytes) -> socket.socket:

@@ -4,12 +4,10 @@ inference, for KServe, Triton and MLServer clients. The same store, defaults and
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import metadata
-
 from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 
+from service import __version__
 from service.api import v2_codec
 from service.api.errors import PROTOCOL_PREFIX
 from service.api.schemas import ModelPath, VersionPath
@@ -60,19 +58,10 @@ _INFER = {
 }
 
 
-@cache
-def _server_version() -> str:
-    """The installed package's version: read from its metadata once, not on every request."""
-    try:
-        return metadata.version("backprop-service")
-    except metadata.PackageNotFoundError:  # running from a source tree
-        return "0"
-
-
 @bp.get("", responses={200: ServerMetadata})
 def server_metadata():
     """The server's name, version and protocol extensions."""
-    return {"name": SERVER_NAME, "version": _server_version(), "extensions": EXTENSIONS}
+    return {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
 
 
 @bp.get("/health/live", responses={200: Liveness})

@@ -20,6 +20,7 @@ class DatasetInfo:
     mirrors: tuple[str, ...]
     md5: dict[str, str]  # published .gz file name -> md5
     class_names: tuple[str, ...]
+    mean_pixel: float  # of the official training images, 0-255: tells the datasets' files apart
     system_dirs: tuple[Path, ...] = ()
     install_hint: str = ""
 
@@ -48,6 +49,7 @@ DATASETS: dict[str, DatasetInfo] = {
             f"{TEST_LABELS}.gz": "ec29112dd5afa0611ce80d1b7f02629c",
         },
         class_names=tuple(str(d) for d in range(10)),
+        mean_pixel=33.32,
     ),
     "fashion-mnist": DatasetInfo(
         name="fashion-mnist",
@@ -71,6 +73,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "Bag",
             "Ankle boot",
         ),
+        mean_pixel=72.94,
         system_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
         install_hint="on Debian: apt-get install dataset-fashion-mnist",
     ),

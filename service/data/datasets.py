@@ -8,6 +8,7 @@ may hold only a training set, like mnist-5k).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from service.data.catalogue import (
+    DATASETS,
     TEST_IMAGES,
     TEST_LABELS,
     TRAIN_IMAGES,
@@ -41,6 +43,12 @@ class Dataset:
     test_y: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
 
+    def fingerprint(self) -> str:
+        """sha256 of the training images and labels: which data a model's split was drawn from."""
+        digest = hashlib.sha256(self.train_x.tobytes())
+        digest.update(self.train_y.astype(np.uint8).tobytes())
+        return digest.hexdigest()
+
 
 def _find(folder: Path, stem: str) -> Path | None:
     for candidate in (folder / stem, folder / f"{stem}.gz"):
@@ -57,6 +65,27 @@ def locate(info: DatasetInfo, root: Path) -> Path | None:
     return None
 
 
+IDENTIFY_FROM = 1000  # images: fewer say too little about what they show
+
+
+def _check_identity(info: DatasetInfo, folder: Path, images: np.ndarray) -> None:
+    """A dataset is what its files hold, not what was asked for: the training images' mean pixel
+    must be nearer the catalogue's figure for ``info`` than for any other dataset (MNIST's digits
+    average 33 of 255, Fashion-MNIST's clothes 73), or a folder of digits could train a model
+    labelled T-shirt ... Ankle boot."""
+    if len(images) < IDENTIFY_FROM:
+        return
+    mean = float(images.mean(dtype=np.float64))
+    nearest = min(DATASETS.values(), key=lambda other: abs(other.mean_pixel - mean))
+    if nearest.name != info.name:
+        raise DatasetError(
+            f"{folder} does not hold {info.name}: its images look like {nearest.name}'s (mean pixel "
+            f"{mean:.1f}; {info.name}'s is {info.mean_pixel:.1f}, "
+            f"{nearest.name}'s {nearest.mean_pixel:.1f}); "
+            f"point --data-dir (or BACKPROP_DATA_DIR) at {info.name}'s files"
+        )
+
+
 def _check_labels(path: Path, labels: np.ndarray, num_classes: int) -> None:
     if labels.size and int(labels.max()) >= num_classes:
         raise DatasetError(f"{path}: label {int(labels.max())} out of range for {num_classes} classes")
@@ -68,6 +97,7 @@ def load_folder(info: DatasetInfo, folder: Path) -> Dataset:
         raise DatasetNotFound(f"{folder}: no {TRAIN_IMAGES}[.gz] and {TRAIN_LABELS}[.gz]")
     train_x, train_y = read_idx_pair(images_path, labels_path)
     _check_labels(labels_path, train_y, len(info.class_names))
+    _check_identity(info, folder, train_x)
     dataset = Dataset(info, folder, train_x, train_y.astype(np.int64))
     test_images, test_labels = _find(folder, TEST_IMAGES), _find(folder, TEST_LABELS)
     if test_images and test_labels:

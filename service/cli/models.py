@@ -1,0 +1,89 @@
+"""``backprop predict`` and ``explain``: a stored model (or a running service) on pictures."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from service.cli.common import store_of
+from service.errors import BackpropError
+from service.reporters import emit
+from service.settings import Settings
+
+
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    from service.images import load_images
+
+    pixels = load_images(args.file)
+    if args.url:
+        from service.client import ApiError, Client
+
+        try:
+            answer = Client(args.url).predict(pixels, model=args.model, version=args.version)
+        except ApiError as exc:
+            raise BackpropError(exc.message if exc.status == 0 else f"{args.url}: {exc.message}") from exc
+        model, version = answer.model, answer.version
+        probabilities = np.array(answer.probabilities)
+        names = [str(i) for i in range(probabilities.shape[1])]
+    else:
+        network, meta = store_of(args, settings).load(args.model, args.version)
+        probabilities = network.predict_proba(network.normalize(pixels))
+        model, version, names = meta["name"], meta["version"], network.spec.class_names
+    for i, row in enumerate(probabilities):
+        label = int(row.argmax())
+        if args.json:
+            emit(
+                {
+                    "index": i,
+                    "label": label,
+                    "class": names[label],
+                    "probabilities": row.round(6).tolist(),
+                    "model": model,
+                    "version": version,
+                }
+            )
+        else:
+            which = f"image {i}: " if len(probabilities) > 1 else ""
+            print(f"{which}label {names[label]} ({row[label]:.1%}), by {model} v{version}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
+    from service.explaining import ExplainSettings, caption, explain_images
+    from service.heatmap import heatmap_svg
+    from service.images import load_images
+    from service.registry import LoadedModel
+
+    pixels = load_images(args.file)
+    network, meta = store_of(args, settings).load(args.model, args.version)
+    model = LoadedModel(meta["name"], meta["version"], network, meta)
+    how = ExplainSettings(
+        method=args.method, target=args.target, steps=args.steps, samples=args.samples, seed=args.seed
+    )
+    for i, explanation in enumerate(explain_images(model, pixels, how)):
+        svg_path = None
+        if args.svg:
+            svg_path = args.svg if len(pixels) == 1 else args.svg.with_stem(f"{args.svg.stem}-{i}")
+            attributions = np.asarray(explanation["attributions"])
+            svg_path.write_text(
+                heatmap_svg(pixels[i], attributions, caption=caption(model, explanation, how.method))
+            )
+        if args.json:
+            emit(
+                {
+                    "index": i,
+                    "model": model.name,
+                    "version": model.version,
+                    "method": how.method,
+                    **explanation,
+                }
+            )
+            continue
+        attributions = np.asarray(explanation["attributions"]).reshape(28, 28)
+        row, col = np.unravel_index(np.abs(attributions).argmax(), attributions.shape)
+        print(
+            f"{i}: {caption(model, explanation, how.method)}; strongest pixel at row {row}, column {col}"
+            + (f"; heat map in {svg_path}" if svg_path else "")
+        )
+    return 0

@@ -1,0 +1,81 @@
+"""``backprop serve`` refuses what it cannot run before it says "serving on", and touches nothing of
+an instance already running: real processes, real ports."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from tests.conftest import free_port
+from tests.processes import Service
+
+
+def _serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _clean_env(tmp_path, **variables) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKPROP_", "PROMETHEUS_"))}
+    env.update({"BACKPROP_STATE_DIR": str(tmp_path / "var"), **variables})
+    return env
+
+
+def test_a_port_in_use_is_said_before_serving_on(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _serve(_clean_env(tmp_path), "--port", str(port))
+    assert result.returncode == 1
+    assert result.stderr == f"backprop: port {port} on 127.0.0.1 is in use; set BACKPROP_PORT or --port\n"
+
+
+@pytest.mark.slow
+def test_a_second_serve_on_the_same_state_folder_refuses_and_harms_nothing(tmp_path, store_dir):
+    first = Service(tmp_path, worker=False, model_store=store_dir)
+    try:
+        first.start()
+        requests.post(f"{first.url}/predict", json={"pixels": [0] * 784}, timeout=10)  # counted
+        metrics = requests.get(f"{first.url}/metrics", timeout=10).text
+        control = tmp_path / "var" / "gunicorn.ctl"
+        had_control = control.exists()
+        second = _serve({**first.env, "BACKPROP_PORT": str(free_port())})
+        assert second.returncode == 1
+        assert second.stderr.startswith(f"backprop: another backprop serve (pid {first.proc.pid}) is running")
+        assert "serving on" not in second.stderr
+        assert control.exists() == had_control
+        after = requests.get(f"{first.url}/metrics", timeout=10).text
+        assert after and 'endpoint="/predict"' in after and len(after) >= len(metrics) // 2
+        assert requests.get(f"{first.url}/readyz", timeout=10).ok
+    finally:
+        first.close()
+
+
+@pytest.mark.slow
+def test_host_port_and_workers_flags_win_over_the_environment(tmp_path, store_dir):
+    port = free_port()
+    service = Service(tmp_path, worker=False, model_store=store_dir)
+    service.command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    service.url = f"http://127.0.0.1:{port}"
+    try:
+        service.start()
+        assert f"serving on http://127.0.0.1:{port}" in service.log()
+        assert "Booting worker" in service.log() and service.log().count("Booting worker") == 1
+    finally:
+        service.close()
+
+
+def test_bad_flags_are_one_sentence(tmp_path):
+    result = _serve(_clean_env(tmp_path), "--port", "abc")
+    assert result.returncode == 2 and "--port: must be a whole number, got 'abc'" in result.stderr
+    assert "Traceback" not in result.stderr
