@@ -13,7 +13,7 @@ from flask import g, request
 from flask.json.provider import JSONProvider
 from flask_openapi3 import Info, OpenAPI
 
-from service import web
+from service import __version__, web
 from service.api import explain, health, jobs, models, predict, v2
 from service.api.errors import BoundedBody, register_error_handlers, under_protocol, validation_response
 from service.api.metrics import Metrics
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         __name__,
         info=Info(
             title="backprop-service",
-            version="0.1.0",
+            version=__version__,
             description="Train and serve a NumPy backpropagation digit classifier.",
         ),
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     for blueprint in (predict.bp, explain.bp, models.bp, jobs.bp, health.bp, v2.bp):
         app.register_api(blueprint)
     app.register_blueprint(web.bp)  # the pages for people: not part of the API's document
+    web.serve_api_docs(app)
     # The document at the root too, where clients look for it first.
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
     register_error_handlers(app)

@@ -29,55 +29,27 @@ import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import Field
+from typing import Any
 
 from service.errors import (
     Conflict,
-    InvalidModelName,
     ModelFileError,
     ModelNotFound,
     ModelUnavailable,
 )
 from service.files import atomic_write, fsync_dir, sha256_hex, storage_errors
+from service.names import NAME_PATTERN, ModelName, is_name, validate_name
+
+__all__ = ["NAME_PATTERN", "MAX_VERSION", "ModelName", "ModelStore", "is_name", "validate_name"]
 from service.nn import model_file
 from service.nn.network import MLP
 
-# Letters, digits, '.', '_' and '-', starting with a letter or digit, never two dots in a row
-# (written without look-ahead, so the OpenAPI document and Pydantic's regex engine share it).
-NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]|\.[a-z0-9_-])*\.?$"
-NAME_MAX_LENGTH = 64
-ModelName = Annotated[
-    str,
-    Field(
-        pattern=NAME_PATTERN,
-        min_length=1,
-        max_length=NAME_MAX_LENGTH,
-        description="model name, e.g. mnist: lowercase letters, digits, '.', '_', '-' (no '..')",
-    ),
-]
 MAX_VERSION = 2**31 - 1  # far beyond any store; the bound keeps the documented integers finite
 log = logging.getLogger(__name__)
 
-_NAME_RE = re.compile(NAME_PATTERN)
 MAX_MODEL_BYTES = 512 << 20  # a model file larger than this is refused unread
 _VERSION_RE = re.compile(r"^v([1-9][0-9]*)\.json$")
 _TAKEN_RE = re.compile(r"^v([1-9][0-9]*)\.(?:json|npz|deleted)$")  # every number a version ever had
-
-
-def is_name(text: object) -> bool:
-    """The one rule for model names, at the API (through ``ModelName``) and in the store."""
-    return isinstance(text, str) and len(text) <= NAME_MAX_LENGTH and bool(_NAME_RE.match(text))
-
-
-def validate_name(name: str) -> str:
-    if not is_name(name):
-        raise InvalidModelName(
-            f"invalid model name {name!r}: use 1-{NAME_MAX_LENGTH} lowercase letters, digits, '.', '_' "
-            "or '-', starting with a letter or digit, with no '..'"
-        )
-    return name
 
 
 class ModelStore:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from service.errors import BackpropError, TooManyJobs, code_of, error_document
+from service.names import NAME_PATTERN, NAME_RULE
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,32 @@ def write_gunicorn_error(sock, status: int, reason: str, message: str) -> None:
     util.write_nonblock(sock, head.encode("latin1") + body)
 
 
+# Patterns said in words: a person reads the rule, not the regular expression.
+PATTERN_WORDS = {NAME_PATTERN: f"a model name is {NAME_RULE}"}
+
+
+def _message(error: dict) -> str:
+    if error["type"] == "string_pattern_mismatch":
+        return PATTERN_WORDS.get(error.get("ctx", {}).get("pattern"), error["msg"])
+    return error["msg"]
+
+
 def validation_response(exc: ValidationError) -> Response:
-    details = [
-        {"loc": [p for p in err["loc"]], "msg": err["msg"], "type": err["type"]} for err in exc.errors()
-    ]
+    errors = exc.errors()
+    if (
+        len(errors) == 1
+        and not errors[0]["loc"]
+        and errors[0]["type"] == "model_type"
+        and not request.is_json
+    ):
+        # The body was not read as JSON at all: say so, not that it is no dictionary.
+        return error_response(
+            415,
+            "unsupported_media_type",
+            "send the body as a JSON object with Content-Type: application/json "
+            f"(it came as {request.mimetype or 'no Content-Type'})",
+        )
+    details = [{"loc": list(err["loc"]), "msg": _message(err), "type": err["type"]} for err in errors]
     first = details[0] if details else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(p) for p in first["loc"]) or "body"
     return error_response(422, "validation_error", f"{where}: {first['msg']}", details)

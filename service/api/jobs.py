@@ -50,7 +50,7 @@ def _public(record: dict) -> dict:
 
 @bp.post(
     "/train",
-    responses={202: JobAccepted, **error_responses(401, 422, 429, 503, 507)},
+    responses={202: JobAccepted, **error_responses(401, 415, 422, 429, 503, 507)},
     security=BEARER_SECURITY,
 )
 @require_token

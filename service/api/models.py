@@ -86,7 +86,7 @@ def get_version(path: VersionPath):
 
 @bp.put(
     "/models/<name>/default",
-    responses={200: ModelInfo, **error_responses(401, 404, 422, 503, 507)},
+    responses={200: ModelInfo, **error_responses(401, 404, 415, 422, 503, 507)},
     security=BEARER_SECURITY,
 )
 @require_token

@@ -5,7 +5,12 @@ says so to the browser too). The pages use the public HTTP API, like any client.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template
+from typing import Any
+
+from flask import Blueprint, Flask, Response, render_template
+
+from service.names import NAME_PATTERN, NAME_RULE
+from service.training import TrainingConfig
 
 bp = Blueprint(
     "pages",
@@ -22,9 +27,37 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def _page(template: str) -> Response:
-    response = Response(render_template(template), mimetype="text/html")
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+# Swagger UI sets styles from its scripts; everything still comes from this origin.
+DOCS_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY + "; style-src 'self' 'unsafe-inline'"
+# The dashboard's training form: its defaults and bounds are the API's, read from its schema.
+FORM_FIELDS = ("hidden", "epochs", "batch_size", "optimizer", "learning_rate", "validation_split", "seed")
+
+
+def training_form() -> dict[str, dict[str, Any]]:
+    """Per form field: ``value`` (the default, shown as typed), and ``min``/``max``/``choices``."""
+    properties = TrainingConfig.model_json_schema()["properties"]
+    form = {}
+    for name in FORM_FIELDS:
+        schema = properties[name]
+        value = schema["default"]
+        form[name] = {
+            "value": " ".join(map(str, value)) if isinstance(value, list) else value,
+            "min": schema.get("minimum", schema.get("exclusiveMinimum")),
+            "max": schema.get("maximum", schema.get("exclusiveMaximum")),
+            "choices": schema.get("enum", []),
+        }
+    return form
+
+
+def html_pattern(pattern: str) -> str:
+    """A Python pattern as an ``<input pattern>`` (anchored by the browser, and compiled with the
+    ``v`` flag, in which a literal '-' in a class is escaped)."""
+    return pattern.removeprefix("^").removesuffix("$").replace("_-]", "_\\-]")
+
+
+def _page(template: str, policy: str = CONTENT_SECURITY_POLICY, **context: Any) -> Response:
+    response = Response(render_template(template, **context), mimetype="text/html")
+    response.headers["Content-Security-Policy"] = policy
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-cache"
     return response
@@ -37,4 +70,17 @@ def draw():
 
 @bp.get("/dashboard")
 def dashboard():
-    return _page("dashboard.html")
+    return _page(
+        "dashboard.html", form=training_form(), name_pattern=html_pattern(NAME_PATTERN), name_rule=NAME_RULE
+    )
+
+
+def api_docs():
+    return _page("docs.html", DOCS_CONTENT_SECURITY_POLICY)
+
+
+def serve_api_docs(app: Flask) -> None:
+    """``/docs/`` is Swagger UI itself (not flask-openapi3's chooser of one), with this package's
+    page: no inline script, and a Content-Security-Policy like the other pages'."""
+    app.view_functions["openapi.openapi"] = api_docs
+    app.view_functions["swagger.swagger"] = api_docs

@@ -295,3 +295,28 @@ def test_without_a_token_the_dashboard_trains_at_once_and_rests_when_hidden(
         assert len(polls) > before
     finally:
         service.close()
+
+
+def test_the_api_docs_are_swagger_ui_itself_under_the_pages_policy(server, pages):
+    base, _ = server
+    page = pages.open(f"{base}/docs/")  # a console error (a refused script, say) fails the test
+    page.locator(".opblock").first.wait_for()
+    assert page.locator(".opblock").count() >= 20
+
+
+def test_a_name_the_store_refuses_is_refused_in_words_before_anything_is_sent(server, pages):
+    from tests.conftest import TOKEN
+
+    base, _ = server
+    page = pages.open(f"{base}/dashboard")
+    assert page.get_by_label("Hidden layers").input_value() == "512 256"  # the API's default
+    sent = []
+    page.on("request", lambda r: r.url.endswith("/train") and sent.append(r.url))
+    page.get_by_label("Token", exact=True).fill(TOKEN)
+    page.get_by_label("Model name").fill("MyDigits")
+    page.get_by_role("button", name="Start training").click()
+    expect(page.locator("#train-status")).to_have_text(
+        "Not started: a model name is 1-64 lowercase letters, digits, '-', '_' or '.', "
+        "starting with a letter or digit, with no '..'."
+    )
+    assert sent == [] and page.evaluate("document.activeElement.id") == "model-name"

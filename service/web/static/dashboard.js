@@ -54,6 +54,13 @@ document.getElementById("train-form").addEventListener("submit", async (event) =
   event.preventDefault();
   const status = document.getElementById("train-status");
   if (!tokenReady(status)) return;
+  const name = event.target.elements.model;
+  if (!name.checkValidity()) {
+    // The store's rule, in the words under the field: said before anything is sent.
+    status.textContent = `Not started: a model name is ${document.getElementById("model-name-hint").textContent}.`;
+    name.focus();
+    return;
+  }
   status.textContent = "Sending…";
   const result = await callApi("POST", "/train", { json: trainRequest(event.target), auth: true });
   if (result.status === 401) return askForToken(status, true);
