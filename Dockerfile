@@ -1,7 +1,8 @@
 # backprop-service: `backprop serve` (nginx before gunicorn on the app factory, and a training
 # worker), as a non-root user, with the shipped model.
 #   docker build -t backprop-service .
-#   docker run -p 8000:8000 -e BACKPROP_API_TOKEN=change-me -v models:/srv/model_store backprop-service
+#   export BACKPROP_API_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
+#   docker run -p 8000:8000 -e BACKPROP_API_TOKEN -v models:/srv/model_store backprop-service
 # The API alone: ... backprop-service backprop serve --no-worker
 # A training worker alone, same image: ... backprop-service backprop worker
 ARG PYTHON_IMAGE=python:3.11-slim

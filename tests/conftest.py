@@ -132,6 +132,20 @@ def shipped_files() -> list[Path]:
     return sorted(q.relative_to(root) for p in sidecars for q in (p, p.with_suffix(".npz")))
 
 
+def copy_tracked_files(target: Path) -> Path:
+    """The files git tracks in this repository, as they are in the work tree, copied to ``target``:
+    what a fresh clone of this tree would hold."""
+    import shutil
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (REPO / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, target / name)
+    return target
+
+
 def copy_shipped_store(target: Path) -> Path:
     """A private model store holding exactly the shipped seed."""
     import shutil

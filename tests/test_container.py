@@ -7,12 +7,13 @@ import socket
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import REPO, free_port
+from tests.conftest import copy_tracked_files, free_port, shipped_files
 from tests.containers import build, engine
 from tests.processes import wait_until
 
@@ -21,9 +22,20 @@ pytestmark = pytest.mark.slow
 SIZE_LIMIT_MB = 250
 
 
+def _context_with_local_models(target: Path) -> Path:
+    """The repository's tracked files, and a model store with a user's own model and default in it,
+    as a developer's folder has after following the README."""
+    copy_tracked_files(target)
+    (target / "model_store" / "mine").mkdir()
+    (target / "model_store" / "mine" / "v1.npz").write_bytes(b"\0" * (8 << 20))
+    (target / "model_store" / "DEFAULT").write_text("mine\n")
+    return target
+
+
 @pytest.fixture(scope="module")
-def image():
-    tag = build(engine(), REPO, f"backprop-service:test-{uuid.uuid4().hex[:8]}")
+def image(tmp_path_factory):
+    context = _context_with_local_models(tmp_path_factory.mktemp("context"))
+    tag = build(engine(), context, f"backprop-service:test-{uuid.uuid4().hex[:8]}")
     yield engine(), tag
     subprocess.run([*engine(), "rmi", "-f", tag], capture_output=True, check=False)
 
@@ -49,6 +61,13 @@ def test_image_is_small_non_root_and_self_checking(image, capsys):
     healthcheck = config.get("Healthcheck") or details.get("Healthcheck")  # docker / podman
     assert healthcheck["Test"] == ["CMD", "backprop", "health"]
     assert "/srv/model_store" in config["Volumes"]
+    store = subprocess.run(
+        [*engine, "run", "--rm", "--network", "host", tag, "find", "/srv/model_store", "-type", "f"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert sorted(store) == [f"/srv/model_store/{path}" for path in shipped_files()]  # the seed alone
     listing = subprocess.run(
         [*engine, "run", "--rm", "--network", "host", tag, "pip", "--version"],
         capture_output=True,

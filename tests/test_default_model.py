@@ -1,4 +1,4 @@
-"""The shipped default model: the README's command trained it on MNIST's 60,000 training digits, and
+"""The shipped default model: the documented command trained it on MNIST's 60,000 training digits, and
 it classifies the 10,000 and more it was trained without."""
 
 import re
@@ -20,10 +20,11 @@ def shipped(shipped_store):
     return network, meta
 
 
-def readme_command() -> list[str]:
-    """The arguments of the ``backprop train`` command in the README's "shipped default model"."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## The shipped default model", 1)[1]
+def documented_command() -> list[str]:
+    """The arguments of the ``backprop train`` command in docs/model-store.md's "shipped default
+    model"."""
+    page = (REPO / "docs" / "model-store.md").read_text()
+    section = page.split("## The shipped default model", 1)[1]
     block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
     argv = shlex.split(block.replace("\\\n", " "))
     assert argv[:2] == ["backprop", "train"]
@@ -36,9 +37,9 @@ def _validation(meta, mnist_dir):
     return dataset.train_x[val_idx], dataset.train_y[val_idx]
 
 
-def test_the_readme_command_is_how_the_default_model_was_trained(shipped):
+def test_the_documented_command_is_how_the_default_model_was_trained(shipped):
     _, meta = shipped
-    args = build_parser().parse_args(readme_command())
+    args = build_parser().parse_args(documented_command())
     assert meta["training"] == training_config(args).model_dump(mode="json")
     assert (meta["name"], args.model, args.set_default) == ("mnist", "mnist", True)
     assert meta["spec"]["hidden"] == [512, 256]  # predictions cost what they did before
@@ -49,9 +50,9 @@ def test_the_readme_command_is_how_the_default_model_was_trained(shipped):
     assert "never trained on" in metrics["measured_on"]["validation_accuracy"]
 
 
-def test_the_readme_command_runs(shipped, digits_dir, tmp_path):
+def test_the_documented_command_runs(shipped, digits_dir, tmp_path):
     """The same flags, for one epoch on the 500 digits in the repository: they are all valid."""
-    argv = [*readme_command(), "--epochs", "1", "--data-dir", str(digits_dir)]
+    argv = [*documented_command(), "--epochs", "1", "--data-dir", str(digits_dir)]
     assert main([*argv, "--model-store", str(tmp_path), "--json"], Settings()) == 0
     _, meta = ModelStore(tmp_path).load()
     assert {**meta["training"], "epochs": shipped[1]["training"]["epochs"]} == shipped[1]["training"]
