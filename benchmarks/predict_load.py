@@ -71,8 +71,8 @@ def free_port() -> int:
 
 
 SERVE = (
-    "import sys; from service.serve import serve; from service.settings import Settings; "
-    "sys.exit(serve(Settings(), worker=sys.argv[2] == 'worker', app=sys.argv[1]))"
+    "import sys; from service.serve import prepare, serve; from service.settings import Settings; "
+    "s = Settings(); sys.exit(serve(s, prepare(s), worker=sys.argv[2] == 'worker', app=sys.argv[1]))"
 )
 
 
@@ -84,13 +84,15 @@ def served(app: str, env: dict[str, str], workdir: Path, *, worker: bool = False
     port = free_port()
     state = workdir / f"var-{port}"
     env = {**env, "BACKPROP_PORT": str(port), "BACKPROP_STATE_DIR": str(state)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE, app, "worker" if worker else "api"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = workdir / f"serve-{port}.log"
+    with log.open("w") as output:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE, app, "worker" if worker else "api"],
+            env=env,
+            cwd=REPO,
+            stdout=output,
+            stderr=output,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -101,7 +103,8 @@ def served(app: str, env: dict[str, str], workdir: Path, *, worker: bool = False
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
-            raise RuntimeError(f"{app} did not start")
+            said = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{app} did not start; it said:\n{said}")
         time.sleep(0.1)
     try:
         yield base, state / "prometheus"

@@ -9,6 +9,7 @@ FILE`` and ``POST /predict`` with an image body (and so the draw page).
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import BinaryIO
@@ -92,7 +93,9 @@ def decode_digit(
         raise
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders report damaged input in many types
         kinds = " or ".join(formats) if formats else "an image"
-        raise UnreadableImage(f"{what} cannot be read as {kinds}: {exc}") from None
+        # Pillow names the file it read: an in-memory one is only "<_io.BytesIO object at 0x...>".
+        reason = re.sub(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>", "", str(exc)) or type(exc).__name__
+        raise UnreadableImage(f"{what} cannot be read as {kinds}: {reason}") from None
     return mnist_style(gray)
 
 

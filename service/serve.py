@@ -124,8 +124,10 @@ def _lock_state_folder(settings: Settings) -> IO[str]:
         ) from None
     lock.seek(0)
     lock.truncate()
-    lock.write(f"{os.getpid()}\n")
-    lock.flush()
+    try:  # the pid only helps a second instance name the first; a full disk must not stop serving
+        os.write(lock.fileno(), f"{os.getpid()}\n".encode())  # unbuffered: nothing left to fail at exit
+    except OSError as exc:
+        log.warning("cannot write the pid into %s: %s", lock.name, exc)
     return lock
 
 

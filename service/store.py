@@ -119,7 +119,7 @@ class ModelStore:
             raise ModelNotFound(f"no model named {name!r}")
         text = self._pointer(self.model_dir(name) / "DEFAULT")
         if text is not None:
-            if text.isdigit() and int(text) in versions:
+            if re.fullmatch(r"[0-9]{1,10}", text) and int(text) in versions:
                 return int(text)
             log.warning("%s/DEFAULT names no version of it (%r); using the newest", name, text[:40])
         return versions[-1]

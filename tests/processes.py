@@ -77,6 +77,20 @@ def in_group(group: int) -> list[int]:
     return found
 
 
+def with_environment(name: str, value: str) -> list[int]:
+    """Live processes started with ``name=value`` in their environment."""
+    wanted = f"{name}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if entry.name.isdigit() and wanted in environment and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
 class Service:
     """``backprop serve`` (nginx, gunicorn with two workers, a training worker) on a free loopback
     port; ``front="none"`` for gunicorn alone, ``worker=False`` for no training worker."""

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.conftest import TOKEN, free_port
+from tests.processes import wait_until, with_environment
 
 pytestmark = pytest.mark.slow
 
@@ -150,19 +151,17 @@ def test_backprop_health_reports_readiness(server):
 
 
 def test_serve_stops_entirely_when_gunicorn_cannot_start(tmp_path):
-    import socket
-
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        env = {
-            **os.environ,
-            "BACKPROP_PORT": str(taken.getsockname()[1]),
-            "BACKPROP_STATE_DIR": str(tmp_path),
-        }
-        result = _serve_until_it_exits(env, timeout=90)
-    assert result.returncode != 0
-    assert "Consumer exiting" in result.stderr  # the training worker was stopped too, not left behind
+    env = {
+        **os.environ,
+        "GUNICORN_CMD_ARGS": "--worker-class no.such.Worker",
+        "BACKPROP_STATE_DIR": str(tmp_path),
+    }
+    result = _serve_until_it_exits(env, timeout=90)
+    assert result.returncode != 0 and "gunicorn exited with status" in result.stderr
+    # nothing it started is left behind: not nginx, not the training worker
+    wait_until(
+        lambda: not with_environment("BACKPROP_STATE_DIR", str(tmp_path)), 10, "the service's processes gone"
+    )
 
 
 def test_an_empty_token_stops_serve_before_it_listens(tmp_path):

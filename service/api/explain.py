@@ -10,6 +10,7 @@ from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api import inputs
+from service.api.openapi import body_schema
 from service.api.schemas import ExplainQuery, ExplainRequest, ExplainResponse, error_responses
 from service.api.state import service_state
 from service.errors import UnsupportedMediaType
@@ -44,7 +45,7 @@ _QUERY_PARAMETERS = [
     openapi_extensions={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": ExplainRequest.model_json_schema()}},
+            "content": {"application/json": {"schema": body_schema(ExplainRequest)}},
         }
     },
 )

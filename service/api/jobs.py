@@ -6,7 +6,7 @@ from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api.schemas import Job, JobAccepted, JobList, JobPath, JobsQuery, error_responses
-from service.api.security import BEARER_SECURITY, require_token, token_given
+from service.api.security import BEARER_SECURITY, require_token, server_paths, token_given, without_paths
 from service.api.state import service_state
 from service.curves import curves_svg
 from service.jobs.schemas import TrainRequest
@@ -45,6 +45,7 @@ def _public(record: dict) -> dict:
         shown["lost_attempts"] = [
             {k: v for k, v in a.items() if k != "worker"} for a in shown["lost_attempts"]
         ]
+        shown = without_paths(shown, server_paths())
     return shown
 
 

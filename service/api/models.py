@@ -13,7 +13,7 @@ from service.api.schemas import (
     VersionPath,
     error_responses,
 )
-from service.api.security import BEARER_SECURITY, require_token, token_given
+from service.api.security import BEARER_SECURITY, require_token, server_paths, token_given, without_paths
 from service.api.state import service_state
 from service.errors import ModelNotFound, ModelUnavailable
 
@@ -23,9 +23,12 @@ bp = APIBlueprint("models", __name__, abp_tags=[Tag(name="models", description="
 def _shown(meta: dict) -> dict:
     """A version's metadata; where its data came from (server paths, also in the loader's notes)
     only to token holders."""
-    if not token_given() and isinstance(meta.get("dataset"), dict):
+    dataset = meta.get("dataset")
+    if not token_given() and isinstance(dataset, dict):
         hidden = ("source", "notes")
-        meta = {**meta, "dataset": {k: v for k, v in meta["dataset"].items() if k not in hidden}}
+        meta = {**meta, "dataset": {k: v for k, v in dataset.items() if k not in hidden}}
+        # Versions saved before their texts stopped naming the folder name it elsewhere too.
+        meta = without_paths(meta, [str(dataset.get("source") or ""), *server_paths()])
     return meta
 
 

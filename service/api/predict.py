@@ -6,6 +6,7 @@ from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api import inputs
+from service.api.openapi import body_schema
 from service.api.schemas import PredictQuery, PredictRequest, PredictResponse, error_responses
 from service.api.state import service_state
 from service.errors import UnsupportedMediaType
@@ -15,7 +16,7 @@ bp = APIBlueprint("predict", __name__, abp_tags=[Tag(name="predict", description
 _REQUEST_BODY = {
     "required": True,
     "content": {
-        "application/json": {"schema": PredictRequest.model_json_schema()},
+        "application/json": {"schema": body_schema(PredictRequest)},
         "application/octet-stream": {
             "schema": {
                 "type": "string",

@@ -10,6 +10,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from service import __version__
 from service.api import v2_codec
 from service.api.errors import PROTOCOL_PREFIX
+from service.api.openapi import body_schema
 from service.api.schemas import ModelPath, VersionPath
 from service.api.state import service_state
 from service.api.v2_schemas import (
@@ -39,7 +40,7 @@ PLATFORM = "backprop_numpy_mlp"
 _INFER_BODY = {
     "required": True,
     "content": {
-        "application/json": {"schema": InferRequest.model_json_schema()},
+        "application/json": {"schema": body_schema(InferRequest)},
         "application/octet-stream": {
             "schema": {
                 "type": "string",

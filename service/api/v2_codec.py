@@ -9,6 +9,7 @@ the shape matches the data, at most ``max_batch`` images), with errors that poin
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +34,16 @@ class Inference:
     outputs: list[tuple[OutputName, bool]]  # (name, as binary), in the order to answer them
 
 
+ASCII_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
 def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     """(the JSON, the binary tensors after it)."""
     if header_length is None:
         return body, b""
     text = header_length.strip()
-    if not text.isdigit() or not 0 < int(text) <= len(body):
+    # ASCII digits only: str.isdigit() also takes '²', which int() refuses.
+    if not ASCII_NUMBER.fullmatch(text) or not 0 < int(text) <= len(body):
         raise inputs.invalid(
             [HEADER_LENGTH],
             f"must be the JSON's length in bytes, 1 to the body's {len(body)}, got {header_length[:40]!r}",

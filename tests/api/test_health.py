@@ -1,3 +1,5 @@
+import json
+import re
 import shutil
 
 import pytest
@@ -58,6 +60,19 @@ def test_openapi_document_comes_from_the_models(client):
     assert schema["properties"]["pixels"]["items"]["maximum"] == 255
     assert "application/octet-stream" in predict["requestBody"]["content"]
     assert doc["paths"]["/models/{name}/default"]["put"]["security"] == [{"bearer": []}]
+
+
+def test_every_reference_in_the_openapi_document_leads_somewhere(client):
+    doc = client.get("/openapi.json").get_json()
+    text = json.dumps(doc)
+    references = set(re.findall(r'"\$ref": "([^"]+)"', text))
+    assert references, "the document uses components"
+    for reference in references:
+        node = doc
+        assert reference.startswith("#/"), reference
+        for part in reference[2:].split("/"):
+            assert part in node, f"{reference} leads nowhere"
+            node = node[part]
     assert "ErrorBody" in doc["components"]["schemas"]
 
 

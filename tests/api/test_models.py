@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -90,8 +92,12 @@ def test_the_loaders_notes_like_the_data_folder_only_for_token_holders(make_clie
     store = service_state(client.application).store
     net = MLP.initialize(ModelSpec(hidden=(4,)), np.random.default_rng(0))
     dataset = {"name": "mnist", "source": "/srv/data/mnist", "notes": ["/srv/data/mnist: no test split"]}
-    version = store.save("noted", net, {"dataset": dataset})["version"]
-    shown = client.get(f"/models/noted/versions/{version}").json["dataset"]
-    assert shown == {"name": "mnist"}
+    data_dir = str(service_state(client.application).settings.data_dir)
+    metrics = {"measured_on": {"test_accuracy": "none: /srv/data/mnist has no test files", "x": data_dir}}
+    version = store.save("noted", net, {"dataset": dataset, "metrics": metrics})["version"]
+    shown = client.get(f"/models/noted/versions/{version}").json
+    assert shown["dataset"] == {"name": "mnist"}
+    assert "/srv/data" not in json.dumps(shown) and data_dir not in json.dumps(shown)
+    assert shown["metrics"]["measured_on"]["test_accuracy"] == "none: the data folder has no test files"
     auth = {"Authorization": f"Bearer {TOKEN}"}
     assert client.get(f"/models/noted/versions/{version}", headers=auth).json["dataset"] == dataset

@@ -38,7 +38,10 @@ def test_paths_and_worker_names_only_for_token_holders(make_client, tmp_path):
     ]
     queue: JobQueue = service_state(app).jobs
     lost = {"worker": "host-a:4242", "at": "now", "reason": "its worker stopped reporting in"}
-    queue.records.update(job_id, lambda r: r.update(worker="host-b:99", lost_attempts=[lost]))
+    data_dir = str(service_state(app).settings.data_dir)
+    measured_on = {"test_accuracy": f"none: {data_dir}/mnist has no test files"}
+    result = {"model": "mnist", "version": 2, "default": False, "metrics": {"measured_on": measured_on}}
+    queue.records.update(job_id, lambda r: r.update(worker="host-b:99", lost_attempts=[lost], result=result))
     store: ModelStore = service_state(app).store
     meta = store.metadata("mnist", 1)
     assert str(meta["dataset"]["source"]).startswith("/") or meta["dataset"]["source"]
@@ -50,9 +53,12 @@ def test_paths_and_worker_names_only_for_token_holders(make_client, tmp_path):
     assert "source" not in client.get("/models/mnist/versions/1").json["dataset"]
     assert all("source" not in v["dataset"] for v in client.get("/models").json["models"][0]["versions"])
     assert "host-" not in client.get("/jobs").get_data(as_text=True)
+    assert data_dir not in client.get("/jobs").get_data(as_text=True)
+    assert data_dir not in client.get(f"/jobs/{job_id}").get_data(as_text=True)
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
     assert client.get(f"/jobs/{job_id}", headers=auth).json["worker"] == "host-b:99"
+    assert data_dir in client.get(f"/jobs/{job_id}", headers=auth).get_data(as_text=True)
     assert (
         client.get("/models/mnist/versions/1", headers=auth).json["dataset"]["source"]
         == meta["dataset"]["source"]

@@ -108,7 +108,7 @@ def test_binary_sizes_must_add_up(client):
     )
 
 
-@pytest.mark.parametrize("length", ["0", "-3", "ten", "999999"])
+@pytest.mark.parametrize("length", ["0", "-3", "ten", "999999", "7\u00b2", "\u00b3"])
 def test_the_header_length_must_lie_within_the_body(client, length):
     body, headers = _binary(
         _tensor(data=None, parameters={"binary_data_size": 784}), bytes(784), header_length=length
