@@ -292,6 +292,24 @@ def server(store_dir, tmp_path, mnist5k_dir):
 
 
 @pytest.fixture
+def service(tmp_path, store_dir, mnist5k_dir):
+    """Start ``tests.processes.Service``s with these defaults (and overrides); all are killed at
+    the end."""
+    from tests.processes import Service
+
+    started: list[Service] = []
+
+    def start(**settings) -> Service:
+        options = {"model_store": store_dir, "data_dir": mnist5k_dir, **settings}
+        started.append(Service(tmp_path, **options))  # recorded first: killed even if it never comes up
+        return started[-1].start()
+
+    yield start
+    for svc in started:
+        svc.kill_all()
+
+
+@pytest.fixture
 def digit_png(tmp_path: Path, real_digits) -> tuple[Path, int]:
     """A held-out digit drawn the way people do: dark ink on white, large, off-centre, as PNG."""
     from PIL import Image

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.conftest import copy_shipped_store
-from tests.processes import RedisServer, Service, alive, fill, partial_files, small_disk, wait_until
+from tests.processes import RedisServer, alive, fill, partial_files, small_disk, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -20,21 +20,6 @@ BLANK = [0] * 784
 QUICK = {"hidden": [16], "epochs": 2}
 # Long enough to be caught mid-run, short enough to finish in a test: about 8 s on mnist-5k.
 STEADY = {"hidden": [256], "epochs": 100}
-
-
-@pytest.fixture
-def service(tmp_path, store_dir, mnist5k_dir):
-    """Start ``Service``s with these defaults (and overrides); all are killed at the end."""
-    started: list[Service] = []
-
-    def start(**settings) -> Service:
-        options = {"model_store": store_dir, "data_dir": mnist5k_dir, **settings}
-        started.append(Service(tmp_path, **options))  # recorded first: killed even if it never comes up
-        return started[-1].start()
-
-    yield start
-    for svc in started:
-        svc.kill_all()
 
 
 @pytest.fixture
