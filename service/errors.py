@@ -25,6 +25,7 @@ class BackpropError(Exception):
 
     code = "error"
     status = 400
+    retry_after: int | None = None  # seconds, sent as Retry-After: the request may succeed then
 
     def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
@@ -148,6 +149,15 @@ class TooManyJobs(BackpropError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Busy(BackpropError):
+    """An expensive request (an explanation, a picture) beyond the capacity set aside for them:
+    refused at once rather than queued, so that it never holds what cheap requests need."""
+
+    code = "busy"
+    status = 503
+    retry_after = 1
 
 
 class InvalidInput(BackpropError):

@@ -8,9 +8,13 @@ limits, and only then hands it to gunicorn over a private Unix socket, one conne
 Every gunicorn worker competes for those connections as soon as it is free, so the load spreads over
 the workers instead of sticking to whichever one accepted a client's keep-alive connection.
 
-nginx's own refusals (a body over the limit, a malformed request, headers too large, gunicorn not
-answering) answer in the API's one error shape, like everything else. A prediction whose worker
-dies under it is sent once more, to another worker.
+Requests come in two cost classes (``service.api.cost``): the expensive ones (explanations,
+pictures) go to a gunicorn pool of their own, and at most BACKPROP_EXPENSIVE_WAITING of them wait
+for it; nginx refuses more at once. The cheap pool never waits behind them.
+
+nginx's own refusals (a body over the limit, a malformed request, headers too large, too many
+expensive requests, gunicorn not answering) answer in the API's one error shape, like everything
+else. A prediction whose worker dies under it is sent once more, to another worker.
 """
 
 from __future__ import annotations
@@ -34,6 +38,12 @@ UPSTREAM_TIMEOUT = 90  # gunicorn stops a worker stuck for 60 s (its timeout) an
 SHUTDOWN_SECONDS = 10  # a graceful stop waits this long for connections still busy
 HEADER_BUFFER = "8k"  # the request line and each header line; four of them for all the headers
 TEMP_FOLDERS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")  # nginx checks all five at start
+POOLS = ("cheap", "expensive")  # gunicorn pools, each on its socket in the runtime folder
+BUSY_RETRY_SECONDS = 1
+
+
+def pool_socket(runtime: Path, pool: str) -> Path:
+    return runtime / f"{pool}.sock"
 
 
 def nginx_executable(settings: Settings) -> str:
@@ -84,6 +94,7 @@ def _error_pages(settings: Settings, path: str = "/") -> tuple[str, str]:
         # gunicorn does.
         (494, 431, "Request Header Fields Too Large", f"a header over {HEADER_BUFFER}B, or all over 4x that"),
         (500, 500, "Internal Server Error", "the front failed (is its temporary folder full?)"),
+        (503, 503, "Busy", _busy_message(settings)),
         (502, 502, "Bad Gateway", "no API process answered; if this lasts, see the service log"),
         (504, 504, "Gateway Timeout", f"the API did not answer within {UPSTREAM_TIMEOUT} s"),
     ]
@@ -93,23 +104,35 @@ def _error_pages(settings: Settings, path: str = "/") -> tuple[str, str]:
         answer_as, document = error_body(path, answer_as, code_of(reason), message)
         body = json.dumps(document)
         assert "'" not in body and "$" not in body  # nginx string syntax: no quote, no variable
+        retry = f"    add_header Retry-After {BUSY_RETRY_SECONDS} always;\n" if status == 503 else ""
         directives += f"error_page {status} ={answer_as} {folder}{status};\n"
         locations += (
             f"location = {folder}{status} {{\n"
             "    internal;\n"
             "    default_type application/json;\n"
+            f"{retry}"
             f"    return {answer_as} '{body}';\n"
             "}\n"
         )
     return directives, locations
 
 
+def _busy_message(settings: Settings) -> str:
+    running, waiting = settings.expensive_workers, settings.expensive_waiting
+    return (
+        f"too many explanations and pictures at once: {running} run and {waiting} wait at most "
+        f"(BACKPROP_EXPENSIVE_WORKERS, BACKPROP_EXPENSIVE_WAITING); try again in {BUSY_RETRY_SECONDS} s"
+    )
+
+
 def _indented(text: str, spaces: int) -> str:
     return "".join(" " * spaces + line + "\n" for line in text.splitlines())
 
 
+# $pool is "cheap" or "expensive", the names of the upstream groups below.
 _PROXY = f"""\
-            proxy_pass http://gunicorn;
+            proxy_pass http://$pool;
+            limit_conn expensive_requests {{expensive_connections}};
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
@@ -118,7 +141,18 @@ _PROXY = f"""\
 """
 
 
-def nginx_config(settings: Settings, runtime: Path, upstream: Path) -> str:
+def _upstreams(runtime: Path) -> str:
+    # Each socket twice: a request whose worker died under it (killed, out of memory) has a "next"
+    # server to go to, which is any live worker of the pool. max_fails=0: never set a peer aside.
+    return "".join(
+        f"    upstream {pool} {{\n"
+        + f"        server unix:{pool_socket(runtime, pool)} max_fails=0;\n" * 2
+        + "    }\n"
+        for pool in POOLS
+    )
+
+
+def nginx_config(settings: Settings, runtime: Path) -> str:
     """The whole configuration: nothing from /etc/nginx is read, every file lives in ``runtime``."""
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     temp = "".join(f"    {kind}_temp_path {runtime / kind};\n" for kind in TEMP_FOLDERS)
@@ -127,6 +161,8 @@ def nginx_config(settings: Settings, runtime: Path, upstream: Path) -> str:
     # Each client costs a connection and, while its request runs, another one to gunicorn.
     connections = max(256, min(16384, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 64))
     api_errors, api_pages = _error_pages(settings)
+    limit = settings.expensive_workers + settings.expensive_waiting
+    proxy = _PROXY.replace("{expensive_connections}", str(limit))
     protocol_errors, protocol_pages = _error_pages(settings, PROTOCOL_PREFIX)
     return f"""# Written by backprop serve at start; edits are lost.
 daemon off;
@@ -147,39 +183,47 @@ http {{
     send_timeout {CLIENT_TIMEOUT}s;
     keepalive_timeout {KEEPALIVE_TIMEOUT}s;
     large_client_header_buffers 4 {HEADER_BUFFER};
-    # The same socket twice: a request whose worker died under it (killed, out of memory) has a
-    # "next" server to go to, which is any live worker. max_fails=0: never set a peer aside.
-    upstream gunicorn {{
-        server unix:{upstream} max_fails=0;
-        server unix:{upstream} max_fails=0;
+    # Explanations and pictures are expensive; everything else is cheap. An empty key is not
+    # counted by limit_conn: only expensive requests are.
+    map "$uri $content_type" $pool {{
+        default cheap;
+        ~^/explain(/|\\s) expensive;
+        "~^/predict\\s+(?i)image/" expensive;
     }}
-    server {{
+    map $pool $expensive_key {{
+        expensive 1;
+        default "";
+    }}
+    limit_conn_zone $expensive_key zone=expensive_requests:1m;
+    limit_conn_status 503;
+    limit_conn_log_level info;
+{_upstreams(runtime)}    server {{
         listen {host}:{settings.port};
         location / {{
-{_PROXY}        }}
+{proxy}        }}
         # A prediction changes nothing: safe to send again, unlike a POST in general.
         location = /predict {{
-{_PROXY}            proxy_next_upstream error timeout non_idempotent;
+{proxy}            proxy_next_upstream error timeout non_idempotent;
         }}
         # The Open Inference Protocol: inference only, and its own error shape. (A location that
         # has error_page directives inherits none: 405 is said again.)
         location {PROTOCOL_PREFIX} {{
-{_PROXY}            proxy_next_upstream error timeout non_idempotent;
+{proxy}            proxy_next_upstream error timeout non_idempotent;
             error_page 405 = @api;
 {_indented(protocol_errors, 12)}        }}
         # nginx refuses TRACE itself, without the Allow header a 405 needs: the app answers it.
         error_page 405 = @api;
         location @api {{
-{_PROXY}        }}
+{proxy}        }}
 {_indented(api_errors + api_pages + protocol_pages, 8)}    }}
 }}
 """
 
 
-def nginx_command(settings: Settings, runtime: Path, upstream: Path, executable: str) -> list[str]:
+def nginx_command(settings: Settings, runtime: Path, executable: str) -> list[str]:
     """Write the configuration into ``runtime`` (a private folder) and return the command to run."""
     for kind in TEMP_FOLDERS:
         (runtime / kind).mkdir(exist_ok=True)
     config = runtime / "nginx.conf"
-    config.write_text(nginx_config(settings, runtime, upstream))
+    config.write_text(nginx_config(settings, runtime))
     return [executable, "-p", str(runtime), "-e", "stderr", "-c", str(config)]

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from service.errors import UnsafeConfiguration
 from service.logs import formatter
-from service.settings import Settings, check_bind, describe_errors
+from service.settings import EXPENSIVE_POOL, Settings, check_bind, describe_errors
 
 try:
     _settings = Settings()
@@ -81,7 +81,9 @@ def on_starting(server) -> None:
             check_bind(_settings, host)
         except UnsafeConfiguration as exc:
             sys.exit(f"backprop: {exc.message}")
-    shutil.rmtree(_metrics_dir, ignore_errors=True)  # samples of a previous run are stale
+    # Samples of a previous run are stale. The expensive pool starts second and shares the folder.
+    if server.cfg.proc_name != EXPENSIVE_POOL:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
     try:
         os.makedirs(_metrics_dir, exist_ok=True)
     except OSError as exc:

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import IO
 
 from service.errors import CannotServe
-from service.front import choose_front, nginx_command
-from service.settings import Settings, check_bind
+from service.front import choose_front, nginx_command, pool_socket
+from service.priority import lower_priority
+from service.settings import EXPENSIVE_POOL, Settings, check_bind
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _start(command: list[str]) -> subprocess.Popen:
+def _start(command: list[str], *, nice: int = 0) -> subprocess.Popen:
     # A session of its own: a terminal's Ctrl-C reaches only us, and we decide what each child gets.
-    return subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent)
+    def prepare_child() -> None:
+        _die_with_parent()
+        lower_priority(nice)
+
+    return subprocess.Popen(command, start_new_session=True, preexec_fn=prepare_child)
 
 
 class RestartingWorker:
@@ -173,21 +178,42 @@ def serve(settings: Settings, plan: Plan, *, worker: bool = True, app: str | Non
     gunicorn = [*GUNICORN, app] if app else GUNICORN
     # gunicorn's configuration reads the settings again: it must pick its workers for this front.
     os.environ["BACKPROP_FRONT"] = plan.front
-    with tempfile.TemporaryDirectory(prefix="backprop-") as runtime:
+    with tempfile.TemporaryDirectory(prefix="backprop-") as folder:
+        runtime = Path(folder)
         if plan.nginx:
-            upstream = Path(runtime) / "api.sock"
-            front_command = nginx_command(settings, Path(runtime), upstream, plan.nginx)
-            api = _start([*gunicorn, "--bind", f"unix:{upstream}"])
-            _wait_for_socket(upstream, api)
-            front = _start(front_command) if api.poll() is None else None
+            # One pool after the other: the first clears the metrics folder they share as it starts.
+            pools = []
+            for pool, extra in (("cheap", []), ("expensive", _expensive_pool(settings))):
+                pools.append(
+                    _start(
+                        [*gunicorn, "--bind", f"unix:{pool_socket(runtime, pool)}", *extra],
+                        nice=settings.expensive_nice if pool == "expensive" else 0,
+                    )
+                )
+                _wait_for_socket(pool_socket(runtime, pool), pools[-1])
+            alive = all(pool.poll() is None for pool in pools)
+            front = _start(nginx_command(settings, runtime, plan.nginx)) if alive else None
         else:
-            api, front = _start(gunicorn), None
-        return _supervise(api, front, RestartingWorker(WORKER) if worker else None)
+            pools, front = [_start(gunicorn)], None
+        return _supervise(pools, front, RestartingWorker(WORKER) if worker else None)
+
+
+def _expensive_pool(settings: Settings) -> list[str]:
+    """gunicorn's options for the pool of explanations and pictures (``service.api.cost``)."""
+    return [
+        "--workers",
+        str(settings.expensive_workers),
+        "--name",
+        EXPENSIVE_POOL,
+        "--control-socket",
+        str(settings.state_dir / "gunicorn-expensive.ctl"),
+    ]
 
 
 def _supervise(
-    api: subprocess.Popen, front: subprocess.Popen | None, trainer: RestartingWorker | None
+    pools: list[subprocess.Popen], front: subprocess.Popen | None, trainer: RestartingWorker | None
 ) -> int:
+    """Run until a signal, or until nginx or a gunicorn pool dies; the exit status."""
     stopping: list[int] = []
 
     def forward(signum, _frame):
@@ -201,34 +227,37 @@ def _supervise(
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    api_signalled = False
-    while api.poll() is None and (stopping or front is None or front.poll() is None):
-        if stopping and not api_signalled and (front is None or front.poll() is not None):
+    essential = [*pools, *([front] if front is not None else [])]
+    pools_signalled = False
+    while all(proc.poll() is None for proc in pools) and (stopping or front is None or front.poll() is None):
+        if stopping and not pools_signalled and (front is None or front.poll() is not None):
             # Only now: requests nginx had already read still reach a worker.
-            api.send_signal(signal.SIGTERM)
-            api_signalled = True
+            for pool in pools:
+                pool.send_signal(signal.SIGTERM)
+            pools_signalled = True
         if trainer is not None:
             trainer.check()
         time.sleep(0.2)
     status = 0
     if not stopping:
-        died, status = ("gunicorn", api.returncode) if api.poll() is not None else ("nginx", front.returncode)
-        log.error("%s exited with status %s; stopping the rest of the service", died, status)
-        for proc in (front, api):
-            if proc is not None and proc.poll() is None:
+        died = next(proc for proc in essential if proc.poll() is not None)
+        status = died.returncode
+        what = "nginx" if died is front else "gunicorn"
+        log.error("%s exited with status %s; stopping the rest of the service", what, status)
+        for proc in essential:
+            if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         if trainer is not None:
             trainer.stop()
-    for proc in (front, api):
-        if proc is not None:
-            proc.wait()
+    for proc in essential:
+        proc.wait()
     if front is not None:
         # A killed nginx master leaves its workers behind, still listening: they share its group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(front.pid, signal.SIGKILL)
     if trainer is not None:
         trainer.wait()
-    return api.returncode if stopping else (status or 1)
+    return pools[0].returncode if stopping else (status or 1)
 
 
 def readiness(settings: Settings, *, url: str | None = None, timeout: float = 5.0) -> tuple[bool, str]:

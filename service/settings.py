@@ -17,6 +17,9 @@ from service.errors import UnsafeConfiguration
 API_TOKEN_MIN_LENGTH = 16
 
 
+EXPENSIVE_POOL = "backprop-expensive"  # gunicorn's name for the pool of expensive requests
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BACKPROP_", extra="ignore", frozen=True)
 
@@ -51,13 +54,38 @@ class Settings(BaseSettings):
     max_body_mb: float = Field(64.0, gt=0, le=1024, description="largest request body accepted, MiB")
     max_batch: int = Field(16384, ge=1, le=1_000_000, description="most images in one /predict request")
     max_image_pixels: int = Field(
-        25_000_000, ge=1, le=200_000_000, description="largest picture (width x height) /predict decodes"
+        16_000_000,
+        ge=1,
+        le=200_000_000,
+        description="largest picture (width x height) /predict decodes; a JPEG counts at the reduced "
+        "scale it is decoded at (a 48-megapixel photo passes)",
+    )
+    expensive_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="gunicorn workers of the pool that serves explanations and pictures behind nginx "
+        "(the cheap routes have BACKPROP_WORKERS of their own)",
+    )
+    expensive_nice: int = Field(
+        19, ge=0, le=19, description="CPU priority drop of the expensive pool: cheap requests come first"
+    )
+    expensive_waiting: int = Field(
+        2,
+        ge=0,
+        le=1024,
+        description="expensive requests that may wait for a free expensive worker; more are refused "
+        "at once with 503 and Retry-After",
     )
     explain_max_batch: int = Field(
         16, ge=1, le=1024, description="most images in one /explain request (each costs up to 512 passes)"
     )
     default_refresh_seconds: float = Field(
-        1.0, ge=0, le=3600, description="how often a worker re-reads which model is the default"
+        1.0,
+        ge=0,
+        le=3600,
+        description="how often a worker re-reads which model is the default and looks "
+        "again at a cached version's files",
     )
 
     redis_url: str | None = Field(None, description="when set, jobs and job records live in Redis")

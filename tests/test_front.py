@@ -29,23 +29,27 @@ def _settings(tmp_path: Path, **overrides) -> Settings:
 
 def test_the_configuration_is_valid_for_nginx_and_holds_the_limits(tmp_path):
     settings = _settings(tmp_path, port=8123, max_body_mb=2)
-    command = nginx_command(settings, tmp_path, tmp_path / "api.sock", nginx_executable(settings))
+    command = nginx_command(settings, tmp_path, nginx_executable(settings))
     checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stderr
     config = (tmp_path / "nginx.conf").read_text()
     assert "listen 127.0.0.1:8123;" in config
-    assert config.count(f"server unix:{tmp_path / 'api.sock'} max_fails=0;") == 2  # one retry, below
+    for pool in ("cheap", "expensive"):
+        assert config.count(f"server unix:{tmp_path / pool}.sock max_fails=0;") == 2  # one retry, below
     assert f"client_max_body_size {2 * 1024 * 1024};" in config
     # Every refusal of nginx's own answers in the API's error shape, 494 as 431; under /v2 in the
     # Open Inference Protocol's.
     pages = [line.split("'")[1] for line in config.splitlines() if "return " in line]
     api = [json.loads(page) for page in pages if '"code"' in page]
     protocol = [json.loads(page) for page in pages if '"code"' not in page]
-    assert len(api) == 8 and all(set(body["error"]) == {"code", "message", "details"} for body in api)
-    assert len(protocol) == 8 and all(isinstance(body["error"], str) for body in protocol)
+    assert len(api) == 9 and all(set(body["error"]) == {"code", "message", "details"} for body in api)
+    assert len(protocol) == 9 and all(isinstance(body["error"], str) for body in protocol)
     v2 = config.split("location /v2 {")[1].split("}")[0]
     assert "error_page 413 =413 /_backprop/error/v2/413;" in v2 and "error_page 405 = @api;" in v2
     assert "error_page 494 =431" in config
+    # Too many expensive requests at once: 503 with Retry-After, the limit named.
+    busy = config.split("location = /_backprop/error/503 {")[1].split("}")[0]
+    assert "add_header Retry-After 1 always;" in busy and "BACKPROP_EXPENSIVE_WAITING" in busy
     # Only predictions, which change nothing, go to another worker when theirs dies under them.
     for location in ("location = /predict {", "location /v2 {"):
         assert "proxy_next_upstream error timeout non_idempotent;" in config.split(location)[1].split("}")[0]
@@ -53,7 +57,7 @@ def test_the_configuration_is_valid_for_nginx_and_holds_the_limits(tmp_path):
 
 
 def test_an_ipv6_address_is_bracketed(tmp_path):
-    assert "listen [::1]:8000;" in nginx_config(_settings(tmp_path, host="::1"), tmp_path, tmp_path / "s")
+    assert "listen [::1]:8000;" in nginx_config(_settings(tmp_path, host="::1"), tmp_path)
 
 
 def test_without_nginx_gunicorn_faces_clients_only_on_loopback(tmp_path):
@@ -159,7 +163,9 @@ def test_keep_alive_clients_spread_over_the_workers(tmp_path, store_dir):
             thread.join(timeout=120)
         after = _worker_requests(metrics_dir)
         counts = [after[pid] - before.get(pid, 0) for pid in after]
-        assert sum(counts) == 8 * 40 and len(counts) == 2
+        # two cheap workers answered; the expensive pool's worker (see test_cost_classes) none
+        assert sum(counts) == 8 * 40 and len(counts) == 3 and counts.count(0) == 1, counts
+        counts.remove(0)
         assert min(counts) >= 0.2 * sum(counts), counts
     finally:
         service.close()
@@ -184,7 +190,7 @@ def test_when_nginx_dies_serve_stops_everything_and_fails(tmp_path, store_dir, r
         tree = children(service.proc.pid)
         nginx = next(pid for pid, cmd in tree if cmd.startswith("nginx") or "/nginx " in cmd)
         runtime = next(Path(cmd.split(" -p ")[1].split()[0]) for pid, cmd in tree if pid == nginx)
-        assert (runtime / "api.sock").exists()
+        assert (runtime / "cheap.sock").exists() and (runtime / "expensive.sock").exists()
         os.kill(nginx, signal.SIGKILL)
         robustness.fault("SIGKILL of nginx")
         assert service.proc.wait(timeout=60) != 0

@@ -84,13 +84,6 @@ def live_schema(fuzzed):
 
 schema = schemathesis.pytest.from_fixture("live_schema")
 
-# The raw body is N x 784 bytes, which JSON Schema cannot say ("a multiple of 784"): tell the
-# generator, so that the bodies it calls valid are.
-schemathesis.openapi.media_type(
-    "application/octet-stream",
-    st.integers(1, 3).flatmap(lambda n: st.binary(min_size=784 * n, max_size=784 * n)),
-)
-
 
 def _picture(fmt: str):
     """Pictures (any size up to 64x64, any grey levels) encoded as ``fmt``: what image bodies are."""

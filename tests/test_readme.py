@@ -59,9 +59,13 @@ def test_a_newcomer_follows_the_readme_and_leaves_the_clone_clean(tmp_path, digi
     seed = {path: (clone / "model_store" / path).read_bytes() for path in shipped_files()}
     bin_dir = tmp_path / "bin"  # `backprop` and `python` as a venv would have them
     bin_dir.mkdir()
-    (bin_dir / "backprop").write_text(f'#!/bin/sh\nexec {sys.executable} -m service.cli "$@"\n')
-    (bin_dir / "backprop").chmod(0o755)
-    (bin_dir / "python").symlink_to(sys.executable)
+    # Scripts, not symlinks: a link to a venv's python, outside the venv, is the bare interpreter.
+    for name, command in (
+        ("backprop", f'{sys.executable} -m service.cli "$@"'),
+        ("python", f'{sys.executable} "$@"'),
+    ):
+        (bin_dir / name).write_text(f"#!/bin/sh\nexec {command}\n")
+        (bin_dir / name).chmod(0o755)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKPROP_", "PROMETHEUS_"))}
     # The README says where training data comes from: BACKPROP_DATA_DIR (here 500 real digits).

@@ -64,13 +64,14 @@ def test_a_second_serve_on_the_same_state_folder_refuses_and_harms_nothing(tmp_p
 @pytest.mark.slow
 def test_host_port_and_workers_flags_win_over_the_environment(tmp_path, store_dir):
     port = free_port()
-    service = Service(tmp_path, worker=False, model_store=store_dir)
+    service = Service(tmp_path, worker=False, model_store=store_dir, expensive_workers=3)
     service.command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     service.url = f"http://127.0.0.1:{port}"
     try:
         service.start()
         assert f"serving on http://127.0.0.1:{port}" in service.log()
-        assert "Booting worker" in service.log() and service.log().count("Booting worker") == 1
+        # one cheap worker (not the environment's two), and the expensive pool's three
+        assert service.log().count("Booting worker") == 1 + 3
     finally:
         service.close()
 

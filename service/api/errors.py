@@ -17,7 +17,7 @@ from flask import Flask, Response, g, has_request_context, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from service.errors import BackpropError, TooManyJobs, code_of, error_document
+from service.errors import BackpropError, code_of, error_document
 from service.names import NAME_PATTERN, NAME_RULE
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def register_error_handlers(app: Flask) -> None:
         response = error_response(exc.status, exc.code, exc.message, exc.details)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="backprop"'
-        if isinstance(exc, TooManyJobs):
+        if exc.retry_after is not None:
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
 

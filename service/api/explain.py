@@ -10,6 +10,7 @@ from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api import inputs
+from service.api.cost import expensive
 from service.api.openapi import body_schema
 from service.api.schemas import ExplainQuery, ExplainRequest, ExplainResponse, error_responses
 from service.api.state import service_state
@@ -49,6 +50,7 @@ _QUERY_PARAMETERS = [
         }
     },
 )
+@expensive("an explanation")
 def explain():
     """Attributions of every pixel to a class's score, for one image (`pixels`) or a few (`instances`)."""
     state = service_state()
@@ -97,6 +99,7 @@ def _query_value(name: str, text: str):
         "responses": {"200": {"description": "the heat map", "content": {"image/svg+xml": {}}}},
     },
 )
+@expensive("a heat map")
 def heatmap():
     """One image's explanation as an SVG heat map over the digit (red raised the score, blue lowered it)."""
     state = service_state()

@@ -17,11 +17,15 @@ _REQUEST_BODY = {
     "required": True,
     "content": {
         "application/json": {"schema": body_schema(PredictRequest)},
+        # A batch is N x 784 bytes, which JSON Schema cannot say: the schema allows the one length
+        # that is always right, so that every body it allows is accepted.
         "application/octet-stream": {
             "schema": {
                 "type": "string",
                 "format": "binary",
-                "description": "N x 784 uint8 pixels, row by row",
+                "minLength": 784,
+                "maxLength": 784,
+                "description": "784 uint8 pixels, row by row; a batch of N images is N x 784 of them",
             }
         },
         **{
@@ -66,7 +70,10 @@ def predict():
         pixels = inputs.from_bytes(request.get_data(), max_batch=state.settings.max_batch)
         name, version, unit = query.model, query.version, False
     elif mimetype in inputs.IMAGE_FORMATS:
-        pixels = inputs.from_image(request.get_data(), mimetype, max_pixels=state.settings.max_image_pixels)
+        with state.expensive.held("a picture"):
+            pixels = inputs.from_image(
+                request.get_data(), mimetype, max_pixels=state.settings.max_image_pixels
+            )
         name, version, unit = query.model, query.version, False
     elif mimetype == "application/json":
         payload = inputs.parse_predict_json(request.get_data())

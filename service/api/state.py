@@ -3,10 +3,11 @@ accessor so that views never look it up by name."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
+from service.api.cost import ExpensiveSlot
 from service.api.metrics import Metrics
 from service.jobs.queue import JobQueue
 from service.registry import ModelRegistry
@@ -23,6 +24,7 @@ class ServiceState:
     registry: ModelRegistry
     metrics: Metrics
     jobs: JobQueue
+    expensive: ExpensiveSlot = field(default_factory=ExpensiveSlot)
 
     def init_app(self, app: Flask) -> None:
         app.extensions[EXTENSION] = self

@@ -37,25 +37,25 @@ SERVER_NAME = "backprop-service"
 EXTENSIONS = ["binary_tensor_data"]
 PLATFORM = "backprop_numpy_mlp"
 
+# Only the JSON form is in the document: what the binary extension accepts (a JSON prefix of the
+# length a header gives, then exactly the bytes its tensors declare) is more than a schema can say,
+# and a document that allowed any bytes would promise what the server refuses.
 _INFER_BODY = {
     "required": True,
-    "content": {
-        "application/json": {"schema": body_schema(InferRequest)},
-        "application/octet-stream": {
-            "schema": {
-                "type": "string",
-                "format": "binary",
-                "description": "binary tensor data extension: the JSON request (its length in the "
-                "Inference-Header-Content-Length header), then the tensor's bytes",
-            }
-        },
-    },
+    "content": {"application/json": {"schema": body_schema(InferRequest)}},
 }
+_BINARY_EXTENSION = (
+    "The binary tensor data extension is accepted too, as tritonclient sends it: "
+    "`Content-Type: application/octet-stream`, the JSON request first, its length in bytes in the "
+    "`Inference-Header-Content-Length` header, then each input's bytes (little-endian) as its "
+    "`parameters.binary_data_size` says; `binary_data_output` asks for outputs the same way."
+)
 _META = {"responses": {200: ModelMetadata, **protocol_error_responses(400, 404, 503)}}
 _READY = {"responses": {200: Readiness, **protocol_error_responses(400, 404, 503)}}
 _INFER = {
     "responses": {200: InferResponse, **protocol_error_responses(400, 404, 413, 503)},
     "openapi_extensions": {"requestBody": _INFER_BODY},
+    "description": _BINARY_EXTENSION,
 }
 
 

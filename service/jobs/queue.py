@@ -42,6 +42,7 @@ from service.jobs.records import (
 )
 from service.jobs.runner import run_job, worker_id
 from service.jobs.schemas import FINISHED, TrainRequest
+from service.priority import lower_priority
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -224,8 +225,7 @@ def _wait_for_the_store(present: Callable[[], None], patience: float) -> None:
 def run_worker(settings: Settings) -> None:
     """Run a training worker until SIGTERM or SIGINT: a running job stops at its next batch and
     goes back on the queue without using an attempt."""
-    if settings.worker_nice:
-        os.nice(settings.worker_nice)  # /predict latency first: training takes what is left
+    lower_priority(settings.worker_nice)  # /predict latency first: training takes what is left
     queue = JobQueue(settings)
     queue.warn_if_not_persistent()
     consumer = GracefulConsumer(
