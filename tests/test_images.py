@@ -40,3 +40,23 @@ def test_blank_and_unreadable_inputs(tmp_path):
     (tmp_path / "x.png").write_bytes(b"not a png")
     with pytest.raises(BackpropError, match="x.png cannot be read as an image"):
         load_digit(tmp_path / "x.png")
+
+
+def test_a_phone_photo_passes_the_pixel_bound_and_a_png_bomb_does_not(tmp_path, digit_png, shipped_store):
+    from service.errors import UnreadableImage
+    from service.images import MAX_PIXELS, decode_digit
+    from service.store import ModelStore
+
+    path, label = digit_png
+    drawn = Image.open(path).convert("L")
+    # A 48-megapixel photo: JPEG decodes it at 1/8 scale, and that is what is counted.
+    photo = tmp_path / "photo.jpg"
+    drawn.resize((8000, 6000)).save(photo, quality=85)
+    assert MAX_PIXELS < 8000 * 6000
+    network, _ = ModelStore(shipped_store).load()
+    assert network.predict_proba(network.normalize(decode_digit(photo)[None])).argmax() == label
+    # A PNG has no reduced decoding: over the bound, it is refused before it is decoded.
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (5000, 5000), 1).save(bomb)
+    with pytest.raises(UnreadableImage, match="5000x5000 pixels as decoded"):
+        decode_digit(bomb)
