@@ -74,7 +74,7 @@ class JobQueue:
     def records(self) -> JobRecords:
         try:
             return make_records(self.settings)
-        except Exception as exc:  # noqa: BLE001 - a full, read-only or missing state folder alike
+        except Exception as exc:  # a full, read-only or missing state folder alike
             raise _state_errors("the job records cannot be opened", exc) from exc
 
     @cached_property
@@ -87,7 +87,7 @@ class JobQueue:
                 huey = SqliteHuey(
                     "backprop", filename=str(self.settings.state_dir / "queue.sqlite3"), results=False
                 )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _state_errors("the job queue cannot be opened", exc) from exc
         self._task = huey.task(name=TASK_NAME)(self._run)
         return huey
@@ -99,14 +99,14 @@ class JobQueue:
         try:
             self.huey  # noqa: B018 - opens the queue and registers self._task
             self._task(job_id)
-        except Exception as exc:  # noqa: BLE001 - any broker failure is the same to the caller
+        except Exception as exc:  # any broker failure is the same to the caller
             raise _state_errors("the job queue is unavailable", exc) from exc
 
     def pending(self) -> set[str]:
         """Ids of the jobs waiting in the queue itself."""
         try:
             return {task.args[0] for task in self.huey.pending()}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _state_errors("the job queue is unavailable", exc) from exc
 
     def check_acceptable(self, request: TrainRequest) -> None:
@@ -198,7 +198,7 @@ def _watch(reaper: Reaper, present: Callable[[], None], interval: float, stop: t
             reaper.run_once()
         except QueueUnavailable as exc:
             log.warning("reaper: the job store is unreachable (%s); watching afresh when it is back", exc)
-        except Exception:  # noqa: BLE001 - keep watching
+        except Exception:  # keep watching
             log.warning("reaper pass failed", exc_info=True)
 
 

@@ -132,7 +132,7 @@ class _Heartbeat(threading.Thread):
         while not self.stopped.wait(self.interval):
             try:
                 record = self.job.write(_beat)
-            except Exception:  # noqa: BLE001 - a missed beat is retried next interval
+            except Exception:  # a missed beat is retried next interval
                 log.warning("heartbeat of job %s failed", self.job.job_id, exc_info=True)
                 continue
             if record is not None and record["cancel_requested"]:
@@ -289,7 +289,7 @@ def run_job(
     except BackpropError as exc:
         job.write_patiently(_finish("failed", error=exc.message))
         log.warning("job %s failed: %s", job_id, exc.message)
-    except Exception as exc:  # noqa: BLE001 - any failure must end in a readable record
+    except Exception as exc:  # any failure must end in a readable record
         log.exception("job %s failed", job_id)
         job.write_patiently(_finish("failed", error=f"{type(exc).__name__}: {exc}"))
     finally:

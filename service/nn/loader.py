@@ -88,5 +88,5 @@ class Prefetcher:
                 if not self._put(item):
                     return
             self._put(_DONE)
-        except BaseException as error:  # handed over to the consumer, raised there
+        except BaseException as error:  # noqa: BLE001 - handed over to the consumer, raised there
             self._put(error)

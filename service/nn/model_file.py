@@ -103,7 +103,7 @@ def load(source: str | Path | BinaryIO, *, dtype: np.dtype | type = np.float32) 
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ModelFileError(f"{name}: invalid spec: {first['msg']} at {first['loc']}") from exc
-    except Exception as exc:  # noqa: BLE001 - a damaged zip or header fails in many ways, all the same here
+    except Exception as exc:  # a damaged zip or header fails in many ways, all the same here
         raise ModelFileError(f"{name}: not a readable .npz model file ({type(exc).__name__}: {exc})") from exc
     return MLP(spec, params)
 
