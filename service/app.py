@@ -15,7 +15,8 @@ from flask_openapi3 import Info, OpenAPI
 
 from service import __version__, web
 from service.api import explain, health, jobs, models, predict, v2
-from service.api.errors import BoundedBody, register_error_handlers, under_protocol, validation_response
+from service.api.bounded_body import BoundedBody
+from service.api.errors import register_error_handlers, validation_response
 from service.api.metrics import Metrics
 from service.api.state import ServiceState
 from service.errors import UnsupportedMediaType
@@ -23,6 +24,7 @@ from service.jobs.queue import JobQueue
 from service.registry import ModelRegistry
 from service.settings import Settings
 from service.store import ModelStore
+from service.wire import under_protocol
 
 log = logging.getLogger("service.access")
 
@@ -51,7 +53,7 @@ class ServiceOpenAPI(OpenAPI):
     def generate_spec_json(self) -> None:
         super().generate_spec_json()
         # flask-openapi3 documents a 422 for every operation; the Open Inference Protocol's answer
-        # validation errors with 400 (see service.api.errors), which they document themselves.
+        # validation errors with 400 (see service.wire), which they document themselves.
         for path, operations in self.spec_json["paths"].items():
             if under_protocol(path):
                 for operation in operations.values():

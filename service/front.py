@@ -26,9 +26,9 @@ import resource
 import shutil
 from pathlib import Path
 
-from service.api.errors import PROTOCOL_PREFIX, error_body
 from service.errors import FrontUnavailable, code_of
 from service.settings import Settings, is_loopback
+from service.wire import PROTOCOL_PREFIX, error_body
 
 # Seconds. A client has this long to send its headers, and at most this long between two reads of
 # its body or of the answer; then nginx closes its connection.

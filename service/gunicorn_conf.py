@@ -96,9 +96,12 @@ def post_fork(server, worker) -> None:
     # get its HTML page; gunicorn has no hook for that page, so its writer is replaced here.
     from gunicorn import util
 
-    from service.api.errors import write_gunicorn_error
+    from service.wire import raw_http_error
 
-    util.write_error = write_gunicorn_error
+    def write_error(sock, status: int, reason: str, message: str) -> None:
+        util.write_nonblock(sock, raw_http_error(status, reason, message))
+
+    util.write_error = write_error
 
 
 def child_exit(server, worker) -> None:

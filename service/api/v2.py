@@ -1,6 +1,6 @@
 """The Open Inference Protocol (v2) under ``/v2``: health, server and model metadata, readiness and
 inference, for KServe, Triton and MLServer clients. The same store, defaults and limits as
-``/predict``; errors in the protocol's shape (see ``service.api.errors``)."""
+``/predict``; errors in the protocol's shape (see ``service.wire``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from service import __version__
 from service.api import v2_codec
-from service.api.errors import PROTOCOL_PREFIX
 from service.api.openapi import body_schema
 from service.api.schemas import ModelPath, VersionPath
 from service.api.state import service_state
@@ -25,6 +24,7 @@ from service.api.v2_schemas import (
 )
 from service.errors import ModelFileError, NotReady
 from service.registry import LoadedModel
+from service.wire import PROTOCOL_PREFIX
 
 bp = APIBlueprint(
     "v2",
