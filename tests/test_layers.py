@@ -17,6 +17,8 @@ WITHOUT_FLASK = [
     "service.explaining",
     "service.jobs.queue",
     "service.jobs.runner",
+    "service.jobs.records_sqlite",
+    "service.jobs.records_redis",
     "service.serve",
     "service.front",
     "service.wire",

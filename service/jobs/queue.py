@@ -32,14 +32,7 @@ from service.errors import (
     is_out_of_storage,
 )
 from service.jobs.reaper import Reaper
-from service.jobs.records import (
-    JobRecords,
-    Record,
-    RedisJobRecords,
-    SqliteJobRecords,
-    new_record,
-    now_iso,
-)
+from service.jobs.records import JobRecords, Record, make_records, new_record, now_iso
 from service.jobs.runner import run_job, worker_id
 from service.jobs.schemas import FINISHED, TrainRequest
 from service.priority import lower_priority
@@ -49,12 +42,6 @@ log = logging.getLogger(__name__)
 
 TASK_NAME = "backprop.train"
 SHUTDOWN_SECONDS = 30  # a graceful stop waits this long for running jobs to reach a batch boundary
-
-
-def make_records(settings: Settings) -> JobRecords:
-    if settings.redis_url:
-        return RedisJobRecords(settings.redis_url)
-    return SqliteJobRecords(settings.state_dir / "jobs.sqlite3")
 
 
 def _state_errors(what: str, exc: Exception) -> Exception:

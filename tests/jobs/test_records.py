@@ -4,7 +4,9 @@ import threading
 import pytest
 
 from service.errors import JobNotFound
-from service.jobs.records import RedisJobRecords, SqliteJobRecords, new_record
+from service.jobs.records import new_record
+from service.jobs.records_redis import RedisJobRecords
+from service.jobs.records_sqlite import SqliteJobRecords
 
 
 @pytest.fixture(params=["sqlite", "redis"])
