@@ -17,6 +17,7 @@ WITHOUT_FLASK = [
     "service.explaining",
     "service.jobs.queue",
     "service.jobs.runner",
+    "service.jobs.transitions",
     "service.jobs.records_sqlite",
     "service.jobs.records_redis",
     "service.serve",

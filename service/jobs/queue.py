@@ -25,16 +25,16 @@ from huey.consumer import Consumer
 from service.data import DATASETS, locate
 from service.errors import (
     BackpropError,
-    Conflict,
     InvalidInput,
     QueueUnavailable,
     StorageFull,
     is_out_of_storage,
 )
+from service.jobs import transitions
 from service.jobs.reaper import Reaper
 from service.jobs.records import JobRecords, Record, make_records, new_record, now_iso
 from service.jobs.runner import run_job, worker_id
-from service.jobs.schemas import FINISHED, TrainRequest
+from service.jobs.schemas import TrainRequest
 from service.priority import lower_priority
 from service.settings import Settings
 
@@ -148,16 +148,7 @@ class JobQueue:
 
     def cancel(self, job_id: str) -> Record:
         """A queued job never starts; a running one stops at its next batch; a finished one: 409."""
-
-        def change(record: Record) -> None:
-            if record["status"] == "queued":
-                record.update(status="cancelled", finished_at=now_iso())
-            elif record["status"] == "running":
-                record["cancel_requested"] = True
-            elif record["status"] in FINISHED:
-                raise Conflict(f"job {job_id} already {record['status']}")
-
-        return self.records.update(job_id, change)
+        return self.records.update(job_id, transitions.cancel)
 
     def warn_if_not_persistent(self) -> None:
         try:

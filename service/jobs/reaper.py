@@ -22,14 +22,11 @@ from collections.abc import Callable
 from typing import Any
 
 from service.errors import QueueUnavailable
-from service.jobs.records import JobRecords, Record, add_event, now_iso
+from service.jobs import transitions
+from service.jobs.records import JobRecords, Record
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class _Changed(Exception):
-    """The record moved on since this pass read it: leave it alone."""
 
 
 class Reaper:
@@ -84,21 +81,7 @@ class Reaper:
             f"{self.settings.stale_seconds:g} s); it was probably killed"
         )
 
-        def change(current: Record) -> None:
-            if current["status"] != "running" or current["heartbeat_ts"] != beat:
-                raise _Changed
-            current["lost_attempts"].append({"worker": current["worker"], "at": now_iso(), "reason": reason})
-            current.update(heartbeat_ts=None, progress={**current["progress"], "percent": 0.0})
-            if retry:
-                current.update(status="queued", worker=None, history=[])
-            else:
-                current.update(
-                    status="failed",
-                    finished_at=now_iso(),
-                    error=f"{reason}; gave up after {current['attempts']} attempts",
-                )
-
-        if not self._apply(job_id, change):
+        if not self._apply(job_id, transitions.lose(beat, reason, retry=retry)):
             return []
         del self._heartbeats[job_id]
         if retry:
@@ -115,12 +98,7 @@ class Reaper:
         if now - since < self.settings.stale_seconds:
             return []
 
-        def change(current: Record) -> None:
-            if current["status"] != "queued":
-                raise _Changed
-            add_event(current, "requeued", "the queue had lost this job; a worker's reaper put it back")
-
-        if not self._apply(job_id, change):
+        if not self._apply(job_id, transitions.requeued):
             return []
         del self._absent[job_id]
         self.requeue(job_id)
@@ -130,7 +108,7 @@ class Reaper:
     def _apply(self, job_id: str, change: Callable[[Record], None]) -> bool:
         try:
             self.records.update(job_id, change)
-        except _Changed:
+        except transitions.NotInState:  # it moved on since this pass read it: leave it alone
             return False
         return True
 
@@ -149,12 +127,7 @@ class Reaper:
         restored = []
         for record in self._known.values():
             copied = copy.deepcopy(record)
-            add_event(
-                copied,
-                "restored",
-                "the job store lost its data (Redis restarted without persistence?); a worker's reaper "
-                "restored this record from what it had seen last",
-            )
+            transitions.restored("a worker's reaper")(copied)
             if self.records.restore(copied):
                 restored.append(record["id"])
                 if copied["status"] == "queued":

@@ -32,8 +32,9 @@ from service.errors import (
     TrainingCancelled,
     TrainingInterrupted,
 )
-from service.jobs.records import JobRecords, Record, add_event, now_iso
-from service.jobs.schemas import JobProgress, JobResult, JobStatus, TrainRequest
+from service.jobs import transitions
+from service.jobs.records import JobRecords, Record
+from service.jobs.schemas import JobProgress, JobResult, TrainRequest
 from service.nn import Callback, EpochRecord, Progress
 from service.settings import Settings
 from service.store import ModelStore
@@ -42,10 +43,6 @@ from service.training import train_and_save
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 1.0  # seconds between progress writes within an epoch
-
-
-class _NotRunnable(Exception):
-    """The job is not queued any more (cancelled, or claimed by another delivery)."""
 
 
 @functools.cache
@@ -79,12 +76,7 @@ class TrackedJob:
                 record = self.records.update(self.job_id, change)
             except JobNotFound:
                 restored = copy.deepcopy(self.last)
-                add_event(
-                    restored,
-                    "restored",
-                    "the job store lost this record (restarted without persistence?); the worker "
-                    "running the job put it back",
-                )
+                transitions.restored("the worker running the job")(restored)
                 log.error("job %s: its record vanished from the job store; restoring it", self.job_id)
                 self.records.restore(restored)
                 record = self.records.update(self.job_id, change)
@@ -131,17 +123,12 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
             try:
-                record = self.job.write(_beat)
+                record = self.job.write(transitions.beat)
             except Exception:  # a missed beat is retried next interval
                 log.warning("heartbeat of job %s failed", self.job.job_id, exc_info=True)
                 continue
             if record is not None and record["cancel_requested"]:
                 self.cancel.set()
-
-
-def _beat(record: Record) -> None:
-    if record["status"] == "running":
-        record["heartbeat_ts"] = time.time()
 
 
 class _JobCallback(Callback):
@@ -182,36 +169,6 @@ class _JobCallback(Callback):
         self._write_progress()
 
 
-def _finish(status: JobStatus, **fields) -> Callable[[Record], None]:
-    def change(record: Record) -> None:
-        record.update(status=status, finished_at=now_iso(), heartbeat_ts=None, **fields)
-
-    return change
-
-
-def _release(me: str, reason: str) -> Callable[[Record], None]:
-    """Back on the queue, as if this run had never started (it does not use an attempt)."""
-
-    def change(record: Record) -> None:
-        if record["status"] != "running" or record["worker"] != me:
-            raise _NotRunnable(record["status"])
-        if record["cancel_requested"]:
-            _finish("cancelled")(record)
-            return
-        add_event(record, "interrupted", f"{reason}; back on the queue without using an attempt")
-        record.update(
-            status="queued",
-            worker=None,
-            started_at=None,
-            heartbeat_ts=None,
-            attempts=record["attempts"] - 1,
-            history=[],
-            progress={**record["progress"], "epoch": 0, "step": 0, "percent": 0.0},
-        )
-
-    return change
-
-
 def run_job(
     settings: Settings,
     records: JobRecords,
@@ -227,17 +184,10 @@ def run_job(
     me = worker_id()
     stopping = stopping or threading.Event()
 
-    def claim(record: Record) -> None:
-        if record["status"] != "queued":
-            raise _NotRunnable(record["status"])
-        record.update(status="running", started_at=now_iso(), worker=me, heartbeat_ts=time.time())
-        record["attempts"] += 1
-
     def claim_result(record: Record) -> None:
         # A worker stalled past stale_seconds may have been declared lost and its job requeued:
         # then the new run owns the job, and this one must not save a second model.
-        if record["status"] != "running" or record["worker"] != me:
-            raise _NotRunnable(f"{record['status']} (taken over from {me})")
+        transitions.still_running_on(me)(record)
         # Training may have ended while the store was away: the last progress writes land here.
         callback.record_progress(record)
 
@@ -247,8 +197,8 @@ def run_job(
             requeue(job_id)
         return
     try:
-        record = records.update(job_id, claim)
-    except (_NotRunnable, JobNotFound) as exc:
+        record = records.update(job_id, transitions.claim(me))
+    except (transitions.NotInState, JobNotFound) as exc:
         log.info("job %s not run: it is %s", job_id, exc)
         return
     job = TrackedJob(records, record, settings.outage_seconds)
@@ -277,29 +227,29 @@ def run_job(
         outcome = JobResult(
             model=meta["name"], version=meta["version"], metrics=result.metrics, default=request.make_default
         ).model_dump(mode="json")
-        job.write_patiently(_finish("succeeded", result=outcome))
+        job.write_patiently(transitions.finish("succeeded", result=outcome))
         log.info("job %s: saved %s v%d", job_id, meta["name"], meta["version"])
-    except _NotRunnable as exc:
+    except transitions.NotInState as exc:
         log.warning("job %s: finished training but saved nothing: the job is now %s", job_id, exc)
     except TrainingInterrupted as exc:
         _put_back(job, me, exc.message, requeue)
     except TrainingCancelled:
-        job.write_patiently(_finish("cancelled"))
+        job.write_patiently(transitions.finish("cancelled"))
         log.info("job %s: cancelled", job_id)
     except BackpropError as exc:
-        job.write_patiently(_finish("failed", error=exc.message))
+        job.write_patiently(transitions.finish("failed", error=exc.message))
         log.warning("job %s failed: %s", job_id, exc.message)
     except Exception as exc:  # any failure must end in a readable record
         log.exception("job %s failed", job_id)
-        job.write_patiently(_finish("failed", error=f"{type(exc).__name__}: {exc}"))
+        job.write_patiently(transitions.finish("failed", error=f"{type(exc).__name__}: {exc}"))
     finally:
         heartbeat.stopped.set()
 
 
 def _put_back(job: TrackedJob, me: str, reason: str, requeue: Callable[[str], None] | None) -> None:
     try:
-        record = job.write_patiently(_release(me, reason))
-    except _NotRunnable:
+        record = job.write_patiently(transitions.release(me, reason))
+    except transitions.NotInState:
         return
     if record["status"] != "queued":
         return  # a cancel had been asked for: the job ended instead
