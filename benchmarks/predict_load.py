@@ -128,8 +128,10 @@ def requests_per_worker(metrics_dir: Path) -> dict[str, float]:
 
 
 def spread(before: dict[str, float], after: dict[str, float]) -> dict:
-    """Requests per worker between two readings, and the busiest worker's share of them."""
-    counts = sorted((after[pid] - before.get(pid, 0) for pid in after), reverse=True)
+    """Requests per worker between two readings, of the workers that answered any (the expensive
+    pool's, which predictions never reach, is left out; a cheap worker left idle shows as the
+    busiest one's share of 1), and the busiest worker's share of them."""
+    counts = sorted((n for pid in after if (n := after[pid] - before.get(pid, 0)) > 0), reverse=True)
     total = sum(counts)
     return {"requests_per_worker": counts, "busiest_worker_share": counts[0] / total if total else None}
 

@@ -17,6 +17,7 @@ from service.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token-0123456789"  # BACKPROP_API_TOKEN must be at least 16 characters
 DIGITS = REPO / "tests" / "fixtures" / "digits"
+SYSTEM = REPO / "tests" / "system"
 
 
 class Robustness:
@@ -45,10 +46,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Whatever needs the digits beside the repository says so, without anyone remembering to.
+    # Tiers by what a test needs, without anyone remembering to mark it: the digits beside the
+    # repository (real_data); processes, containers or browsers (slow): everything under
+    # tests/system/, and whatever starts a redis-server.
     for item in items:
-        if {"mnist5k_dir", "mnist_dir"} & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if {"mnist5k_dir", "mnist_dir"} & fixtures:
             item.add_marker(pytest.mark.real_data)
+        if "redis_url" in fixtures or Path(item.path).is_relative_to(SYSTEM):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -275,38 +281,6 @@ def redis_url(tmp_path: Path):
 def free_redis_url() -> str:
     """A Redis URL where nothing listens."""
     return f"redis://127.0.0.1:{free_port()}/0"
-
-
-@pytest.fixture
-def server(store_dir, tmp_path, mnist5k_dir):
-    """A real ``backprop serve`` (nginx, gunicorn with two workers, a training worker); yields
-    (url, process)."""
-    from tests.processes import Service
-
-    service = Service(tmp_path, model_store=store_dir, data_dir=mnist5k_dir)
-    try:  # whatever fails from here on, the service tree is stopped
-        service.start()
-        yield service.url, service.proc
-    finally:
-        service.close()
-
-
-@pytest.fixture
-def service(tmp_path, store_dir, mnist5k_dir):
-    """Start ``tests.processes.Service``s with these defaults (and overrides); all are killed at
-    the end."""
-    from tests.processes import Service
-
-    started: list[Service] = []
-
-    def start(**settings) -> Service:
-        options = {"model_store": store_dir, "data_dir": mnist5k_dir, **settings}
-        started.append(Service(tmp_path, **options))  # recorded first: killed even if it never comes up
-        return started[-1].start()
-
-    yield start
-    for svc in started:
-        svc.kill_all()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Cost classes inside one process (service.api.cost): one expensive request at a time, another is
 refused at once with 503 and Retry-After; cheap requests never are. The pools behind nginx are
-tested in tests/test_cost_classes.py."""
+tested in tests/system/test_cost_classes.py."""
 
 import io
 

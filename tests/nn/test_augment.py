@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from service.nn.augment import Augmentation, augment, bilinear_sample, elastic_field, random_shift
 
@@ -82,6 +81,7 @@ def test_rotation_turns_a_bar_by_at_most_the_angle():
 
 
 def test_bilinear_sampling_matches_scipy_with_the_background_beyond_the_edges():
+    ndimage = pytest.importorskip("scipy.ndimage")  # the reference: in the dev extra only
     rng = np.random.default_rng(2)
     images = rng.standard_normal((5, 28, 28)).astype(np.float32)
     source = rng.uniform(-4, 32, size=(2, 5, 784)).astype(np.float32)
@@ -94,6 +94,7 @@ def test_bilinear_sampling_matches_scipy_with_the_background_beyond_the_edges():
 
 
 def test_elastic_field_is_uniform_noise_smoothed_by_scipy_s_gaussian():
+    ndimage = pytest.importorskip("scipy.ndimage")  # the reference: in the dev extra only
     field = elastic_field(3, 28, np.random.default_rng(5), alpha=34.0, sigma=4.0)
     noise = np.random.default_rng(5).random((2 * 3 * 28, 28), dtype=np.float32) * 68 - 34
     expected = np.stack(

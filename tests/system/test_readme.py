@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import REPO, copy_tracked_files, free_port, shipped_files
-from tests.processes import wait_until
+from tests.system.processes import wait_until
 
 pytestmark = pytest.mark.slow
 README = (REPO / "README.md").read_text()
@@ -84,7 +84,10 @@ def test_a_newcomer_follows_the_readme_and_leaves_the_clone_clean(tmp_path, digi
         stderr=log,
     )
     try:
-        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).ok, 60, "serve ready")
+        # Ready, with its training worker counted: what a person sees by the time they have
+        # opened a second terminal.
+        ready = lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()  # noqa: E731
+        wait_until(lambda: ready().get("training_workers") == 1, 60, "serve ready, its worker counted")
         for block in (*blocks("Quick tour"), *blocks("Train")):
             for command, expected in steps(block):
                 command = command.replace("localhost:8000", f"localhost:{port}")

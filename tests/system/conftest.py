@@ -1,8 +1,12 @@
-"""A real Chromium (Debian's, driven by Playwright) for the page tests; every page a test opens is
+"""The system tier: real processes (``backprop serve`` and its nginx, gunicorn and training worker),
+containers and a browser. Everything here is marked slow (tests/conftest.py).
+
+A real Chromium (Debian's, driven by Playwright) for the page tests; every page a test opens is
 checked for console errors, and screenshots go to the artifacts folder."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -11,14 +15,13 @@ import pytest
 
 from tests.conftest import REPO
 
+# The quick tier installs only the test extra, without the dev extra's tools: modules that import
+# them are not collected then (their tests are all in this slow tier anyway).
+NEEDS = {"test_fuzz.py": "schemathesis", "test_compose.py": "yaml", "test_pages.py": "playwright"}
+collect_ignore = [module for module, package in NEEDS.items() if importlib.util.find_spec(package) is None]
+
 CHROMIUM = os.environ.get("BACKPROP_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("BACKPROP_TEST_ARTIFACTS", REPO / "test-artifacts"))
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/web/" in item.nodeid:
-            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +71,35 @@ def pages(browser):
     yield opened
     opened.close()
     assert not opened.errors, opened.errors
+
+
+@pytest.fixture
+def server(store_dir, tmp_path, mnist5k_dir):
+    """A real ``backprop serve`` (nginx, gunicorn with two workers, a training worker); yields
+    (url, process)."""
+    from tests.system.processes import Service
+
+    service = Service(tmp_path, model_store=store_dir, data_dir=mnist5k_dir)
+    try:  # whatever fails from here on, the service tree is stopped
+        service.start()
+        yield service.url, service.proc
+    finally:
+        service.close()
+
+
+@pytest.fixture
+def service(tmp_path, store_dir, mnist5k_dir):
+    """Start ``tests.system.processes.Service``s with these defaults (and overrides); all are killed at
+    the end."""
+    from tests.system.processes import Service
+
+    started: list[Service] = []
+
+    def start(**settings) -> Service:
+        options = {"model_store": store_dir, "data_dir": mnist5k_dir, **settings}
+        started.append(Service(tmp_path, **options))  # recorded first: killed even if it never comes up
+        return started[-1].start()
+
+    yield start
+    for svc in started:
+        svc.kill_all()

@@ -12,7 +12,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.processes import AUTH, wait_until
+from tests.system.processes import AUTH, wait_until
 
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 PAD = 280  # the canvas's own pixels
@@ -263,7 +263,7 @@ def test_a_phone_sized_screen_needs_no_sideways_scrolling(server, pages, screens
 def test_without_a_token_the_dashboard_trains_at_once_and_rests_when_hidden(
     tmp_path, store_dir, mnist5k_dir, pages
 ):
-    from tests.processes import Service
+    from tests.system.processes import Service
 
     service = Service(tmp_path, model_store=store_dir, data_dir=mnist5k_dir, api_token=None)
     try:

@@ -12,7 +12,7 @@ from service.jobs.queue import JobQueue
 from service.jobs.schemas import TrainRequest
 from service.settings import Settings
 from service.store import ModelStore
-from tests.processes import partial_files
+from tests.system.processes import partial_files
 
 pytestmark = pytest.mark.slow
 
@@ -190,7 +190,7 @@ def test_a_stopped_worker_puts_its_job_back_at_once_without_an_attempt(backend, 
 
 def test_a_worker_waits_for_redis_to_come_up_then_gives_up_in_time(tmp_path, digits_dir):
     # As in a compose stack, where the workers may start before Redis answers.
-    from tests.processes import RedisServer, wait_until
+    from tests.system.processes import RedisServer, wait_until
 
     redis = RedisServer(tmp_path / "redis", persistent=True)
     settings = Settings(

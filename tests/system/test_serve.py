@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.conftest import free_port
-from tests.processes import Service
+from tests.system.processes import Service
 
 
 def _serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

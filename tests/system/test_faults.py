@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.conftest import copy_shipped_store
-from tests.processes import RedisServer, alive, fill, partial_files, small_disk, wait_until
+from tests.system.processes import RedisServer, alive, fill, partial_files, small_disk, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from benchmarks.predict_load import requests_per_worker
-from tests.processes import AUTH
+from tests.system.processes import AUTH
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from benchmarks.predict_load import JSON, RAW, wrk
-from tests.processes import Service, children, partial_files, wait_until
+from tests.system.processes import Service, children, partial_files, wait_until
 
 pytestmark = pytest.mark.slow
 

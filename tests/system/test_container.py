@@ -1,5 +1,5 @@
 """The production image: built, run, ready, predicting, and stopped cleanly with SIGTERM (the
-engine: tests/containers.py)."""
+engine: tests/system/containers.py)."""
 
 import io
 import json
@@ -14,8 +14,8 @@ import requests
 from PIL import Image
 
 from tests.conftest import copy_tracked_files, free_port, shipped_files
-from tests.containers import build, engine
-from tests.processes import wait_until
+from tests.system.containers import build, engine
+from tests.system.processes import wait_until
 
 pytestmark = pytest.mark.slow
 

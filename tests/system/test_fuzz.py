@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from schemathesis.core.failures import FailureGroup
 
 from tests.conftest import copy_shipped_store
-from tests.processes import AUTH, Service
+from tests.system.processes import AUTH, Service
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,8 @@ import requests
 import yaml
 
 from tests.conftest import REPO, TOKEN, free_port
-from tests.containers import build, engine
-from tests.processes import AUTH, wait_until
+from tests.system.containers import build, engine
+from tests.system.processes import AUTH, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ from service.errors import FrontUnavailable, UnsafeConfiguration
 from service.front import choose_front, nginx_command, nginx_config, nginx_executable
 from service.settings import Settings
 from tests.conftest import TOKEN
-from tests.processes import Service, alive, children, in_group
+from tests.system.processes import Service, alive, children, in_group
 
 STALLED_CLIENTS = 100
 
@@ -162,10 +162,9 @@ def test_keep_alive_clients_spread_over_the_workers(tmp_path, store_dir):
         for thread in threads:
             thread.join(timeout=120)
         after = _worker_requests(metrics_dir)
-        counts = [after[pid] - before.get(pid, 0) for pid in after]
-        # two cheap workers answered; the expensive pool's worker (see test_cost_classes) none
-        assert sum(counts) == 8 * 40 and len(counts) == 3 and counts.count(0) == 1, counts
-        counts.remove(0)
+        # the two cheap workers answered; the expensive pool's (see test_cost_classes) none
+        counts = [n for pid in after if (n := after[pid] - before.get(pid, 0))]
+        assert sum(counts) == 8 * 40 and len(counts) == 2, counts
         assert min(counts) >= 0.2 * sum(counts), counts
     finally:
         service.close()

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.conftest import TOKEN, free_port
-from tests.processes import wait_until, with_environment
+from tests.system.processes import wait_until, with_environment
 
 pytestmark = pytest.mark.slow
 
@@ -131,7 +131,7 @@ def test_train_over_http_then_predict_with_the_new_version(server, real_digits):
 
 
 def test_backprop_health_reports_readiness(server):
-    from tests.processes import wait_until
+    from tests.system.processes import wait_until
 
     base, _ = server
     # backprop serve runs a training worker: /readyz counts it once it has said so.
@@ -223,7 +223,7 @@ CHUNKED = (
 @pytest.fixture(params=["nginx", "none"])
 def either_front(request, store_dir, tmp_path):
     """``backprop serve`` with nginx before gunicorn (the default), or gunicorn facing clients."""
-    from tests.processes import Service
+    from tests.system.processes import Service
 
     service = Service(tmp_path, model_store=store_dir, front=request.param)
     try:
@@ -264,7 +264,7 @@ def test_requests_the_server_refuses_answer_in_the_json_shape(either_front, requ
 
 
 def test_every_process_of_serve_logs_json_lines_when_asked(tmp_path, store_dir):
-    from tests.processes import Service, wait_until
+    from tests.system.processes import Service, wait_until
 
     service = Service(tmp_path, model_store=store_dir, log_format="json").start()
     try:
