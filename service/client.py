@@ -224,9 +224,14 @@ class Client:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout} s")
             time.sleep(poll)
 
-    def ready(self) -> bool:
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, what the service said): ready when ``/readyz`` answers 200; otherwise its
+        answer, or why there was none."""
         try:
-            self._request("GET", "/readyz")
-        except (ApiError, requests.RequestException):
-            return False
-        return True
+            response = self.session.get(self.base_url + "/readyz", timeout=self.timeout)
+        except requests.RequestException as exc:
+            return False, f"{self.base_url}: {exc}"
+        return response.status_code == 200, response.text.strip()
+
+    def ready(self) -> bool:
+        return self.readiness()[0]

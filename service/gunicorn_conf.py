@@ -21,11 +21,6 @@ try:
     _settings = Settings()
 except ValidationError as exc:
     sys.exit("\n".join(f"backprop: {line}" for line in describe_errors(exc)))
-try:
-    check_bind(_settings)
-except UnsafeConfiguration as exc:
-    sys.exit(f"backprop: {exc.message}")
-
 _host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host
 bind = [f"{_host}:{_settings.port}"]
 workers = _settings.workers
@@ -70,7 +65,8 @@ logconfig_dict = {
 
 
 def on_starting(server) -> None:
-    # The bind can also come from the command line or GUNICORN_CMD_ARGS: check what gunicorn uses.
+    # What gunicorn binds (from here, the command line or GUNICORN_CMD_ARGS) is checked here, once:
+    # a Unix socket behind nginx (backprop serve checked its own address) needs no check.
     from gunicorn.util import parse_address
 
     for address in server.cfg.bind:

@@ -1,5 +1,4 @@
-"""``backprop serve``: nginx, gunicorn and a supervised training worker as one service;
-``backprop health``."""
+"""``backprop serve``: nginx, the gunicorn pools and a supervised training worker as one service."""
 
 from __future__ import annotations
 
@@ -258,15 +257,3 @@ def _supervise(
     if trainer is not None:
         trainer.wait()
     return pools[0].returncode if stopping else (status or 1)
-
-
-def readiness(settings: Settings, *, url: str | None = None, timeout: float = 5.0) -> tuple[bool, str]:
-    """(ready, what the service said): ready when it answers /readyz with 200."""
-    import requests
-
-    url = url or settings.local_url
-    try:
-        response = requests.get(f"{url.rstrip('/')}/readyz", timeout=timeout)
-    except requests.RequestException as exc:
-        return False, f"{url}: {exc}"
-    return response.status_code == 200, response.text.strip()

@@ -27,9 +27,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
-    from service.serve import readiness
+    from service.client import Client
 
-    ready, answer = readiness(settings, url=args.url, timeout=args.timeout)
+    ready, answer = Client(args.url or settings.local_url, timeout=args.timeout).readiness()
     print(answer, file=sys.stdout if ready else sys.stderr)
     return 0 if ready else 1
 
