@@ -3,28 +3,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.errors import InvalidInput
+from service.json_types import json_int
 from service.nn.explain import DEFAULT_STEPS, Method, Score, explain
 from service.registry import LoadedModel
 
 
-@dataclass(frozen=True)
-class ExplainSettings:
-    method: Method = "integrated_gradients"
-    target: int | None = None
-    score: Score = "logit"
-    steps: int = DEFAULT_STEPS
-    samples: int = 32
-    noise: float = 0.15
-    seed: int = 0
+class ExplainOptions(BaseModel):
+    """How to explain: the method, the class whose score to explain, and the method's effort. The
+    one declaration of these options: the API's request and query models extend it, and
+    ``backprop explain``'s flags are generated from it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Method = Field(
+        "integrated_gradients",
+        description="integrated_gradients (attributions adding up to the score's change from a black "
+        "image), gradient (the score's gradient per pixel), or smoothgrad (gradients over noisy copies)",
+    )
+    target: json_int(ge=0, le=9) | None = Field(
+        None, description="the class whose score to explain; default: the predicted class"
+    )
+    score: Score = Field("logit", description="the class's logit, or its log-probability")
+    steps: json_int(ge=1, le=512) = Field(DEFAULT_STEPS, description="integrated gradients' Riemann steps")
+    samples: json_int(ge=1, le=256) = Field(32, description="smoothgrad's noisy copies per image")
+    noise: float = Field(0.15, ge=0, le=1, strict=True, description="smoothgrad's noise std / 255")
+    seed: json_int(ge=0, lt=2**32) = Field(0, description="smoothgrad's noise seed")
 
 
 def explain_images(
-    model: LoadedModel, pixels: np.ndarray, how: ExplainSettings, *, unit_scale: bool = False
+    model: LoadedModel, pixels: np.ndarray, how: ExplainOptions, *, unit_scale: bool = False
 ) -> list[dict]:
     """One explanation per image of ``pixels`` (N, 784): label, target, probabilities, attributions
     (784 per image, in pixel units) and, for integrated gradients, the score change they add up to."""

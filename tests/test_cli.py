@@ -170,8 +170,10 @@ def test_explain_prints_and_draws_why_the_shipped_model_said_what_it_said(
     assert main([*argv, "--target", "3", "--method", "smoothgrad", "--samples", "4"], Settings()) == 0
     out = capsys.readouterr().out
     assert out.count("why class 3, by smoothgrad") == 2
-    with pytest.raises(SystemExit):
-        main([*argv, "--steps", "0"], Settings())
+    # the options are ExplainOptions' (the API's): their bounds, said in one sentence
+    assert main([*argv, "--steps", "0"], Settings()) == 2
+    assert "invalid steps=0" in capsys.readouterr().err
+    assert main([*argv, "--score", "log_probability", "--noise", "0.3"], Settings()) == 0
 
 
 def _backprop(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import fields
 
 import numpy as np
 from flask import Response, request
@@ -15,14 +14,12 @@ from service.api.openapi import body_schema
 from service.api.schemas import ExplainQuery, ExplainRequest, ExplainResponse, error_responses
 from service.api.state import service_state
 from service.errors import UnsupportedMediaType
-from service.explaining import ExplainSettings, caption, explain_images
+from service.explaining import caption, explain_images
 from service.heatmap import heatmap_svg
 
 bp = APIBlueprint(
     "explain", __name__, abp_tags=[Tag(name="explain", description="why the model said what it said")]
 )
-
-_HOW = tuple(field.name for field in fields(ExplainSettings))
 
 
 def _omitted_not_null(schema: dict) -> dict:
@@ -61,8 +58,7 @@ def explain():
     payload = inputs.parse_predict_json(request.get_data())
     req = ExplainRequest.model_validate(payload, context={"max_batch": state.settings.explain_max_batch})
     model = state.registry.get(req.model, req.version)
-    how = ExplainSettings(**{name: getattr(req, name) for name in _HOW})
-    explanations = explain_images(model, req.matrix, how, unit_scale=req.scale == "unit")
+    explanations = explain_images(model, req.matrix, req, unit_scale=req.scale == "unit")
     state.metrics.images.labels(model.name, str(model.version)).inc(len(explanations))
     return {
         "model": {"name": model.name, "version": model.version},
@@ -108,9 +104,8 @@ def heatmap():
     raw = base64.urlsafe_b64decode(query.image.rstrip("=") + "==")
     pixels = np.frombuffer(raw, dtype=np.uint8).reshape(1, -1)
     model = state.registry.get(query.model, query.version)
-    how = ExplainSettings(**{name: getattr(query, name) for name in _HOW})
-    (explanation,) = explain_images(model, pixels, how)
+    (explanation,) = explain_images(model, pixels, query)
     svg = heatmap_svg(
-        pixels[0], np.asarray(explanation["attributions"]), caption=caption(model, explanation, how.method)
+        pixels[0], np.asarray(explanation["attributions"]), caption=caption(model, explanation, query.method)
     )
     return Response(svg, mimetype="image/svg+xml")

@@ -17,9 +17,10 @@ from pydantic import (
 )
 
 from service.api import inputs
+from service.explaining import ExplainOptions
 from service.jobs.schemas import Job
 from service.json_types import json_int
-from service.nn.explain import DEFAULT_STEPS, Method, Score
+from service.nn.explain import Method, Score
 from service.store import MAX_VERSION, ModelName
 
 _PIXEL_ITEMS = {"type": "number", "minimum": 0, "maximum": 255}
@@ -106,26 +107,6 @@ class PredictQuery(BaseModel):
 
     model: ModelName | None = None
     version: int | None = Field(None, ge=1, le=MAX_VERSION)
-
-
-class ExplainOptions(BaseModel):
-    """How to explain: the method, the class whose score to explain, and the method's effort."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    method: Method = Field(
-        "integrated_gradients",
-        description="integrated_gradients (attributions adding up to the score's change from a black "
-        "image), gradient (the score's gradient per pixel), or smoothgrad (gradients over noisy copies)",
-    )
-    target: json_int(ge=0, le=9) | None = Field(
-        None, description="the class whose score to explain; default: the predicted class"
-    )
-    score: Score = Field("logit", description="the class's logit, or its log-probability")
-    steps: json_int(ge=1, le=512) = Field(DEFAULT_STEPS, description="integrated gradients' Riemann steps")
-    samples: json_int(ge=1, le=256) = Field(32, description="smoothgrad's noisy copies per image")
-    noise: float = Field(0.15, ge=0, le=1, strict=True, description="smoothgrad's noise std / 255")
-    seed: json_int(ge=0, lt=2**32) = Field(0, description="smoothgrad's noise seed")
 
 
 class ExplainRequest(PredictRequest, ExplainOptions):

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from service import __version__
-from service.cli.common import bounded, count
+from service.cli.common import add_option_flags, bounded
 from service.cli.models import cmd_explain, cmd_predict
 from service.cli.serving import cmd_health, cmd_serve, cmd_worker
 from service.cli.training import (
@@ -25,8 +25,8 @@ from service.cli.training import (
 )
 from service.data import DATASETS
 from service.errors import BackpropError
+from service.explaining import ExplainOptions
 from service.logs import configure as configure_logging
-from service.nn.explain import DEFAULT_STEPS
 from service.settings import Settings, describe_errors
 
 __all__ = ["build_parser", "main", "training_config"]
@@ -80,13 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("explain", help="which pixels made the model say what it said (and a heat map)")
     common(x, model=True)
     x.add_argument("file", help="a picture of one digit, or a .npy with one 28x28 / 784 image or N of them")
-    x.add_argument(
-        "--method", choices=["integrated_gradients", "gradient", "smoothgrad"], default="integrated_gradients"
-    )
-    x.add_argument("--target", type=int, help="the class to explain (default: the predicted one)")
-    x.add_argument("--steps", type=count, default=DEFAULT_STEPS, help="integrated gradients' steps")
-    x.add_argument("--samples", type=count, default=32, help="smoothgrad's noisy copies")
-    x.add_argument("--seed", type=int, default=0, help="smoothgrad's noise seed")
+    add_option_flags(x, ExplainOptions)
     x.add_argument("--svg", type=Path, help="write the heat map here (FILE-i.svg for several images)")
     x.set_defaults(handler=cmd_explain)
 

@@ -1,8 +1,13 @@
-"""What the commands share: the store and the data they were pointed at, bounded numbers."""
+"""What the commands share: the store and the data they were pointed at, bounded numbers, and
+flags generated from the option models."""
 
 from __future__ import annotations
 
 import argparse
+import typing
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from service.data import load_dataset
 from service.settings import Settings
@@ -36,3 +41,37 @@ def bounded(low: int, high: int):
 
 
 count = bounded(1, 4096)
+
+
+Options = TypeVar("Options", bound=BaseModel)
+
+
+def add_option_flags(
+    parser: argparse.ArgumentParser, model: type[BaseModel], aliases: dict[str, tuple[str, ...]] | None = None
+) -> None:
+    """One flag per field of ``model`` (``batch_size`` -> ``--batch-size``), whose type, choices,
+    help and shown default come from the field: a new option needs no edit here."""
+    for name, field in model.model_fields.items():
+        flags = [f"--{name.replace('_', '-')}", *(aliases or {}).get(name, ())]
+        options: dict[str, Any] = {"dest": name, "default": None}
+        origin, shown = typing.get_origin(field.annotation), field.default
+        if field.annotation is bool:
+            options["action"] = argparse.BooleanOptionalAction
+            shown = "on" if field.default else "off"
+        elif origin is typing.Literal:
+            options["choices"] = list(typing.get_args(field.annotation))
+        elif origin is tuple:
+            options.update(type=int, nargs="+", metavar="N")
+            shown = " ".join(map(str, field.default))
+        else:
+            options["type"] = float if field.annotation is float else int
+        if shown is None:
+            shown = "none"
+        options["help"] = f"{field.description or name.replace('_', ' ')} (default {shown})"
+        parser.add_argument(*flags, **options)
+
+
+def options_given(args: argparse.Namespace, model: type[Options]) -> Options:
+    """``model`` from the flags given; its defaults for the rest."""
+    given = {name: getattr(args, name) for name in model.model_fields}
+    return model(**{name: value for name, value in given.items() if value is not None})

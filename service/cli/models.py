@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from service.cli.common import store_of
+from service.cli.common import options_given, store_of
 from service.errors import BackpropError
 from service.reporters import emit
 from service.settings import Settings
@@ -50,17 +50,15 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
-    from service.explaining import ExplainSettings, caption, explain_images
+    from service.explaining import ExplainOptions, caption, explain_images
     from service.heatmap import heatmap_svg
     from service.images import load_images
     from service.registry import LoadedModel
 
+    how = options_given(args, ExplainOptions)  # a wrong option is said before anything is read
     pixels = load_images(args.file)
     network, meta = store_of(args, settings).load(args.model, args.version)
     model = LoadedModel(meta["name"], meta["version"], network, meta)
-    how = ExplainSettings(
-        method=args.method, target=args.target, steps=args.steps, samples=args.samples, seed=args.seed
-    )
     for i, explanation in enumerate(explain_images(model, pixels, how)):
         svg_path = None
         if args.svg:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import typing
-from typing import Any
 
 import numpy as np
 
-from service.cli.common import load_data, store_of
+from service.cli.common import add_option_flags, load_data, options_given, store_of
 from service.nn import Callback
 from service.nn.gradcheck import random_check
 from service.reporters import JsonReporter, TerminalReporter, emit
@@ -24,30 +22,12 @@ TRAINING_FLAG_ALIASES = {"learning_rate": ("--lr",), "weight_init": ("--init",)}
 
 
 def add_training_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per ``TrainingConfig`` field (``batch_size`` -> ``--batch-size``), whose type,
-    choices, help and shown default come from the field: a new hyperparameter needs no edit here."""
-    for name, field in TrainingConfig.model_fields.items():
-        flags = [f"--{name.replace('_', '-')}", *TRAINING_FLAG_ALIASES.get(name, ())]
-        options: dict[str, Any] = {"dest": name, "default": None}
-        origin, shown = typing.get_origin(field.annotation), field.default
-        if field.annotation is bool:
-            options["action"] = argparse.BooleanOptionalAction
-            shown = "on" if field.default else "off"
-        elif origin is typing.Literal:
-            options["choices"] = list(typing.get_args(field.annotation))
-        elif origin is tuple:
-            options.update(type=int, nargs="+", metavar="N")
-            shown = " ".join(map(str, field.default))
-        else:
-            options["type"] = float if field.annotation is float else int
-        options["help"] = f"{field.description or name.replace('_', ' ')} (default {shown})"
-        parser.add_argument(*flags, **options)
+    add_option_flags(parser, TrainingConfig, TRAINING_FLAG_ALIASES)
 
 
 def training_config(args: argparse.Namespace) -> TrainingConfig:
     """The flags given; the model's defaults for the rest."""
-    given = {name: getattr(args, name) for name in TrainingConfig.model_fields}
-    return TrainingConfig(**{name: value for name, value in given.items() if value is not None})
+    return options_given(args, TrainingConfig)
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
