@@ -160,11 +160,22 @@ class Busy(BackpropError):
     retry_after = 1
 
 
+def error_detail(loc: list[Any], msg: str, kind: str) -> dict[str, Any]:
+    """One entry of an error's ``details``: where (field names and indexes), what, which rule."""
+    return {"loc": list(loc), "msg": msg, "type": kind}
+
+
 class InvalidInput(BackpropError):
     """A request that does not fit the API contract; ``details`` name each field and index."""
 
     code = "validation_error"
     status = 422
+
+    @classmethod
+    def at(cls, loc: list[Any], msg: str, kind: str, *, message: str | None = None) -> InvalidInput:
+        """The error of one place: ``message`` (default: ``where: msg``, as ``pixels[3]: ...``)."""
+        where = str(loc[0]) + "".join(f"[{part}]" for part in loc[1:]) if loc else "body"
+        return cls(message or f"{where}: {msg}", details=[error_detail(loc, msg, kind)])
 
 
 class UnreadableImage(BackpropError):

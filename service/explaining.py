@@ -42,7 +42,7 @@ def explain_images(
     classes = model.network.spec.num_classes
     if how.target is not None and how.target >= classes:
         msg = f"must be a class of the model, 0 to {classes - 1}, got {how.target}"
-        raise InvalidInput(f"target: {msg}", details=[{"loc": ["target"], "msg": msg, "type": "range"}])
+        raise InvalidInput.at(["target"], msg, "range")
     raw = np.asarray(pixels, dtype=np.float64) * (255.0 if unit_scale else 1.0)
     probabilities = model.predict(pixels, unit_scale=unit_scale)
     labels = probabilities.argmax(axis=1)

@@ -14,7 +14,7 @@ from flask import Flask, Response, g, has_request_context, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from service.errors import BackpropError, code_of
+from service.errors import BackpropError, code_of, error_detail
 from service.names import NAME_PATTERN, NAME_RULE
 from service.wire import error_body
 
@@ -56,7 +56,7 @@ def validation_response(exc: ValidationError) -> Response:
             "send the body as a JSON object with Content-Type: application/json "
             f"(it came as {request.mimetype or 'no Content-Type'})",
         )
-    details = [{"loc": list(err["loc"]), "msg": _message(err), "type": err["type"]} for err in errors]
+    details = [error_detail(err["loc"], _message(err), err["type"]) for err in errors]
     first = details[0] if details else {"loc": [], "msg": "invalid request"}
     where = ".".join(str(p) for p in first["loc"]) or "body"
     return error_response(422, "validation_error", f"{where}: {first['msg']}", details)

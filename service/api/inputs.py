@@ -24,9 +24,7 @@ _FLOAT_MAX = float(np.finfo(np.float64).max)  # a Python float compares exactly 
 SCALE_MAX = {"pixel": 255.0, "unit": 1.0}
 
 
-def invalid(loc: list[Any], msg: str, kind: str) -> InvalidInput:
-    where = loc[0] + "".join(f"[{part}]" for part in loc[1:])
-    return InvalidInput(f"{where}: {msg}", details=[{"loc": loc, "msg": msg, "type": kind}])
+invalid = InvalidInput.at
 
 
 def parse_json(body: bytes) -> Any:
@@ -39,10 +37,7 @@ def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body, parse_constant=float)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(
-            f"body is not valid JSON: {exc}",
-            details=[{"loc": ["body"], "msg": str(exc), "type": "json_invalid"}],
-        ) from None
+        raise invalid(["body"], str(exc), "json_invalid", message=f"body is not valid JSON: {exc}") from None
     except RecursionError:
         msg = "is nested too deeply to be a request of this API"
         raise invalid(["body"], msg, "json_invalid") from None

@@ -100,21 +100,26 @@ class JobQueue:
         """Refuse, at the request, a job that could not succeed or would cost too much."""
         cost = request.config.multiply_adds()
         if cost > self.settings.max_job_cost:
-            raise InvalidInput(
-                f"this job needs {cost / 1e9:.3g} G multiply-adds per training image (the network's "
-                f"multiply-adds times epochs); the server allows {self.settings.max_job_cost / 1e9:.3g} G "
-                "(BACKPROP_MAX_JOB_COST): use fewer or smaller hidden layers, or fewer epochs",
-                details=[{"loc": ["body"], "msg": "job cost over BACKPROP_MAX_JOB_COST", "type": "job_cost"}],
+            raise InvalidInput.at(
+                ["body"],
+                "job cost over BACKPROP_MAX_JOB_COST",
+                "job_cost",
+                message=f"this job needs {cost / 1e9:.3g} G multiply-adds per training image (the "
+                f"network's multiply-adds times epochs); the server allows "
+                f"{self.settings.max_job_cost / 1e9:.3g} G (BACKPROP_MAX_JOB_COST): use fewer or smaller "
+                "hidden layers, or fewer epochs",
             )
         if (
             not self.settings.allow_download
             and locate(DATASETS[request.dataset], self.settings.data_dir) is None
         ):
-            raise InvalidInput(
-                f"dataset {request.dataset!r} is not on this server: set BACKPROP_DATA_DIR (on the server "
-                "and its workers) to a folder holding its IDX files, or BACKPROP_ALLOW_DOWNLOAD=1 to let "
-                "workers download it",
-                details=[{"loc": ["dataset"], "msg": "dataset not found on the server", "type": "dataset"}],
+            raise InvalidInput.at(
+                ["dataset"],
+                "dataset not found on the server",
+                "dataset",
+                message=f"dataset {request.dataset!r} is not on this server: set BACKPROP_DATA_DIR (on the "
+                "server and its workers) to a folder holding its IDX files, or BACKPROP_ALLOW_DOWNLOAD=1 "
+                "to let workers download it",
             )
 
     def submit(self, request: TrainRequest) -> Record:
