@@ -24,7 +24,7 @@ from tests.system.processes import AUTH, Service
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES_PER_OPERATION = 200
+EXAMPLES_PER_OPERATION = 100
 LEAST_REQUESTS = 2000
 
 

@@ -220,12 +220,16 @@ CHUNKED = (
 )
 
 
-@pytest.fixture(params=["nginx", "none"])
-def either_front(request, store_dir, tmp_path):
-    """``backprop serve`` with nginx before gunicorn (the default), or gunicorn facing clients."""
+@pytest.fixture(scope="module", params=["nginx", "none"])
+def either_front(request, tmp_path_factory):
+    """``backprop serve`` with nginx before gunicorn (the default), or gunicorn facing clients; one
+    of each for the module's tests, which change nothing."""
+    from tests.conftest import copy_shipped_store
     from tests.system.processes import Service
 
-    service = Service(tmp_path, model_store=store_dir, front=request.param)
+    tmp_path = tmp_path_factory.mktemp(f"front-{request.param}")
+    store = copy_shipped_store(tmp_path / "store")
+    service = Service(tmp_path, model_store=store, front=request.param)
     try:
         yield service.start().url
     finally:
