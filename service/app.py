@@ -14,10 +14,11 @@ from flask.json.provider import JSONProvider
 from flask_openapi3 import Info, OpenAPI
 
 from service import __version__, web
-from service.api import explain, health, jobs, models, predict, v2
+from service.api import explain, health, jobs, models, predict
 from service.api.bounded_body import BoundedBody
 from service.api.errors import register_error_handlers, validation_response
 from service.api.metrics import Metrics
+from service.api.oip import routes as oip
 from service.api.state import ServiceState
 from service.errors import UnsupportedMediaType
 from service.jobs.queue import JobQueue
@@ -87,7 +88,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         metrics=metrics,
         jobs=JobQueue(settings),
     ).init_app(app)
-    for blueprint in (predict.bp, explain.bp, models.bp, jobs.bp, health.bp, v2.bp):
+    for blueprint in (predict.bp, explain.bp, models.bp, jobs.bp, health.bp, oip.bp):
         app.register_api(blueprint)
     app.register_blueprint(web.bp)  # the pages for people: not part of the API's document
     web.serve_api_docs(app)

@@ -8,11 +8,8 @@ from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service import __version__
-from service.api import v2_codec
-from service.api.openapi import body_schema
-from service.api.schemas import ModelPath, VersionPath
-from service.api.state import service_state
-from service.api.v2_schemas import (
+from service.api.oip import codec
+from service.api.oip.schemas import (
     INPUT_NAME,
     InferRequest,
     InferResponse,
@@ -22,6 +19,9 @@ from service.api.v2_schemas import (
     ServerMetadata,
     protocol_error_responses,
 )
+from service.api.openapi import body_schema
+from service.api.schemas import ModelPath, VersionPath
+from service.api.state import service_state
 from service.errors import ModelFileError, NotReady
 from service.registry import LoadedModel
 from service.wire import PROTOCOL_PREFIX
@@ -109,21 +109,21 @@ def _model_ready(name: str, version: int | None) -> dict:
 def _infer(name: str, version: int | None) -> Response:
     state = service_state()
     model = state.registry.get(name, version)
-    inference = v2_codec.parse_infer(
+    inference = codec.parse_infer(
         request.get_data(),
-        request.headers.get(v2_codec.HEADER_LENGTH),
+        request.headers.get(codec.HEADER_LENGTH),
         input_size=model.metadata["spec"]["input_size"],
         max_batch=state.settings.max_batch,
     )
     probabilities = model.predict(inference.pixels)
     state.metrics.images.labels(model.name, str(model.version)).inc(len(probabilities))
-    body, header_length = v2_codec.encode_response(
+    body, header_length = codec.encode_response(
         inference, probabilities, model_name=model.name, model_version=model.version
     )
     if header_length is None:
         return Response(body, mimetype="application/json")
     response = Response(body, mimetype="application/octet-stream")
-    response.headers[v2_codec.HEADER_LENGTH] = str(header_length)
+    response.headers[codec.HEADER_LENGTH] = str(header_length)
     return response
 
 

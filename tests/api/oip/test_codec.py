@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from service.api.v2_codec import HEADER_LENGTH
+from service.api.oip.codec import HEADER_LENGTH
 
 URL = "/v2/models/mnist/infer"
 

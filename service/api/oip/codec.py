@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 
 from service.api import inputs
-from service.api.v2_schemas import OUTPUT_NAMES, InferRequest, OutputName, RequestInput
+from service.api.oip.schemas import OUTPUT_NAMES, InferRequest, OutputName, RequestInput
 
 # Little-endian, as the extension says, whatever this machine's byte order.
 DTYPES = {"UINT8": np.dtype("u1"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
