@@ -103,3 +103,19 @@ def service(tmp_path, store_dir, mnist5k_dir):
     yield start
     for svc in started:
         svc.kill_all()
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory, mnist5k_dir):
+    """Like ``server``, but one for the module's tests: for tests that only read, or whose
+    changes the module's later tests expect (a stack costs seconds to start and stop)."""
+    from tests.conftest import copy_shipped_store
+    from tests.system.processes import Service
+
+    tmp_path = tmp_path_factory.mktemp("served")
+    service = Service(tmp_path, model_store=copy_shipped_store(tmp_path / "store"), data_dir=mnist5k_dir)
+    try:
+        service.start()
+        yield service.url, service.proc
+    finally:
+        service.close()

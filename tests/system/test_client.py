@@ -14,6 +14,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
+def server(module_server):
+    """One server for the module: its tests run in order, and the training test expects no model
+    but the shipped one before it."""
+    return module_server
+
+
+@pytest.fixture
 def client(server):
     return Client(server[0], token=TOKEN)
 

@@ -16,8 +16,8 @@ from tests.system.processes import wait_until, with_environment
 pytestmark = pytest.mark.slow
 
 
-def test_predict_models_and_errors_over_http(server, real_digits):
-    base, _ = server
+def test_predict_models_and_errors_over_http(module_server, real_digits):
+    base, _ = module_server
     images, labels = real_digits
     batch = requests.post(f"{base}/predict", json={"instances": images.tolist()}, timeout=30).json()
     assert np.mean(np.array([p["label"] for p in batch["predictions"]]) == labels) >= 0.96
@@ -54,8 +54,8 @@ def test_metrics_add_up_across_workers(server):
     assert float(line.rsplit(" ", 1)[1]) == 20.0
 
 
-def test_oversize_body_is_a_json_413(server):
-    base, _ = server
+def test_oversize_body_is_a_json_413(module_server):
+    base, _ = module_server
     response = requests.post(
         f"{base}/predict",
         data=b"\0" * (65 * 1024 * 1024),
@@ -67,10 +67,10 @@ def test_oversize_body_is_a_json_413(server):
     assert response.status_code == 413 and "BACKPROP_MAX_BODY_MB" in response.json()["error"]  # v2's shape
 
 
-def test_a_v2_client_through_the_front(server, real_digits):
+def test_a_v2_client_through_the_front(module_server, real_digits):
     import tritonclient.http as triton
 
-    base, _ = server
+    base, _ = module_server
     images = real_digits[0][:100]
     client = triton.InferenceServerClient(base.removeprefix("http://"), network_timeout=30.0)
     try:
@@ -130,10 +130,10 @@ def test_train_over_http_then_predict_with_the_new_version(server, real_digits):
     assert client.jobs()["jobs"][0]["id"] == job["id"]
 
 
-def test_backprop_health_reports_readiness(server):
+def test_backprop_health_reports_readiness(module_server):
     from tests.system.processes import wait_until
 
-    base, _ = server
+    base, _ = module_server
     # backprop serve runs a training worker: /readyz counts it once it has said so.
     workers = lambda: requests.get(f"{base}/readyz", timeout=5).json()["training_workers"]  # noqa: E731
     wait_until(lambda: workers() == 1, 30, "the training worker counted")

@@ -72,8 +72,8 @@ def prediction(page) -> str:
     return page.get_by_test_id("prediction").inner_text()
 
 
-def test_drawn_digits_get_their_label_and_ten_bars(server, pages, screenshots):
-    base, _ = server
+def test_drawn_digits_get_their_label_and_ten_bars(module_server, pages, screenshots):
+    base, _ = module_server
     page = pages.open(f"{base}/")
     for digit, strokes in DIGITS.items():
         if page.get_by_role("button", name="Clear").is_enabled():
@@ -88,8 +88,8 @@ def test_drawn_digits_get_their_label_and_ten_bars(server, pages, screenshots):
     assert page.get_by_test_id("model-used").inner_text() == "by mnist version 1"
 
 
-def test_each_stroke_updates_the_prediction_and_undo_and_clear_work(server, pages):
-    base, _ = server
+def test_each_stroke_updates_the_prediction_and_undo_and_clear_work(module_server, pages):
+    base, _ = module_server
     page = pages.open(f"{base}/")
     first, second = DIGITS[4]
     draw(page, [first])  # half a 4: some digit, and the bars already
@@ -106,8 +106,8 @@ def test_each_stroke_updates_the_prediction_and_undo_and_clear_work(server, page
     assert prediction(page) == "Nothing drawn yet"
 
 
-def test_every_control_works_from_the_keyboard(server, pages, digit_png):
-    base, _ = server
+def test_every_control_works_from_the_keyboard(module_server, pages, digit_png):
+    base, _ = module_server
     page = pages.open(f"{base}/")
     draw(page, DIGITS[1])
     reached = set()
@@ -297,17 +297,17 @@ def test_without_a_token_the_dashboard_trains_at_once_and_rests_when_hidden(
         service.close()
 
 
-def test_the_api_docs_are_swagger_ui_itself_under_the_pages_policy(server, pages):
-    base, _ = server
+def test_the_api_docs_are_swagger_ui_itself_under_the_pages_policy(module_server, pages):
+    base, _ = module_server
     page = pages.open(f"{base}/docs/")  # a console error (a refused script, say) fails the test
     page.locator(".opblock").first.wait_for()
     assert page.locator(".opblock").count() >= 20
 
 
-def test_a_name_the_store_refuses_is_refused_in_words_before_anything_is_sent(server, pages):
+def test_a_name_the_store_refuses_is_refused_in_words_before_anything_is_sent(module_server, pages):
     from tests.conftest import TOKEN
 
-    base, _ = server
+    base, _ = module_server
     page = pages.open(f"{base}/dashboard")
     assert page.get_by_label("Hidden layers").input_value() == "512 256"  # the API's default
     sent = []
