@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def machine() -> dict:
@@ -16,3 +19,11 @@ def machine() -> dict:
         "python": platform.python_version(),
         "numpy": np.__version__,
     }
+
+
+def shipped_store(target: Path) -> Path:
+    """A model store at ``target`` holding only the shipped seed model, whatever else the
+    repository's model_store/ holds (a developer's own models and defaults)."""
+    from service.store import copy_seed
+
+    return copy_seed(REPO / "model_store", target)

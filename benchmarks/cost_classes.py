@@ -37,7 +37,7 @@ from pathlib import Path
 
 import requests
 
-from benchmarks import machine
+from benchmarks import machine, shipped_store
 from benchmarks.predict_load import JSON, REPO, sample_digits, served, wrk
 from service.priority import lower_priority
 from service.settings import Settings
@@ -165,7 +165,9 @@ def measure(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        env["BACKPROP_MODEL_STORE"] = os.environ.get("BACKPROP_MODEL_STORE", str(REPO / "model_store"))
+        env["BACKPROP_MODEL_STORE"] = os.environ.get("BACKPROP_MODEL_STORE") or str(
+            shipped_store(work / "store")
+        )
         single = work / "single.json"
         single.write_text(json.dumps({"pixels": sample_digits(1)[0].tolist()}))
         run = dict(duration=args.duration, connections=args.connections, workdir=work)

@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import requests
 
-from benchmarks import machine
+from benchmarks import machine, shipped_store
 from benchmarks.predict_load import JSON, REPO, sample_digits, served, wrk
 from service.settings import Settings
 
@@ -33,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        shutil.copytree(REPO / "model_store", work / "model_store")
+        shipped_store(work / "model_store")
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         env.update(BACKPROP_MODEL_STORE=str(work / "model_store"), BACKPROP_DATA_DIR=args.mnist5k_dir)
         single = work / "single.json"

@@ -30,9 +30,8 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from benchmarks import machine
+from benchmarks import REPO, machine, shipped_store
 
-REPO = Path(__file__).resolve().parents[1]
 JSON, RAW = "application/json", "application/octet-stream"
 
 # Cycles through the request bodies given (one per request, in turn); prints one JSON line from
@@ -218,7 +217,9 @@ def main() -> None:
         work = Path(tmp)
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         env["BACKPROP_FRONT"] = args.front
-        env["BACKPROP_MODEL_STORE"] = os.environ.get("BACKPROP_MODEL_STORE", str(REPO / "model_store"))
+        env["BACKPROP_MODEL_STORE"] = os.environ.get("BACKPROP_MODEL_STORE") or str(
+            shipped_store(work / "store")
+        )
         digits = sample_digits(args.batch)
         single = work / "single.json"
         single.write_text(json.dumps({"pixels": digits[0].tolist()}))

@@ -18,9 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import machine
-
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks import REPO, machine
 
 
 def run_train(args: list[str], store: Path) -> dict:

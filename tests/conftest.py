@@ -13,6 +13,7 @@ import pytest
 
 from service.data import write_idx
 from service.settings import Settings
+from service.store import copy_seed, seed_files
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token-0123456789"  # BACKPROP_API_TOKEN must be at least 16 characters
@@ -131,11 +132,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def shipped_files() -> list[Path]:
-    """The shipped seed model's files (sidecars that say ``"seed": true`` and their ``.npz``), relative
-    to ``model_store/``: what tests and the image use, whatever else a developer's store holds."""
-    root = REPO / "model_store"
-    sidecars = [p for p in root.glob("*/v*.json") if json.loads(p.read_text()).get("seed") is True]
-    return sorted(q.relative_to(root) for p in sidecars for q in (p, p.with_suffix(".npz")))
+    """The shipped seed model's files, relative to ``model_store/`` (``service.store.seed_files``)."""
+    return seed_files(REPO / "model_store")
 
 
 def copy_tracked_files(target: Path) -> Path:
@@ -154,12 +152,7 @@ def copy_tracked_files(target: Path) -> Path:
 
 def copy_shipped_store(target: Path) -> Path:
     """A private model store holding exactly the shipped seed."""
-    import shutil
-
-    for relative in shipped_files():
-        (target / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / "model_store" / relative, target / relative)
-    return target
+    return copy_seed(REPO / "model_store", target)
 
 
 @pytest.fixture

@@ -211,6 +211,9 @@ def test_a_stopped_training_says_nothing_was_saved(tmp_path, signum):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As in a terminal: a suite started in the background inherits SIGINT ignored, and Python
+        # then never turns it into KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert '"event": "epoch"' in proc.stdout.readline()  # training, not loading
     proc.send_signal(signum)
