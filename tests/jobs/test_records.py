@@ -9,7 +9,8 @@ from service.jobs.records_redis import RedisJobRecords
 from service.jobs.records_sqlite import SqliteJobRecords
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+# The Redis backend needs a redis-server: the slow tier's, like every test that starts one.
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.slow)])
 def records(request, tmp_path):
     if request.param == "sqlite":
         return SqliteJobRecords(tmp_path / "jobs.sqlite3")
