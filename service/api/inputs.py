@@ -27,6 +27,12 @@ SCALE_MAX = {"pixel": 255.0, "unit": 1.0}
 invalid = InvalidInput.at
 
 
+def check_batch(images: int, max_batch: int, loc: list[Any]) -> None:
+    """At most ``max_batch`` images per request, however they came (JSON, raw bytes, a tensor)."""
+    if images > max_batch:
+        raise invalid(loc, f"holds {images} images; at most {max_batch} per request", "too_long")
+
+
 def parse_json(body: bytes) -> Any:
     """Parse a JSON body. ``NaN``/``Infinity`` literals are read (as floats) so that validation can
     say where they are, rather than rejecting the whole body as malformed."""
@@ -96,8 +102,7 @@ def to_matrix(value: Any, field: str, *, batch: bool, max_batch: int) -> np.ndar
     rows = value if batch else [value]
     if batch and not rows:
         raise invalid([field], "must hold at least one image", "too_short")
-    if len(rows) > max_batch:
-        raise invalid([field], f"holds {len(rows)} images; at most {max_batch} per request", "too_long")
+    check_batch(len(rows), max_batch, [field])
     try:
         matrix = np.array(rows, dtype=np.float64)
     except (ValueError, TypeError, OverflowError):
@@ -131,8 +136,7 @@ def from_bytes(body: bytes, *, max_batch: int) -> np.ndarray:
     if len(body) % PIXELS:
         raise invalid(["body"], f"holds {len(body)} bytes, not a multiple of {PIXELS}", "array_length")
     n = len(body) // PIXELS
-    if n > max_batch:
-        raise invalid(["body"], f"holds {n} images; at most {max_batch} per request", "too_long")
+    check_batch(n, max_batch, ["body"])
     return np.frombuffer(body, dtype=np.uint8).reshape(n, PIXELS)
 
 

@@ -83,10 +83,7 @@ def _check_shape(shape: list[int], *, input_size: int, max_batch: int) -> int:
             f"([N, {input_size}]" + (", or [N, 28, 28])" if input_size == 784 else ")"),
             "shape",
         )
-    if images > max_batch:
-        raise inputs.invalid(
-            ["inputs[0].shape"], f"holds {images} images; at most {max_batch} per request", "too_long"
-        )
+    inputs.check_batch(images, max_batch, ["inputs[0].shape"])
     return images * pixels
 
 
