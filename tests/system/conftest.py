@@ -119,3 +119,18 @@ def module_server(tmp_path_factory, mnist5k_dir):
         yield service.url, service.proc
     finally:
         service.close()
+
+
+@pytest.fixture(scope="session")
+def service_image(tmp_path_factory):
+    """(engine, tag) of the production image, built once for the container and compose tests, from
+    the tracked files and a store holding a user's own model too (which must stay out of it)."""
+    import subprocess
+    import uuid
+
+    from tests.system.containers import build, context_with_local_models, engine
+
+    context = context_with_local_models(tmp_path_factory.mktemp("context"))
+    tag = build(engine(), context, f"backprop-service:test-{uuid.uuid4().hex[:8]}")
+    yield engine(), tag
+    subprocess.run([*engine(), "rmi", "-f", tag], capture_output=True, check=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_tracked_files
 
 
 @functools.cache
@@ -35,3 +35,13 @@ def build(engine: tuple[str, ...], context: Path, tag: str) -> str:
         command[2:2] = ["--format", "docker"]
     subprocess.run(command, check=True, capture_output=True, timeout=1800)
     return tag
+
+
+def context_with_local_models(target: Path) -> Path:
+    """The repository's tracked files, and a model store with a user's own model and default in it,
+    as a developer's folder has after following the README."""
+    copy_tracked_files(target)
+    (target / "model_store" / "mine").mkdir()
+    (target / "model_store" / "mine" / "v1.npz").write_bytes(b"\0" * (8 << 20))
+    (target / "model_store" / "DEFAULT").write_text("mine\n")
+    return target

@@ -29,10 +29,10 @@ STEADY = {"hidden": [256], "epochs": 60}  # long enough to be killed mid-run
 
 
 class Stack:
-    def __init__(self, workdir, mnist5k_dir) -> None:
+    def __init__(self, workdir, mnist5k_dir, image: str) -> None:
         self.engine = engine()
         self.project = f"backprop-test-{uuid.uuid4().hex[:8]}"
-        self.image = build(self.engine, REPO, f"backprop-service:{self.project}")
+        self.image = image  # the session's (tests/system/conftest.py), built once
         self.redis_image = build(self.engine, REPO / "tests/fixtures/redis", f"backprop-redis:{self.project}")
         self.redis_port, self.ports = free_port(), [free_port(), free_port()]
         self.urls = [f"http://127.0.0.1:{port}" for port in self.ports]
@@ -128,10 +128,10 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, mnist5k_dir):
+def stack(tmp_path_factory, mnist5k_dir, service_image):
     if shutil.which("podman-compose") is None and "docker" not in engine()[0]:
         pytest.fail("podman-compose not found: pip install -e '.[dev]' installs it")
-    stack = Stack(tmp_path_factory.mktemp("compose"), mnist5k_dir)
+    stack = Stack(tmp_path_factory.mktemp("compose"), mnist5k_dir, service_image[1])
     try:
         up = stack.run("up", "-d", "--no-build")
         assert up.returncode == 0, up.stderr[-3000:]
@@ -143,8 +143,7 @@ def stack(tmp_path_factory, mnist5k_dir):
     finally:
         down = stack.run("down", "-v", timeout=300)
         stack.down_output = down
-        for image in (stack.image, stack.redis_image):
-            subprocess.run([*stack.engine, "rmi", "-f", image], capture_output=True)
+        subprocess.run([*stack.engine, "rmi", "-f", stack.redis_image], capture_output=True)
     assert down.returncode == 0, down.stderr[-2000:]
     # down -v leaves nothing behind: no container, running or not, and no volume.
     assert stack.containers(everything=True) == [] and stack.volumes() == [], down.stdout[-2000:]

@@ -7,14 +7,12 @@ import socket
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import copy_tracked_files, free_port, shipped_files
-from tests.system.containers import build, engine
+from tests.conftest import free_port, shipped_files
 from tests.system.processes import wait_until
 
 pytestmark = pytest.mark.slow
@@ -22,22 +20,9 @@ pytestmark = pytest.mark.slow
 SIZE_LIMIT_MB = 250
 
 
-def _context_with_local_models(target: Path) -> Path:
-    """The repository's tracked files, and a model store with a user's own model and default in it,
-    as a developer's folder has after following the README."""
-    copy_tracked_files(target)
-    (target / "model_store" / "mine").mkdir()
-    (target / "model_store" / "mine" / "v1.npz").write_bytes(b"\0" * (8 << 20))
-    (target / "model_store" / "DEFAULT").write_text("mine\n")
-    return target
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory):
-    context = _context_with_local_models(tmp_path_factory.mktemp("context"))
-    tag = build(engine(), context, f"backprop-service:test-{uuid.uuid4().hex[:8]}")
-    yield engine(), tag
-    subprocess.run([*engine(), "rmi", "-f", tag], capture_output=True, check=False)
+@pytest.fixture
+def image(service_image):
+    return service_image
 
 
 def _inspect(engine, what: str, fmt: str) -> str:
