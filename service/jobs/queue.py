@@ -32,7 +32,7 @@ from service.errors import (
 )
 from service.jobs import transitions
 from service.jobs.reaper import Reaper
-from service.jobs.records import JobRecords, Record, make_records, new_record, now_iso
+from service.jobs.records import JobRecords, Record, make_records, new_record
 from service.jobs.runner import run_job, worker_id
 from service.jobs.schemas import TrainRequest
 from service.priority import lower_priority
@@ -132,9 +132,7 @@ class JobQueue:
             self.enqueue(job_id)
         except QueueUnavailable as exc:
             reason = exc.message
-            self.records.update(
-                job_id, lambda r: r.update(status="failed", finished_at=now_iso(), error=reason)
-            )
+            self.records.update(job_id, transitions.finish("failed", error=reason))
             raise
         return record
 

@@ -12,22 +12,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from service.errors import TooManyJobs
-from service.jobs.schemas import JobProgress, JobRecord
+from service.jobs.schemas import JobProgress, JobRecord, now_iso
 from service.settings import Settings
 
 Record = dict[str, Any]
 Change = Callable[[Record], None]
 
 RETRY_AFTER_SECONDS = 30
-
-
-def add_event(record: Record, event: str, detail: str) -> None:
-    """Note in the record something that happened to the job besides its normal course."""
-    record.setdefault("events", []).append({"at": now_iso(), "event": event, "detail": detail})
 
 
 def queue_full(max_queued: int) -> TooManyJobs:
@@ -43,10 +37,6 @@ def encoded(record: Record) -> str:
     fails here, before anything is written."""
     JobRecord.model_validate(record)
     return json.dumps(record)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def new_record(job_id: str, request: dict[str, Any]) -> Record:

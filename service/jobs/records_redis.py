@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from service.errors import JobNotFound, QueueUnavailable
-from service.jobs.records import Change, JobRecords, Record, encoded, now_iso, queue_full
-from service.jobs.schemas import ACTIVE
+from service.jobs.records import Change, JobRecords, Record, encoded, queue_full
+from service.jobs.schemas import ACTIVE, now_iso
 
 
 class RedisJobRecords(JobRecords):

@@ -4,10 +4,13 @@ job store, the runner and the API."""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from service.errors import Conflict
 from service.store import ModelName
 from service.training import TrainingConfig
 
@@ -86,7 +89,85 @@ class Job(BaseModel):
     )
 
 
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class NotInState(Exception):
+    """The job is not in the state a change expects (it moved on since it was read)."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+
+
 class JobRecord(Job):
-    """What the job store keeps of a job: all the API shows, and its last heartbeat."""
+    """What the job store keeps of a job: all the API shows, and its last heartbeat; and every
+    change of its state (``service.jobs.transitions`` applies them to stored records atomically).
+
+        queued --claim--> running --finish--> succeeded | failed | cancelled
+        queued --cancel--> cancelled          running --cancel--> (cancel_requested)
+        running --release--> queued           its worker shut down: no attempt used
+        running --lose--> queued | failed     its worker went silent: an attempt used
+    """
 
     heartbeat_ts: float | None = Field(None, description="when its worker last reported in (time.time())")
+
+    def expect(self, status: JobStatus, worker: str | None = None) -> None:
+        """Raise ``NotInState`` unless the job is ``status`` (on ``worker``, if given)."""
+        if self.status != status or (worker is not None and self.worker != worker):
+            raise NotInState(self.status)
+
+    def add_event(self, event: Literal["interrupted", "requeued", "restored"], detail: str) -> None:
+        """Something that happened to the job besides its normal course."""
+        self.events.append(JobEvent(at=now_iso(), event=event, detail=detail))
+
+    def claim(self, worker: str) -> None:
+        """queued -> running on ``worker``, once: another delivery of the same job finds it running."""
+        self.expect("queued")
+        self.status, self.started_at, self.worker = "running", now_iso(), worker
+        self.heartbeat_ts = time.time()
+        self.attempts += 1
+
+    def beat(self) -> None:
+        if self.status == "running":
+            self.heartbeat_ts = time.time()
+
+    def finish(self, status: JobStatus, **fields: Any) -> None:
+        """-> a final ``status``, with the result or the error in ``fields``."""
+        self.status, self.finished_at, self.heartbeat_ts = status, now_iso(), None
+        for name, value in fields.items():
+            setattr(self, name, JobResult.model_validate(value) if name == "result" else value)
+
+    def cancel(self) -> None:
+        """A queued job never starts; a running one stops at its next batch; a finished one: Conflict."""
+        if self.status == "queued":
+            self.status, self.finished_at = "cancelled", now_iso()
+        elif self.status == "running":
+            self.cancel_requested = True
+        else:
+            raise Conflict(f"job {self.id} already {self.status}")
+
+    def release(self, worker: str, reason: str) -> None:
+        """running -> queued, as if this run had never started (it uses no attempt); cancelled
+        instead if a cancel had been asked for."""
+        self.expect("running", worker)
+        if self.cancel_requested:
+            self.finish("cancelled")
+            return
+        self.add_event("interrupted", f"{reason}; back on the queue without using an attempt")
+        self.status, self.worker, self.started_at, self.heartbeat_ts = "queued", None, None, None
+        self.attempts -= 1
+        self.history = []
+        self.progress = self.progress.model_copy(update={"epoch": 0, "step": 0, "percent": 0.0})
+
+    def lose(self, heartbeat: float, reason: str, *, retry: bool) -> None:
+        """running -> queued (``retry``) or failed: its worker went silent after ``heartbeat``."""
+        if self.status != "running" or self.heartbeat_ts != heartbeat:
+            raise NotInState(self.status)
+        self.lost_attempts.append({"worker": self.worker, "at": now_iso(), "reason": reason})
+        self.heartbeat_ts = None
+        self.progress = self.progress.model_copy(update={"percent": 0.0})
+        if retry:
+            self.status, self.worker, self.history = "queued", None, []
+        else:
+            self.finish("failed", error=f"{reason}; gave up after {self.attempts} attempts")
