@@ -26,7 +26,7 @@ import resource
 import shutil
 from pathlib import Path
 
-from service.errors import FrontUnavailable, code_of
+from service.errors import Busy, FrontUnavailable, code_of
 from service.settings import Settings, is_loopback
 from service.wire import PROTOCOL_PREFIX, error_body
 
@@ -39,7 +39,7 @@ SHUTDOWN_SECONDS = 10  # a graceful stop waits this long for connections still b
 HEADER_BUFFER = "8k"  # the request line and each header line; four of them for all the headers
 TEMP_FOLDERS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")  # nginx checks all five at start
 POOLS = ("cheap", "expensive")  # gunicorn pools, each on its socket in the runtime folder
-BUSY_RETRY_SECONDS = 1
+BUSY_RETRY_SECONDS = Busy.retry_after  # as the app says it, for the same refusal
 
 
 def pool_socket(runtime: Path, pool: str) -> Path:
@@ -129,10 +129,13 @@ def _indented(text: str, spaces: int) -> str:
     return "".join(" " * spaces + line + "\n" for line in text.splitlines())
 
 
-# $pool is "cheap" or "expensive", the names of the upstream groups below.
-_PROXY = f"""\
+def _proxy(settings: Settings) -> str:
+    """What every location does: hand the request to its pool ($pool: "cheap" or "expensive", the
+    names of the upstream groups), at most so many expensive ones at once."""
+    limit = settings.expensive_workers + settings.expensive_waiting
+    return f"""\
             proxy_pass http://$pool;
-            limit_conn expensive_requests {{expensive_connections}};
+            limit_conn expensive_requests {limit};
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
@@ -161,8 +164,7 @@ def nginx_config(settings: Settings, runtime: Path) -> str:
     # Each client costs a connection and, while its request runs, another one to gunicorn.
     connections = max(256, min(16384, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 64))
     api_errors, api_pages = _error_pages(settings)
-    limit = settings.expensive_workers + settings.expensive_waiting
-    proxy = _PROXY.replace("{expensive_connections}", str(limit))
+    proxy = _proxy(settings)
     protocol_errors, protocol_pages = _error_pages(settings, PROTOCOL_PREFIX)
     return f"""# Written by backprop serve at start; edits are lost.
 daemon off;

@@ -182,12 +182,12 @@ def serve(settings: Settings, plan: Plan, *, worker: bool = True, app: str | Non
         if plan.nginx:
             # One pool after the other: the first clears the metrics folder they share as it starts.
             pools = []
-            for pool, extra in (("cheap", []), ("expensive", _expensive_pool(settings))):
+            for pool, extra, nice in (
+                ("cheap", [], 0),
+                ("expensive", _expensive_pool(settings), settings.expensive_nice),
+            ):
                 pools.append(
-                    _start(
-                        [*gunicorn, "--bind", f"unix:{pool_socket(runtime, pool)}", *extra],
-                        nice=settings.expensive_nice if pool == "expensive" else 0,
-                    )
+                    _start([*gunicorn, "--bind", f"unix:{pool_socket(runtime, pool)}", *extra], nice=nice)
                 )
                 _wait_for_socket(pool_socket(runtime, pool), pools[-1])
             alive = all(pool.poll() is None for pool in pools)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 from functools import wraps
 from pathlib import Path
@@ -40,19 +41,27 @@ def require_token(view):
 def server_paths() -> list[str]:
     """The data folder as configured and as resolved: texts that name it tell anonymous callers
     where this server keeps its files."""
-    data_dir = service_state().settings.data_dir
-    return [str(data_dir), str(Path(data_dir).resolve())]
+    return list(_spellings(service_state().settings.data_dir))
+
+
+@functools.cache
+def _spellings(folder: Path) -> tuple[str, ...]:
+    return str(folder), str(Path(folder).resolve())  # resolved once per process, not per request
 
 
 def without_paths(node: Any, paths: list[str], shown_as: str = "the data folder") -> Any:
     """``node`` (JSON-like) with each of ``paths`` inside its strings replaced by ``shown_as``."""
-    paths = sorted({path for path in paths if path}, key=len, reverse=True)
-    if isinstance(node, str):
-        for path in paths:
-            node = node.replace(path, shown_as)
-        return node
-    if isinstance(node, dict):
-        return {key: without_paths(value, paths, shown_as) for key, value in node.items()}
-    if isinstance(node, list):
-        return [without_paths(item, paths, shown_as) for item in node]
-    return node
+    longest_first = sorted({path for path in paths if path}, key=len, reverse=True)
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, str):
+            for path in longest_first:
+                value = value.replace(path, shown_as)
+            return value
+        if isinstance(value, dict):
+            return {key: shown(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [shown(item) for item in value]
+        return value
+
+    return shown(node)

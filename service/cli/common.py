@@ -40,9 +40,6 @@ def bounded(low: int, high: int):
     return parse
 
 
-count = bounded(1, 4096)
-
-
 Options = TypeVar("Options", bound=BaseModel)
 
 

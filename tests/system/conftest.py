@@ -77,14 +77,10 @@ def pages(browser):
 def server(store_dir, tmp_path, mnist5k_dir):
     """A real ``backprop serve`` (nginx, gunicorn with two workers, a training worker); yields
     (url, process)."""
-    from tests.system.processes import Service
+    from tests.system.processes import running
 
-    service = Service(tmp_path, model_store=store_dir, data_dir=mnist5k_dir)
-    try:  # whatever fails from here on, the service tree is stopped
-        service.start()
+    with running(tmp_path, model_store=store_dir, data_dir=mnist5k_dir) as service:
         yield service.url, service.proc
-    finally:
-        service.close()
 
 
 @pytest.fixture
@@ -110,15 +106,12 @@ def module_server(tmp_path_factory, mnist5k_dir):
     """Like ``server``, but one for the module's tests: for tests that only read, or whose
     changes the module's later tests expect (a stack costs seconds to start and stop)."""
     from tests.conftest import copy_shipped_store
-    from tests.system.processes import Service
+    from tests.system.processes import running
 
     tmp_path = tmp_path_factory.mktemp("served")
-    service = Service(tmp_path, model_store=copy_shipped_store(tmp_path / "store"), data_dir=mnist5k_dir)
-    try:
-        service.start()
+    store = copy_shipped_store(tmp_path / "store")
+    with running(tmp_path, model_store=store, data_dir=mnist5k_dir) as service:
         yield service.url, service.proc
-    finally:
-        service.close()
 
 
 @pytest.fixture(scope="session")

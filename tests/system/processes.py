@@ -218,6 +218,16 @@ class Service:
         return response.status_code == 200 and len(response.json()["predictions"]) == 1
 
 
+@contextlib.contextmanager
+def running(tmp_path: Path, **settings: object) -> Iterator[Service]:
+    """A started ``Service``, stopped afterwards whatever happened, even if it never came up."""
+    service = Service(tmp_path, **settings)
+    try:
+        yield service.start()
+    finally:
+        service.close()
+
+
 class RedisServer:
     """A private redis-server on a fixed port that tests may stop, kill and start again."""
 

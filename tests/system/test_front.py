@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from benchmarks.predict_load import requests_per_worker, spread
 from service.errors import FrontUnavailable, UnsafeConfiguration
 from service.front import choose_front, nginx_command, nginx_config, nginx_executable
 from service.settings import Settings
@@ -138,18 +139,12 @@ def test_stalled_clients_cost_only_themselves(server, robustness):
             conn.close()
 
 
-def _worker_requests(metrics_dir: Path) -> dict[str, float]:
-    from benchmarks.predict_load import requests_per_worker
-
-    return requests_per_worker(metrics_dir)
-
-
 @pytest.mark.slow
 def test_keep_alive_clients_spread_over_the_workers(tmp_path, store_dir):
     service = Service(tmp_path, model_store=store_dir).start()
     try:
         metrics_dir = Path(service.env["BACKPROP_STATE_DIR"]) / "prometheus"
-        before = _worker_requests(metrics_dir)
+        before = requests_per_worker(metrics_dir)
 
         def client():
             with requests.Session() as session:  # one keep-alive connection each, as wrk keeps them
@@ -161,9 +156,9 @@ def test_keep_alive_clients_spread_over_the_workers(tmp_path, store_dir):
             thread.start()
         for thread in threads:
             thread.join(timeout=120)
-        after = _worker_requests(metrics_dir)
+        after = requests_per_worker(metrics_dir)
         # the two cheap workers answered; the expensive pool's (see test_cost_classes) none
-        counts = [n for pid in after if (n := after[pid] - before.get(pid, 0))]
+        counts = spread(before, after)["requests_per_worker"]
         assert sum(counts) == 8 * 40 and len(counts) == 2, counts
         assert min(counts) >= 0.2 * sum(counts), counts
     finally:

@@ -225,15 +225,12 @@ def either_front(request, tmp_path_factory):
     """``backprop serve`` with nginx before gunicorn (the default), or gunicorn facing clients; one
     of each for the module's tests, which change nothing."""
     from tests.conftest import copy_shipped_store
-    from tests.system.processes import Service
+    from tests.system.processes import running
 
     tmp_path = tmp_path_factory.mktemp(f"front-{request.param}")
     store = copy_shipped_store(tmp_path / "store")
-    service = Service(tmp_path, model_store=store, front=request.param)
-    try:
-        yield service.start().url
-    finally:
-        service.close()
+    with running(tmp_path, model_store=store, front=request.param) as service:
+        yield service.url
 
 
 def test_chunked_bodies_are_bounded_and_parsed_like_any_other(either_front):
