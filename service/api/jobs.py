@@ -9,7 +9,7 @@ from service.api.schemas import Job, JobAccepted, JobList, JobPath, JobsQuery, e
 from service.api.security import BEARER_SECURITY, require_token, server_paths, token_given, without_paths
 from service.api.state import service_state
 from service.curves import curves_svg
-from service.jobs.schemas import TrainRequest
+from service.jobs.schemas import JobRecord, TrainRequest
 
 bp = APIBlueprint("jobs", __name__, abp_tags=[Tag(name="training", description="training jobs")])
 
@@ -26,7 +26,7 @@ NO_WORKER = (
 )
 
 
-def _with_notes(records: list[dict]) -> list[dict]:
+def _with_notes(records: list[JobRecord]) -> list[dict]:
     """The records as shown, queued ones noting when no training worker is alive to run them."""
     shown = [_public(record) for record in records]
     if any(record["status"] == "queued" for record in shown) and _queue().workers_alive() == 0:
@@ -36,10 +36,10 @@ def _with_notes(records: list[dict]) -> list[dict]:
     return shown
 
 
-def _public(record: dict) -> dict:
+def _public(record: JobRecord) -> dict:
     """The record as the API shows it; which machine and process ran it only to token holders."""
-    shown = {k: v for k, v in record.items() if k in _PUBLIC}
-    shown["curves"] = f"/jobs/{record['id']}/curves.svg"
+    shown = record.model_dump(mode="json", include=_PUBLIC)
+    shown["curves"] = f"/jobs/{record.id}/curves.svg"
     if not token_given():
         shown["worker"] = None
         shown["lost_attempts"] = [
@@ -61,8 +61,8 @@ def submit(body: TrainRequest):
     429 (with Retry-After) when BACKPROP_MAX_QUEUED_JOBS jobs wait already; 422 when the job would
     cost more than BACKPROP_MAX_JOB_COST or its dataset is not on the server."""
     record = _queue().submit(body)
-    location = f"/jobs/{record['id']}"
-    return {"id": record["id"], "status": record["status"], "location": location}, 202, {"Location": location}
+    location = f"/jobs/{record.id}"
+    return {"id": record.id, "status": record.status, "location": location}, 202, {"Location": location}
 
 
 @bp.get("/jobs", responses={200: JobList, **error_responses(414, 422, 503)})
@@ -104,9 +104,9 @@ def cancel(path: JobPath):
 def curves(path: JobPath):
     """The job's loss and accuracy per epoch so far, as an SVG image."""
     record = _queue().get(path.job_id)
-    asked = record["request"]
+    asked = record.request
     title = (
-        f"job {record['id'][:8]}: {asked.get('model') or asked.get('dataset')} on {asked.get('dataset')}, "
-        f"{len(record['history'])} of {asked.get('epochs', '?')} epochs, {record['status']}"
+        f"job {record.id[:8]}: {asked.get('model') or asked.get('dataset')} on {asked.get('dataset')}, "
+        f"{len(record.history)} of {asked.get('epochs', '?')} epochs, {record.status}"
     )
-    return Response(curves_svg(record["history"], title=title), mimetype="image/svg+xml")
+    return Response(curves_svg(record.history, title=title), mimetype="image/svg+xml")

@@ -32,9 +32,9 @@ from service.errors import (
 )
 from service.jobs import transitions
 from service.jobs.reaper import Reaper
-from service.jobs.records import JobRecords, Record, make_records, new_record
+from service.jobs.records import JobRecords, make_records, new_record
 from service.jobs.runner import run_job, worker_id
-from service.jobs.schemas import TrainRequest
+from service.jobs.schemas import JobRecord, TrainRequest
 from service.priority import lower_priority
 from service.settings import Settings
 
@@ -122,7 +122,7 @@ class JobQueue:
                 "to let workers download it",
             )
 
-    def submit(self, request: TrainRequest) -> Record:
+    def submit(self, request: TrainRequest) -> JobRecord:
         """Record a queued job and put it on the queue."""
         self.check_acceptable(request)
         job_id = uuid.uuid4().hex
@@ -143,13 +143,13 @@ class JobQueue:
         except BackpropError:
             return None
 
-    def get(self, job_id: str) -> Record:
+    def get(self, job_id: str) -> JobRecord:
         return self.records.get(job_id)
 
-    def page(self, limit: int, offset: int) -> tuple[list[Record], int]:
+    def page(self, limit: int, offset: int) -> tuple[list[JobRecord], int]:
         return self.records.page(limit, offset)
 
-    def cancel(self, job_id: str) -> Record:
+    def cancel(self, job_id: str) -> JobRecord:
         """A queued job never starts; a running one stops at its next batch; a finished one: 409."""
         return self.records.update(job_id, transitions.cancel)
 

@@ -15,7 +15,6 @@ It acts on three kinds of trouble:
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable
@@ -23,7 +22,8 @@ from typing import Any
 
 from service.errors import QueueUnavailable
 from service.jobs import transitions
-from service.jobs.records import JobRecords, Record
+from service.jobs.records import Change, JobRecords
+from service.jobs.schemas import JobRecord
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class Reaper:
         self.settings, self.records, self.pending, self.requeue = settings, records, pending, requeue
         self._heartbeats: dict[str, tuple[Any, float]] = {}  # job -> (heartbeat seen, since when)
         self._absent: dict[str, float] = {}  # queued job missing from the queue -> since when
-        self._known: dict[str, Record] = {}  # active records of the last pass
+        self._known: dict[str, JobRecord] = {}  # active records of the last pass
         self._incarnation: str | None = None
 
     def run_once(self, now: float | None = None) -> list[str]:
@@ -56,9 +56,9 @@ class Reaper:
             self._heartbeats.clear()
             self._absent.clear()
             raise
-        self._known = {r["id"]: r for r in active}
+        self._known = {r.id: r for r in active}
         for record in active:
-            if record["status"] == "running":
+            if record.status == "running":
                 acted += self._check_running(record, now)
             else:
                 acted += self._check_queued(record, pending, now)
@@ -67,15 +67,15 @@ class Reaper:
                 del watched[job_id]
         return acted
 
-    def _check_running(self, record: Record, now: float) -> list[str]:
-        job_id, beat = record["id"], record["heartbeat_ts"]
+    def _check_running(self, record: JobRecord, now: float) -> list[str]:
+        job_id, beat = record.id, record.heartbeat_ts
         seen = self._heartbeats.get(job_id)
         if seen is None or seen[0] != beat:
             self._heartbeats[job_id] = (beat, now)
             return []
         if now - seen[1] < self.settings.stale_seconds:
             return []
-        retry = record["attempts"] < self.settings.job_max_attempts
+        retry = record.attempts < self.settings.job_max_attempts
         reason = (
             f"its worker stopped reporting in (no heartbeat for "
             f"{self.settings.stale_seconds:g} s); it was probably killed"
@@ -86,11 +86,11 @@ class Reaper:
         del self._heartbeats[job_id]
         if retry:
             self.requeue(job_id)
-        log.warning("job %s: worker %s lost; %s", job_id, record["worker"], "retrying" if retry else "failed")
+        log.warning("job %s: worker %s lost; %s", job_id, record.worker, "retrying" if retry else "failed")
         return [job_id]
 
-    def _check_queued(self, record: Record, pending: set[str], now: float) -> list[str]:
-        job_id = record["id"]
+    def _check_queued(self, record: JobRecord, pending: set[str], now: float) -> list[str]:
+        job_id = record.id
         if job_id in pending:
             self._absent.pop(job_id, None)
             return []
@@ -105,7 +105,7 @@ class Reaper:
         log.warning("job %s: queued, but missing from the queue; put back", job_id)
         return [job_id]
 
-    def _apply(self, job_id: str, change: Callable[[Record], None]) -> bool:
+    def _apply(self, job_id: str, change: Change) -> bool:
         try:
             self.records.update(job_id, change)
         except transitions.NotInState:  # it moved on since this pass read it: leave it alone
@@ -126,10 +126,10 @@ class Reaper:
         )
         restored = []
         for record in self._known.values():
-            copied = copy.deepcopy(record)
+            copied = record.model_copy(deep=True)
             transitions.restored("a worker's reaper")(copied)
             if self.records.restore(copied):
-                restored.append(record["id"])
-                if copied["status"] == "queued":
-                    self.requeue(record["id"])
+                restored.append(record.id)
+                if copied.status == "queued":
+                    self.requeue(record.id)
         return restored

@@ -10,7 +10,6 @@ safe across processes and machines.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +17,7 @@ from service.errors import TooManyJobs
 from service.jobs.schemas import JobProgress, JobRecord, now_iso
 from service.settings import Settings
 
-Record = dict[str, Any]
-Change = Callable[[Record], None]
+Change = Callable[[JobRecord], None]
 
 RETRY_AFTER_SECONDS = 30
 
@@ -32,49 +30,53 @@ def queue_full(max_queued: int) -> TooManyJobs:
     )
 
 
-def encoded(record: Record) -> str:
-    """The record as stored, checked against ``JobRecord`` first: a change that breaks the shape
-    fails here, before anything is written."""
-    JobRecord.model_validate(record)
-    return json.dumps(record)
+def encoded(record: JobRecord) -> str:
+    """The record as stored, read back before it is: a change that broke its shape in a way
+    assignment cannot see (an item appended to a list) fails here, before anything is written."""
+    text = record.model_dump_json()
+    JobRecord.model_validate_json(text)
+    return text
 
 
-def new_record(job_id: str, request: dict[str, Any]) -> Record:
-    """The record of a job just accepted (``JobRecord``'s shape, as stored)."""
+def decoded(text: str | bytes) -> JobRecord:
+    return JobRecord.model_validate_json(text)
+
+
+def new_record(job_id: str, request: dict[str, Any]) -> JobRecord:
+    """The record of a job just accepted."""
     progress = JobProgress(epochs=request.get("epochs"))
-    record = JobRecord(id=job_id, status="queued", request=request, created_at=now_iso(), progress=progress)
-    return record.model_dump(mode="json")
+    return JobRecord(id=job_id, status="queued", request=request, created_at=now_iso(), progress=progress)
 
 
 class JobRecords:
     """Interface; see SqliteJobRecords and RedisJobRecords."""
 
-    def create(self, record: Record, *, max_queued: int | None = None) -> None:
+    def create(self, record: JobRecord, *, max_queued: int | None = None) -> None:
         """Add a new record; with ``max_queued``, atomically refuse (``TooManyJobs``) when that
         many jobs are already queued."""
         raise NotImplementedError
 
-    def restore(self, record: Record) -> bool:
+    def restore(self, record: JobRecord) -> bool:
         """Put back a record the store lost, unless it is there; True when it was put back."""
         raise NotImplementedError
 
-    def get(self, job_id: str) -> Record:
+    def get(self, job_id: str) -> JobRecord:
         raise NotImplementedError
 
-    def update(self, job_id: str, change: Change) -> Record:
-        """Apply ``change`` (which mutates the record in place, or raises to abort) atomically."""
+    def update(self, job_id: str, change: Change) -> JobRecord:
+        """Apply ``change`` (which changes the record in place, or raises to abort) atomically."""
         raise NotImplementedError
 
-    def page(self, limit: int, offset: int) -> tuple[list[Record], int]:
+    def page(self, limit: int, offset: int) -> tuple[list[JobRecord], int]:
         """Newest first: ``limit`` records after skipping ``offset``, and the total count."""
         raise NotImplementedError
 
-    def active(self) -> list[Record]:
+    def active(self) -> list[JobRecord]:
         """Queued and running records."""
         raise NotImplementedError
 
-    def running(self) -> list[Record]:
-        return [r for r in self.active() if r["status"] == "running"]
+    def running(self) -> list[JobRecord]:
+        return [r for r in self.active() if r.status == "running"]
 
     def worker_alive(self, worker: str, ttl: float) -> None:
         """Training worker ``worker`` is alive, for ``ttl`` seconds from now."""

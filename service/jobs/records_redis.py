@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from service.errors import JobNotFound, QueueUnavailable
-from service.jobs.records import Change, JobRecords, Record, encoded, queue_full
-from service.jobs.schemas import ACTIVE, now_iso
+from service.jobs.records import Change, JobRecords, decoded, encoded, queue_full
+from service.jobs.schemas import ACTIVE, JobRecord, now_iso
 
 
 class RedisJobRecords(JobRecords):
@@ -36,17 +35,17 @@ class RedisJobRecords(JobRecords):
         except self._redis.RedisError as exc:
             raise QueueUnavailable(f"job records unavailable: {exc}") from exc
 
-    def _write(self, pipe, record: Record) -> None:
-        pipe.set(self._key(record["id"]), encoded(record))
-        if record["status"] in ACTIVE:
-            pipe.sadd(self.active_set, record["id"])
+    def _write(self, pipe, record: JobRecord) -> None:
+        pipe.set(self._key(record.id), encoded(record))
+        if record.status in ACTIVE:
+            pipe.sadd(self.active_set, record.id)
         else:
-            pipe.srem(self.active_set, record["id"])
+            pipe.srem(self.active_set, record.id)
 
-    def _load_active(self, client) -> list[Record]:
+    def _load_active(self, client) -> list[JobRecord]:
         ids = client.smembers(self.active_set)
         values = client.mget([self._key(i.decode()) for i in ids]) if ids else []
-        return [r for r in (json.loads(v) for v in values if v is not None) if r["status"] in ACTIVE]
+        return [r for r in (decoded(v) for v in values if v is not None) if r.status in ACTIVE]
 
     def _optimistic(self, watched: str, body: Callable[[Any], Any]) -> Any:
         """Run ``body(pipe)`` under WATCH of ``watched``, again if anyone wrote it meanwhile."""
@@ -62,43 +61,43 @@ class RedisJobRecords(JobRecords):
 
         return self._call(run)
 
-    def create(self, record: Record, *, max_queued: int | None = None) -> None:
+    def create(self, record: JobRecord, *, max_queued: int | None = None) -> None:
         def body(pipe) -> None:
             if max_queued is not None:
-                queued = sum(1 for r in self._load_active(pipe) if r["status"] == "queued")
+                queued = sum(1 for r in self._load_active(pipe) if r.status == "queued")
                 if queued >= max_queued:
                     raise queue_full(max_queued)
             pipe.multi()
             self._write(pipe, record)
-            pipe.zadd(self.index, {record["id"]: time.time()})
+            pipe.zadd(self.index, {record.id: time.time()})
             pipe.execute()
 
         self._optimistic(self.active_set, body)
 
-    def restore(self, record: Record) -> bool:
+    def restore(self, record: JobRecord) -> bool:
         def run() -> bool:
-            if not self.client.set(self._key(record["id"]), encoded(record), nx=True):
+            if not self.client.set(self._key(record.id), encoded(record), nx=True):
                 return False
             with self.client.pipeline() as pipe:
                 self._write(pipe, record)
-                pipe.zadd(self.index, {record["id"]: time.time()}, nx=True)
+                pipe.zadd(self.index, {record.id: time.time()}, nx=True)
                 pipe.execute()
             return True
 
         return self._call(run)
 
-    def get(self, job_id: str) -> Record:
+    def get(self, job_id: str) -> JobRecord:
         data = self._call(lambda: self.client.get(self._key(job_id)))
         if data is None:
             raise JobNotFound(f"no job {job_id!r}")
-        return json.loads(data)
+        return decoded(data)
 
-    def update(self, job_id: str, change: Change) -> Record:
-        def body(pipe) -> Record:
+    def update(self, job_id: str, change: Change) -> JobRecord:
+        def body(pipe) -> JobRecord:
             data = pipe.get(self._key(job_id))
             if data is None:
                 raise JobNotFound(f"no job {job_id!r}")
-            record = json.loads(data)
+            record = decoded(data)
             change(record)
             pipe.multi()
             self._write(pipe, record)
@@ -107,16 +106,16 @@ class RedisJobRecords(JobRecords):
 
         return self._optimistic(self._key(job_id), body)
 
-    def page(self, limit: int, offset: int) -> tuple[list[Record], int]:
+    def page(self, limit: int, offset: int) -> tuple[list[JobRecord], int]:
         def run():
             ids = self.client.zrevrange(self.index, offset, offset + limit - 1)
             total = self.client.zcard(self.index)
             values = self.client.mget([self._key(i.decode()) for i in ids]) if ids else []
-            return [json.loads(v) for v in values if v is not None], total
+            return [decoded(v) for v in values if v is not None], total
 
         return self._call(run)
 
-    def active(self) -> list[Record]:
+    def active(self) -> list[JobRecord]:
         return self._call(lambda: self._load_active(self.client))
 
     def _worker_key(self, worker: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -11,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from service.errors import JobNotFound, QueueUnavailable, StorageFull, is_out_of_storage
-from service.jobs.records import Change, JobRecords, Record, encoded, queue_full
+from service.jobs.records import Change, JobRecords, decoded, encoded, queue_full
+from service.jobs.schemas import JobRecord
 
 
 class SqliteJobRecords(JobRecords):
@@ -52,7 +52,7 @@ class SqliteJobRecords(JobRecords):
             raise
         return result
 
-    def create(self, record: Record, *, max_queued: int | None = None) -> None:
+    def create(self, record: JobRecord, *, max_queued: int | None = None) -> None:
         def work(db: sqlite3.Connection) -> None:
             if max_queued is not None:
                 queued = db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetchone()[0]
@@ -60,52 +60,52 @@ class SqliteJobRecords(JobRecords):
                     raise queue_full(max_queued)
             db.execute(
                 "INSERT INTO jobs (id, created, status, data) VALUES (?, ?, ?, ?)",
-                (record["id"], time.time(), record["status"], encoded(record)),
+                (record.id, time.time(), record.status, encoded(record)),
             )
 
         self._transaction(work)
 
-    def restore(self, record: Record) -> bool:
+    def restore(self, record: JobRecord) -> bool:
         cursor = self._connect().execute(
             "INSERT OR IGNORE INTO jobs (id, created, status, data) VALUES (?, ?, ?, ?)",
-            (record["id"], time.time(), record["status"], encoded(record)),
+            (record.id, time.time(), record.status, encoded(record)),
         )
         return cursor.rowcount == 1
 
-    def get(self, job_id: str) -> Record:
+    def get(self, job_id: str) -> JobRecord:
         row = self._connect().execute("SELECT data FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise JobNotFound(f"no job {job_id!r}")
-        return json.loads(row[0])
+        return decoded(row[0])
 
-    def update(self, job_id: str, change: Change) -> Record:
-        def work(db: sqlite3.Connection) -> Record:
+    def update(self, job_id: str, change: Change) -> JobRecord:
+        def work(db: sqlite3.Connection) -> JobRecord:
             row = db.execute("SELECT data FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 raise JobNotFound(f"no job {job_id!r}")
-            record = json.loads(row[0])
+            record = decoded(row[0])
             change(record)
             db.execute(
                 "UPDATE jobs SET status = ?, data = ? WHERE id = ?",
-                (record["status"], encoded(record), job_id),
+                (record.status, encoded(record), job_id),
             )
             return record
 
         return self._transaction(work)
 
-    def page(self, limit: int, offset: int) -> tuple[list[Record], int]:
+    def page(self, limit: int, offset: int) -> tuple[list[JobRecord], int]:
         db = self._connect()
         rows = db.execute(
             "SELECT data FROM jobs ORDER BY created DESC LIMIT ? OFFSET ?", (limit, offset)
         ).fetchall()
         total = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
-        return [json.loads(r[0]) for r in rows], total
+        return [decoded(r[0]) for r in rows], total
 
-    def active(self) -> list[Record]:
+    def active(self) -> list[JobRecord]:
         rows = (
             self._connect().execute("SELECT data FROM jobs WHERE status IN ('queued', 'running')").fetchall()
         )
-        return [json.loads(r[0]) for r in rows]
+        return [decoded(r[0]) for r in rows]
 
     def worker_alive(self, worker: str, ttl: float) -> None:
         self._transaction(

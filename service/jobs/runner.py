@@ -14,7 +14,6 @@ this worker's copy.
 
 from __future__ import annotations
 
-import copy
 import functools
 import logging
 import os
@@ -33,8 +32,8 @@ from service.errors import (
     TrainingInterrupted,
 )
 from service.jobs import transitions
-from service.jobs.records import JobRecords, Record
-from service.jobs.schemas import JobProgress, JobResult, TrainRequest
+from service.jobs.records import Change, JobRecords
+from service.jobs.schemas import JobProgress, JobRecord, JobResult, TrainRequest
 from service.nn import Callback, EpochRecord, Progress
 from service.settings import Settings
 from service.store import ModelStore
@@ -64,18 +63,18 @@ class TrackedJob:
     from this worker's last copy when the store has lost it.
     """
 
-    def __init__(self, records: JobRecords, record: Record, patience: float) -> None:
-        self.records, self.job_id, self.patience = records, record["id"], patience
+    def __init__(self, records: JobRecords, record: JobRecord, patience: float) -> None:
+        self.records, self.job_id, self.patience = records, record.id, patience
         self.last = record
         self.unreachable = False  # one warning per outage, not one per write
         self._lock = threading.Lock()
 
-    def _update(self, change: Callable[[Record], None]) -> Record:
+    def _update(self, change: Change) -> JobRecord:
         with self._lock:
             try:
                 record = self.records.update(self.job_id, change)
             except JobNotFound:
-                restored = copy.deepcopy(self.last)
+                restored = self.last.model_copy(deep=True)
                 transitions.restored("the worker running the job")(restored)
                 log.error("job %s: its record vanished from the job store; restoring it", self.job_id)
                 self.records.restore(restored)
@@ -86,7 +85,7 @@ class TrackedJob:
             self.last = record
             return record
 
-    def write(self, change: Callable[[Record], None]) -> Record | None:
+    def write(self, change: Change) -> JobRecord | None:
         try:
             return self._update(change)
         except QueueUnavailable as exc:
@@ -97,7 +96,7 @@ class TrackedJob:
                 )
             return None
 
-    def write_patiently(self, change: Callable[[Record], None]) -> Record:
+    def write_patiently(self, change: Change) -> JobRecord:
         deadline = time.monotonic() + self.patience
         delay = 0.2
         while True:
@@ -127,7 +126,7 @@ class _Heartbeat(threading.Thread):
             except Exception:  # a missed beat is retried next interval
                 log.warning("heartbeat of job %s failed", self.job.job_id, exc_info=True)
                 continue
-            if record is not None and record["cancel_requested"]:
+            if record is not None and record.cancel_requested:
                 self.cancel.set()
 
 
@@ -138,18 +137,18 @@ class _JobCallback(Callback):
         self.progress: Progress | None = None
         self._last_write = 0.0
 
-    def record_progress(self, record: Record) -> None:
+    def record_progress(self, record: JobRecord) -> None:
         """Put where training stands, and the whole history, into ``record``: whatever writes were
         missed while the job store was away are made good by the next one."""
         progress = self.progress
-        record["progress"] = JobProgress(
+        record.progress = JobProgress(
             epoch=progress.epoch,
             epochs=progress.epochs,
             step=progress.step,
             steps_per_epoch=progress.steps_per_epoch,
             percent=round(progress.percent, 2),
-        ).model_dump()
-        record["history"] = list(self.history)
+        )
+        record.history = list(self.history)
 
     def _write_progress(self) -> None:
         self.job.write(self.record_progress)
@@ -184,7 +183,7 @@ def run_job(
     me = worker_id()
     stopping = stopping or threading.Event()
 
-    def claim_result(record: Record) -> None:
+    def claim_result(record: JobRecord) -> None:
         # A worker stalled past stale_seconds may have been declared lost and its job requeued:
         # then the new run owns the job, and this one must not save a second model.
         transitions.still_running_on(me)(record)
@@ -205,7 +204,7 @@ def run_job(
     heartbeat = _Heartbeat(job, settings.heartbeat_seconds)
     heartbeat.start()
     try:
-        request = TrainRequest.model_validate(record["request"])
+        request = TrainRequest.model_validate(record.request)
         log.info("job %s: training %s on %s", job_id, request.target_model, request.dataset)
         dataset = load_dataset(
             request.dataset,
@@ -226,7 +225,7 @@ def run_job(
         )
         outcome = JobResult(
             model=meta["name"], version=meta["version"], metrics=result.metrics, default=request.make_default
-        ).model_dump(mode="json")
+        )
         job.write_patiently(transitions.finish("succeeded", result=outcome))
         log.info("job %s: saved %s v%d", job_id, meta["name"], meta["version"])
     except transitions.NotInState as exc:
@@ -251,7 +250,7 @@ def _put_back(job: TrackedJob, me: str, reason: str, requeue: Callable[[str], No
         record = job.write_patiently(transitions.release(me, reason))
     except transitions.NotInState:
         return
-    if record["status"] != "queued":
+    if record.status != "queued":
         return  # a cancel had been asked for: the job ended instead
     log.info("job %s: %s; back on the queue", job.job_id, reason)
     if requeue is not None:

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.errors import Conflict
 from service.store import ModelName
@@ -101,14 +101,18 @@ class NotInState(Exception):
 
 
 class JobRecord(Job):
-    """What the job store keeps of a job: all the API shows, and its last heartbeat; and every
-    change of its state (``service.jobs.transitions`` applies them to stored records atomically).
+    """What the job store keeps of a job, and what the store, the runner, the reaper and the API
+    pass around: all the API shows, and its last heartbeat; and every change of its state
+    (``JobRecords.update`` applies them to stored records atomically).
 
         queued --claim--> running --finish--> succeeded | failed | cancelled
         queued --cancel--> cancelled          running --cancel--> (cancel_requested)
         running --release--> queued           its worker shut down: no attempt used
         running --lose--> queued | failed     its worker went silent: an attempt used
     """
+
+    # A change that gives a field a value of the wrong type fails where it is made.
+    model_config = ConfigDict(validate_assignment=True)
 
     heartbeat_ts: float | None = Field(None, description="when its worker last reported in (time.time())")
 
@@ -136,7 +140,7 @@ class JobRecord(Job):
         """-> a final ``status``, with the result or the error in ``fields``."""
         self.status, self.finished_at, self.heartbeat_ts = status, now_iso(), None
         for name, value in fields.items():
-            setattr(self, name, JobResult.model_validate(value) if name == "result" else value)
+            setattr(self, name, value)
 
     def cancel(self) -> None:
         """A queued job never starts; a running one stops at its next batch; a finished one: Conflict."""

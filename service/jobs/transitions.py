@@ -1,6 +1,6 @@
 """Every change of a job's state as a ``Change`` for ``JobRecords.update``, which applies it to the
 stored record atomically. The changes themselves are ``JobRecord``'s methods (see its docstring for
-the states); here they are applied to the record as stored, validated before and after.
+the states); these name them for the callers that pass them to the store.
 
 A change that finds the job in another state than it expects raises ``NotInState`` and writes
 nothing: two workers, or a worker and a reaper, racing for one job leave it in exactly one of their
@@ -9,9 +9,7 @@ outcomes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from service.jobs.records import Change, Record
+from service.jobs.records import Change
 from service.jobs.schemas import JobRecord, JobStatus, NotInState
 
 __all__ = [
@@ -27,48 +25,34 @@ __all__ = [
     "still_running_on",
 ]
 
-
-def _typed(method: Callable[[JobRecord], None]) -> Change:
-    def change(record: Record) -> None:
-        job = JobRecord.model_validate(record)
-        method(job)
-        record.clear()
-        record.update(job.model_dump(mode="json"))
-
-    return change
+beat: Change = JobRecord.beat
+cancel: Change = JobRecord.cancel
 
 
 def claim(worker: str) -> Change:
-    return _typed(lambda job: job.claim(worker))
+    return lambda job: job.claim(worker)
 
 
 def still_running_on(worker: str) -> Change:
     """Nothing, if ``worker`` still runs the job (a reaper may have given it to another run)."""
-    return _typed(lambda job: job.expect("running", worker))
-
-
-beat = _typed(JobRecord.beat)
-cancel = _typed(JobRecord.cancel)
+    return lambda job: job.expect("running", worker)
 
 
 def finish(status: JobStatus, **fields) -> Change:
-    return _typed(lambda job: job.finish(status, **fields))
+    return lambda job: job.finish(status, **fields)
 
 
 def release(worker: str, reason: str) -> Change:
-    return _typed(lambda job: job.release(worker, reason))
+    return lambda job: job.release(worker, reason)
 
 
 def lose(heartbeat: float, reason: str, *, retry: bool) -> Change:
-    return _typed(lambda job: job.lose(heartbeat, reason, retry=retry))
+    return lambda job: job.lose(heartbeat, reason, retry=retry)
 
 
-def _requeued(job: JobRecord) -> None:
+def requeued(job: JobRecord) -> None:
     job.expect("queued")
     job.add_event("requeued", "the queue had lost this job; a worker's reaper put it back")
-
-
-requeued = _typed(_requeued)
 
 
 def restored(by: str) -> Change:
@@ -77,4 +61,4 @@ def restored(by: str) -> Change:
         f"the job store lost its data (restarted without persistence?); {by} restored this record "
         "from what it had seen last"
     )
-    return _typed(lambda job: job.add_event("restored", detail))
+    return lambda job: job.add_event("restored", detail)

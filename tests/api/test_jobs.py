@@ -123,7 +123,7 @@ def test_a_queued_job_says_when_no_training_worker_is_alive(client):
     assert "no training worker" in client.get("/jobs").get_json()["jobs"][0]["note"]
     service_state(client.application).jobs.records.worker_alive("host-a:1", ttl=30)
     assert client.get(f"/jobs/{job_id}").get_json()["note"] is None  # one is: it will be run
-    assert service_state(client.application).jobs.get(job_id)["note"] is None  # a view, not stored
+    assert service_state(client.application).jobs.get(job_id).note is None  # a view, not stored
 
 
 def test_a_job_links_its_learning_curves(client, app, digits_dir):

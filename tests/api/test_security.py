@@ -4,6 +4,7 @@ from service.api.state import service_state
 from service.errors import UnsafeConfiguration
 from service.settings import Settings, check_bind, is_loopback
 from tests.conftest import TOKEN
+from tests.jobs import setting
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost"])
@@ -41,7 +42,7 @@ def test_paths_and_worker_names_only_for_token_holders(make_client, tmp_path):
     data_dir = str(service_state(app).settings.data_dir)
     measured_on = {"test_accuracy": f"none: {data_dir}/mnist has no test files"}
     result = {"model": "mnist", "version": 2, "default": False, "metrics": {"measured_on": measured_on}}
-    queue.records.update(job_id, lambda r: r.update(worker="host-b:99", lost_attempts=[lost], result=result))
+    queue.records.update(job_id, setting(worker="host-b:99", lost_attempts=[lost], result=result))
     store: ModelStore = service_state(app).store
     meta = store.metadata("mnist", 1)
     assert str(meta["dataset"]["source"]).startswith("/") or meta["dataset"]["source"]

@@ -9,6 +9,7 @@ from service.jobs.runner import run_job
 from service.jobs.schemas import TrainRequest
 from service.settings import Settings
 from service.store import ModelStore
+from tests.jobs import setting
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def queue(job_settings):
 
 
 def _submit(queue, **fields):
-    return queue.submit(TrainRequest(**{"hidden": (16,), "epochs": 2, **fields}))["id"]
+    return queue.submit(TrainRequest(**{"hidden": (16,), "epochs": 2, **fields})).id
 
 
 def _training_in_a_thread(queue, job_settings, job_id, **options) -> threading.Thread:
@@ -36,7 +37,7 @@ def _training_in_a_thread(queue, job_settings, job_id, **options) -> threading.T
     worker = threading.Thread(target=run_job, args=(job_settings, queue.records, job_id), kwargs=options)
     worker.start()
     deadline = time.monotonic() + 20
-    while queue.get(job_id)["progress"]["step"] == 0 and time.monotonic() < deadline:
+    while queue.get(job_id).progress.step == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
     return worker
 
@@ -45,11 +46,11 @@ def test_a_job_trains_saves_and_records_everything(queue, job_settings):
     job_id = _submit(queue, model="digits", make_default=True)
     run_job(job_settings, queue.records, job_id)
     record = queue.get(job_id)
-    assert record["status"] == "succeeded" and record["error"] is None and record["attempts"] == 1
-    assert record["progress"]["percent"] == 100.0 and record["progress"]["epoch"] == 2
-    assert [h["epoch"] for h in record["history"]] == [1, 2]
-    assert record["started_at"] <= record["finished_at"]
-    assert record["result"]["model"] == "digits" and record["result"]["version"] == 1
+    assert record.status == "succeeded" and record.error is None and record.attempts == 1
+    assert record.progress.percent == 100.0 and record.progress.epoch == 2
+    assert [h["epoch"] for h in record.history] == [1, 2]
+    assert record.started_at <= record.finished_at
+    assert record.result.model == "digits" and record.result.version == 1
     store = ModelStore(job_settings.model_store)
     meta = store.metadata("digits", 1)
     assert meta["job"] == job_id and meta["training"]["epochs"] == 2
@@ -69,26 +70,26 @@ def test_a_job_runs_once_however_often_it_is_delivered(queue, job_settings):
     job_id = _submit(queue)
     run_job(job_settings, queue.records, job_id)
     run_job(job_settings, queue.records, job_id)
-    assert queue.get(job_id)["attempts"] == 1
+    assert queue.get(job_id).attempts == 1
     assert ModelStore(job_settings.model_store).versions("mnist") == [1]
 
 
 def test_a_cancelled_queued_job_never_starts(queue, job_settings):
     job_id = _submit(queue)
-    assert queue.cancel(job_id)["status"] == "cancelled"
+    assert queue.cancel(job_id).status == "cancelled"
     run_job(job_settings, queue.records, job_id)
     record = queue.get(job_id)
-    assert record["status"] == "cancelled" and record["started_at"] is None
+    assert record.status == "cancelled" and record.started_at is None
     assert not ModelStore(job_settings.model_store).versions("mnist")
 
 
 def test_a_running_job_stops_at_a_batch_and_writes_no_model(queue, job_settings):
     job_id = _submit(queue, epochs=400, hidden=(64,))
     worker = _training_in_a_thread(queue, job_settings, job_id)
-    assert queue.cancel(job_id)["cancel_requested"]
+    assert queue.cancel(job_id).cancel_requested
     worker.join(timeout=20)
     record = queue.get(job_id)
-    assert record["status"] == "cancelled" and record["progress"]["percent"] < 100
+    assert record.status == "cancelled" and record.progress.percent < 100
     assert not ModelStore(job_settings.model_store).versions("mnist")
     assert not list((job_settings.model_store).glob("**/*.npz"))
 
@@ -104,8 +105,8 @@ def test_a_failing_job_records_a_readable_reason(queue, job_settings, tmp_path, 
     job_id = _submit(queue, dataset="fashion-mnist")
     run_job(job_settings.model_copy(update={"data_dir": tmp_path / "empty"}), queue.records, job_id)
     record = queue.get(job_id)
-    assert record["status"] == "failed" and "dataset 'fashion-mnist' not found" in record["error"]
-    assert record["finished_at"] is not None
+    assert record.status == "failed" and "dataset 'fashion-mnist' not found" in record.error
+    assert record.finished_at is not None
 
 
 def test_finished_jobs_cannot_be_cancelled(queue, job_settings):
@@ -127,7 +128,7 @@ def _running(queue, attempts):
     job_id = _submit(queue)
     queue.records.update(
         job_id,
-        lambda r: r.update(status="running", worker="gone:1", attempts=attempts, heartbeat_ts=12.5),
+        setting(status="running", worker="gone:1", attempts=attempts, heartbeat_ts=12.5),
     )
     return job_id
 
@@ -141,19 +142,19 @@ def test_a_lost_worker_is_retried_then_given_up(queue, job_settings):
     assert reaper.run_once(now=100.0 + stale / 2) == []
     assert reaper.run_once(now=100.0 + stale) == [job_id] and requeued == [job_id]
     record = queue.get(job_id)
-    assert record["status"] == "queued" and "stopped reporting in" in record["lost_attempts"][0]["reason"]
-    queue.records.update(job_id, lambda r: r.update(status="running", attempts=2, heartbeat_ts=13.5))
+    assert record.status == "queued" and "stopped reporting in" in record.lost_attempts[0]["reason"]
+    queue.records.update(job_id, setting(status="running", attempts=2, heartbeat_ts=13.5))
     assert reaper.run_once(now=200.0) == []
     assert reaper.run_once(now=200.0 + stale) == [job_id] and requeued == [job_id]
     record = queue.get(job_id)
-    assert record["status"] == "failed" and "gave up after 2 attempts" in record["error"]
+    assert record.status == "failed" and "gave up after 2 attempts" in record.error
 
 
 def test_live_jobs_are_left_alone(queue, job_settings):
     job_id = _running(queue, attempts=1)
     reaper = _reaper(queue, [])
     for beat in range(5):  # the heartbeat moves on between passes
-        queue.records.update(job_id, lambda r, beat=beat: r.update(heartbeat_ts=float(beat)))
+        queue.records.update(job_id, setting(heartbeat_ts=float(beat)))
         assert reaper.run_once(now=100.0 + beat * job_settings.stale_seconds) == []
 
 
@@ -170,7 +171,7 @@ def test_silence_during_a_store_outage_does_not_count(queue, job_settings):
     queue.records.active = real_active
     # Back: the watch starts afresh, so the job's worker gets a full stale_seconds to beat again.
     assert reaper.run_once(now=job_settings.stale_seconds * 10 + 0.1) == []
-    assert queue.get(job_id)["status"] == "running"
+    assert queue.get(job_id).status == "running"
 
 
 def test_a_queued_job_the_queue_lost_is_put_back(queue, job_settings):
@@ -182,7 +183,7 @@ def test_a_queued_job_the_queue_lost_is_put_back(queue, job_settings):
     queue.huey.flush()  # the queue loses its messages; the record still says queued
     assert reaper.run_once(now=1.0) == []
     assert reaper.run_once(now=1.0 + job_settings.stale_seconds) == [job_id] and requeued == [job_id]
-    assert queue.get(job_id)["events"][0]["event"] == "requeued"
+    assert queue.get(job_id).events[0].event == "requeued"
 
 
 def test_a_run_declared_lost_saves_nothing_when_it_finishes(queue, job_settings, monkeypatch):
@@ -194,13 +195,13 @@ def test_a_run_declared_lost_saves_nothing_when_it_finishes(queue, job_settings,
     def train_then_get_taken_over(*args, **kwargs):
         result = real_train(*args, **kwargs)
         # Meanwhile the reaper requeued the job and another worker claimed it.
-        queue.records.update(job_id, lambda r: r.update(worker="other-host:42", attempts=2))
+        queue.records.update(job_id, setting(worker="other-host:42", attempts=2))
         return result
 
     monkeypatch.setattr(training, "train", train_then_get_taken_over)
     run_job(job_settings, queue.records, job_id)
     record = queue.get(job_id)
-    assert record["status"] == "running" and record["worker"] == "other-host:42"  # left to the new owner
+    assert record.status == "running" and record.worker == "other-host:42"  # left to the new owner
     assert not ModelStore(job_settings.model_store).versions("mnist")
 
 
@@ -211,11 +212,11 @@ def test_a_worker_shutting_down_puts_its_job_back_without_an_attempt(queue, job_
     stopping.set()
     worker.join(timeout=20)
     record = queue.get(job_id)
-    assert record["status"] == "queued" and record["attempts"] == 0 and record["worker"] is None
-    assert record["events"][0]["event"] == "interrupted" and requeued == [job_id]
+    assert record.status == "queued" and record.attempts == 0 and record.worker is None
+    assert record.events[0].event == "interrupted" and requeued == [job_id]
     assert not ModelStore(job_settings.model_store).versions("mnist")
     run_job(job_settings, queue.records, job_id)  # the next delivery runs it to the end
-    assert queue.get(job_id)["status"] == "succeeded" and queue.get(job_id)["attempts"] == 1
+    assert queue.get(job_id).status == "succeeded" and queue.get(job_id).attempts == 1
 
 
 def test_a_record_the_store_loses_mid_run_is_put_back_by_its_worker(queue, job_settings):
@@ -227,8 +228,8 @@ def test_a_record_the_store_loses_mid_run_is_put_back_by_its_worker(queue, job_s
         db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
     worker.join(timeout=60)
     record = queue.get(job_id)
-    assert record["status"] == "succeeded" and len(record["history"]) == 30
-    assert [e["event"] for e in record["events"]] == ["restored"]
+    assert record.status == "succeeded" and len(record.history) == 30
+    assert [e.event for e in record.events] == ["restored"]
 
 
 def test_a_diverging_job_fails_with_the_epoch_and_saves_nothing(queue, job_settings):
@@ -237,7 +238,7 @@ def test_a_diverging_job_fails_with_the_epoch_and_saves_nothing(queue, job_setti
     job_id = _submit(queue, hidden=(512, 256), **body)
     run_job(job_settings, queue.records, job_id)
     record = queue.get(job_id)
-    assert record["status"] == "failed" and "training diverged at epoch 1" in record["error"]
+    assert record.status == "failed" and "training diverged at epoch 1" in record.error
     assert not ModelStore(job_settings.model_store).versions("mnist")
 
 
@@ -265,9 +266,9 @@ def test_progress_missed_during_an_outage_lands_with_the_result(queue, job_setti
     monkeypatch.setattr(training, "train", train_while_the_store_is_away)
     run_job(job_settings, records, job_id)
     record = queue.get(job_id)
-    assert record["status"] == "succeeded" and record["attempts"] == 1
-    assert [h["epoch"] for h in record["history"]] == [1, 2, 3, 4, 5]
-    assert record["progress"]["percent"] == 100.0
+    assert record.status == "succeeded" and record.attempts == 1
+    assert [h["epoch"] for h in record.history] == [1, 2, 3, 4, 5]
+    assert record.progress.percent == 100.0
 
 
 def test_worker_ids_name_the_process_and_tell_apart_two_with_the_same_name_and_pid():

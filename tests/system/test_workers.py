@@ -9,7 +9,7 @@ import time
 import pytest
 
 from service.jobs.queue import JobQueue
-from service.jobs.schemas import TrainRequest
+from service.jobs.schemas import JobRecord, TrainRequest
 from service.settings import Settings
 from service.store import ModelStore
 from tests.system.processes import partial_files
@@ -91,54 +91,54 @@ def shared_backend(tmp_path, mnist5k_dir, redis_url):
     workers.stop_all()
 
 
-def wait_for(queue: JobQueue, job_id: str, statuses, timeout: float = 60) -> dict:
+def wait_for(queue: JobQueue, job_id: str, statuses, timeout: float = 60) -> JobRecord:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         record = queue.get(job_id)
-        if record["status"] in statuses:
+        if record.status in statuses:
             return record
         time.sleep(0.05)
-    pytest.fail(f"job {job_id} still {queue.get(job_id)['status']} after {timeout}s")
+    pytest.fail(f"job {job_id} still {queue.get(job_id).status} after {timeout}s")
 
 
-def wait_running(queue: JobQueue, job_id: str) -> dict:
+def wait_running(queue: JobQueue, job_id: str) -> JobRecord:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         record = queue.get(job_id)
-        if record["status"] == "running" and record["progress"]["step"] > 0:
+        if record.status == "running" and record.progress.step > 0:
             return record
         time.sleep(0.05)
     pytest.fail(f"job {job_id} never got going")
 
 
 def submit(queue: JobQueue, **fields) -> str:
-    return queue.submit(TrainRequest(**fields))["id"]
+    return queue.submit(TrainRequest(**fields)).id
 
 
 def test_lifecycle(backend):
     settings, queue, workers = backend
     workers.start()
     done = wait_for(queue, submit(queue, **QUICK, model="digits"), ["succeeded"])
-    assert done["result"]["version"] == 1 and len(done["history"]) == 2
+    assert done.result.version == 1 and len(done.history) == 2
 
     long_job = submit(queue, **LONG, model="digits")
     waiting = submit(queue, **QUICK, model="digits")  # queued behind the long one (one job at a time)
     wait_running(queue, long_job)
-    assert queue.get(waiting)["status"] == "queued"
-    assert queue.cancel(waiting)["status"] == "cancelled"
+    assert queue.get(waiting).status == "queued"
+    assert queue.cancel(waiting).status == "cancelled"
     queue.cancel(long_job)
     cancelled = wait_for(queue, long_job, ["cancelled"], timeout=30)
-    assert cancelled["progress"]["percent"] < 100
+    assert cancelled.progress.percent < 100
     time.sleep(0.5)
-    assert queue.get(waiting)["started_at"] is None  # a cancelled queued job never starts
+    assert queue.get(waiting).started_at is None  # a cancelled queued job never starts
     assert ModelStore(settings.model_store).versions("digits") == [1]  # cancelled jobs write no model
 
     workers.stop_all()  # a restart keeps queued jobs
     pending = submit(queue, **QUICK, model="digits")
     time.sleep(0.5)
-    assert queue.get(pending)["status"] == "queued"
+    assert queue.get(pending).status == "queued"
     workers.start()
-    assert wait_for(queue, pending, ["succeeded"])["result"]["version"] == 2
+    assert wait_for(queue, pending, ["succeeded"]).result.version == 2
     assert not partial_files(settings.model_store)
 
 
@@ -146,31 +146,31 @@ def test_two_workers_share_four_jobs_each_exactly_once(shared_backend):
     settings, queue, _ = shared_backend
     ids = [submit(queue, **QUICK, model="shared", seed=i) for i in range(4)]
     records = [wait_for(queue, job_id, ["succeeded", "failed"]) for job_id in ids]
-    assert [r["status"] for r in records] == ["succeeded"] * 4
-    assert [r["attempts"] for r in records] == [1] * 4
+    assert [r.status for r in records] == ["succeeded"] * 4
+    assert [r.attempts for r in records] == [1] * 4
     store = ModelStore(settings.model_store)
     assert store.versions("shared") == [1, 2, 3, 4]
     assert sorted(store.metadata("shared", v)["job"] for v in range(1, 5)) == sorted(ids)
-    assert sorted(r["result"]["version"] for r in records) == [1, 2, 3, 4]
+    assert sorted(r.result.version for r in records) == [1, 2, 3, 4]
 
 
 def test_a_killed_worker_is_noticed_and_the_other_keeps_working(shared_backend):
     settings, queue, _ = shared_backend
     victim_job = submit(queue, **LONG, model="digits")
     running = wait_running(queue, victim_job)
-    victim_pid = int(running["worker"].split(":")[1])  # host:pid:token
+    victim_pid = int(running.worker.split(":")[1])  # host:pid:token
     os.kill(victim_pid, signal.SIGKILL)
     started = time.monotonic()
     failed = wait_for(queue, victim_job, ["failed"], timeout=60)
     assert time.monotonic() - started < 60
     assert (
-        "stopped reporting in" in failed["error"]
-        and failed["lost_attempts"][0]["worker"] == running["worker"]
+        "stopped reporting in" in failed.error
+        and failed.lost_attempts[0]["worker"] == running.worker
     )
     assert not partial_files(settings.model_store)
     assert not ModelStore(settings.model_store).versions("digits")
     survivor = wait_for(queue, submit(queue, **QUICK, model="after"), ["succeeded"])
-    assert survivor["worker"] != running["worker"]
+    assert survivor.worker != running.worker
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -182,8 +182,8 @@ def test_a_stopped_worker_puts_its_job_back_at_once_without_an_attempt(backend, 
     proc.send_signal(sig)  # a supervisor's SIGTERM, or Ctrl-C at a terminal
     assert proc.wait(timeout=15) == 0
     record = queue.get(job_id)
-    assert record["status"] == "queued" and record["attempts"] == 0 and record["lost_attempts"] == []
-    assert record["events"][-1]["event"] == "interrupted"
+    assert record.status == "queued" and record.attempts == 0 and record.lost_attempts == []
+    assert record.events[-1].event == "interrupted"
     assert job_id in queue.pending()  # on the queue again, not waiting for the reaper
     assert not ModelStore(settings.model_store).versions("digits")
 
@@ -206,8 +206,8 @@ def test_a_worker_waits_for_redis_to_come_up_then_gives_up_in_time(tmp_path, dig
         redis.start()
         queue = JobQueue(settings)
         wait_until(lambda: len(queue.records.workers_alive()) == 1, 20, "the worker came in")
-        job_id = queue.submit(TrainRequest(**QUICK, model="late")).get("id")
-        wait_until(lambda: queue.get(job_id)["status"] == "succeeded", 60, "the job ran")
+        job_id = queue.submit(TrainRequest(**QUICK, model="late")).id
+        wait_until(lambda: queue.get(job_id).status == "succeeded", 60, "the job ran")
         assert "Traceback" not in log_path.read_text()
     finally:
         worker.send_signal(signal.SIGTERM)
