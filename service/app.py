@@ -95,18 +95,22 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     # The document at the root too, where clients look for it first.
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
     register_error_handlers(app)
-    _install_request_hooks(app)
-    metrics.init_app(app)
+    _install_request_hooks(app, metrics)
     return app
 
 
-def _install_request_hooks(app: OpenAPI) -> None:
+def _install_request_hooks(app: OpenAPI, metrics: Metrics) -> None:
+    """Every request gets an id (the client's X-Request-ID when it is sane), is counted and timed
+    by route, and leaves one access log line. These run on every request, so they read the WSGI
+    environment directly rather than through Flask's parsed views of it."""
+
     @app.before_request
     def _start() -> None:
-        given = request.headers.get("X-Request-ID", "")
+        environ = request.environ
+        given = environ.get("HTTP_X_REQUEST_ID", "")
         g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         g.started = time.perf_counter()
-        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
         if encoding not in ("", "identity"):
             # Decompressing would need its own size bound (a small gzip bomb expands without limit);
             # the bodies of this API compress poorly anyway (raw pixels) or are small.
@@ -116,16 +120,13 @@ def _install_request_hooks(app: OpenAPI) -> None:
 
     @app.after_request
     def _finish(response):
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        log.info(
-            '%s "%s %s" %s %.1fms',
-            g.get("request_id"),
-            request.method,
-            request.path,
-            response.status_code,
-            elapsed * 1000,
-        )
+        context = g._get_current_object()
+        request_id = getattr(context, "request_id", "")
+        elapsed = time.perf_counter() - getattr(context, "started", time.perf_counter())
+        rule, method, status = request.url_rule, request.method, response.status_code
+        metrics.observe(rule.rule if rule else "unmatched", method, status, elapsed)
+        response.headers["X-Request-ID"] = request_id
+        log.info('%s "%s %s" %s %.1fms', request_id, method, request.path, status, elapsed * 1000)
         return response
 
 

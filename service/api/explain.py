@@ -59,7 +59,7 @@ def explain():
     req = ExplainRequest.model_validate(payload, context={"max_batch": state.settings.explain_max_batch})
     model = state.registry.get(req.model, req.version)
     explanations = explain_images(model, req.matrix, req, unit_scale=req.scale == "unit")
-    state.metrics.images.labels(model.name, str(model.version)).inc(len(explanations))
+    state.metrics.count_images(model.name, model.version, len(explanations))
     return {
         "model": {"name": model.name, "version": model.version},
         "method": req.method,

@@ -49,34 +49,88 @@ def parse_json(body: bytes) -> Any:
         raise invalid(["body"], msg, "json_invalid") from None
 
 
-def _scan_row(row: Any, loc: list[Any], *, check_length: bool = True) -> None:
-    """Raise for the first element of ``row`` that is not a plain number (or a wrong length)."""
-    if not isinstance(row, list):
-        raise invalid(loc, f"must be an array of {PIXELS} numbers, got {type(row).__name__}", "array_type")
-    for j, value in enumerate(row):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            shown = json.dumps(value) if isinstance(value, str | bool | type(None)) else type(value).__name__
-            raise invalid([*loc, j], f"must be a number, got {shown}", "number_type")
-        if isinstance(value, int) and not -_FLOAT_MAX <= value <= _FLOAT_MAX:
-            raise invalid(
-                [*loc, j], "must be a finite number, got an integer beyond float range", "finite_number"
-            )
-    if check_length and len(row) != PIXELS:
-        raise invalid(loc, f"must hold exactly {PIXELS} numbers, got {len(row)}", "array_length")
+def may_hide_non_numbers(body: bytes, outside: Any) -> bool:
+    """Could the number arrays of ``body`` hold strings, booleans or nulls? ``outside`` is the
+    parsed document without those arrays.
 
-
-def _needs_type_scan(body: bytes, payload: dict[str, Any]) -> bool:
-    """Could a pixel array hold something other than plain numbers?
-
-    NumPy's float conversion would quietly read ``"7"`` as 7, ``null`` as NaN and ``true`` as 1.
-    Such values leave traces in the raw text: a ``null``/``true``/``false`` token, or more quote
-    characters than the top-level keys and string values account for. A false alarm only costs
-    a precise scan; a real one is never missed.
-    """
-    if b"null" in body or b"true" in body or b"false" in body:
+    NumPy would quietly read ``true`` as 1 among integers, and ``null`` as NaN. Such values leave
+    traces in the raw text: more quote characters than the strings outside the arrays need (two
+    each, at least), or more ``true``/``false``/``null`` words than the literals outside them. A
+    false alarm only costs a precise walk (``first_non_number``); a real one is never missed.
+    ``outside`` keeps the arrays' keys, with any number in their place."""
+    strings, literals = _strings_and_literals(outside)  # keys are strings too
+    if body.count(b'"') > 2 * strings:
         return True
-    expected_quotes = sum(2 + (2 if isinstance(v, str) else 0) for v in payload.values())
-    return body.count(b'"') > expected_quotes
+    return body.count(b"true") + body.count(b"false") + body.count(b"null") > literals
+
+
+def _strings_and_literals(value: Any) -> tuple[int, int]:
+    if isinstance(value, str):
+        return 1, 0
+    if value is None or isinstance(value, bool):
+        return 0, 1
+    if isinstance(value, dict):
+        counts = [_strings_and_literals(v) for v in value.values()]
+        return len(value) + sum(c[0] for c in counts), sum(c[1] for c in counts)
+    if isinstance(value, list):
+        counts = [_strings_and_literals(v) for v in value]
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)
+    return 0, 0
+
+
+_CONTAINERS = {dict: "an object", list: "an array"}
+
+
+def first_non_number(data: list[Any], loc: list[Any], *, nested: bool = True) -> None:
+    """Raise for the first value of ``data`` (in row-major order) that is not a JSON number a float
+    can hold; with ``nested=False``, a list inside ``data`` is such a value too."""
+    stack: list[tuple[Any, list[Any]]] = [(item, [*loc, i]) for i, item in reversed(list(enumerate(data)))]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, list) and nested:
+            stack.extend((item, [*where, i]) for i, item in reversed(list(enumerate(value))))
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            shown = _CONTAINERS.get(type(value)) or orjson.dumps(value).decode()[:40]
+            raise invalid(where, f"must be a number, got {shown}", "number_type")
+        elif isinstance(value, int) and not -_FLOAT_MAX <= value <= _FLOAT_MAX:
+            msg = "must be a finite number, got an integer beyond float range"
+            raise invalid(where, msg, "finite_number")
+
+
+def numbers(data: list[Any]) -> np.ndarray | None:
+    """JSON numbers in lists nested evenly, as an array shaped as the nesting: uint8 when every one
+    is an integer 0-255 (the common case, read as bytes without a pass through Python floats), else
+    int64 or float64; None when they are not all numbers or not nested evenly, for the caller to
+    find out why (``first_non_number``). Booleans count as numbers here: ``may_hide_non_numbers``
+    is the caller's guard against them."""
+    pixels = _as_bytes(data)
+    if pixels is not None:
+        return pixels
+    try:
+        array = np.asarray(data)
+        if array.dtype.kind == "O":  # integers beyond int64: as floats, for the range check to name
+            array = np.asarray(data, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):  # ragged, or beyond float range
+        return None
+    return array if array.dtype.kind in "iuf" else None
+
+
+def _as_bytes(data: list[Any]) -> np.ndarray | None:
+    """``numbers`` for integers 0-255 in a list or a list of equal lists; None for anything else.
+    ``bytes()`` takes exactly those integers and refuses floats, strings, lists, and values out of
+    range; a row that is not a list is refused first (``bytes(5)`` would be five zeros)."""
+    try:
+        if data and isinstance(data[0], list):
+            width = len(data[0])
+            if not all(type(row) is list and len(row) == width for row in data):
+                return None
+            return np.frombuffer(b"".join(map(bytes, data)), dtype=np.uint8).reshape(len(data), width)
+        return np.frombuffer(bytes(data), dtype=np.uint8)
+    except (TypeError, ValueError):
+        return None
+
+
+_PIXEL_FIELDS = (("pixels", False), ("instances", True))
 
 
 def parse_predict_json(body: bytes) -> dict[str, Any]:
@@ -84,32 +138,34 @@ def parse_predict_json(body: bytes) -> dict[str, Any]:
     payload = parse_json(body)
     if not isinstance(payload, dict):
         raise invalid(["body"], f"must be a JSON object, got {type(payload).__name__}", "object_type")
-    if _needs_type_scan(body, payload):
-        for field, batch in (("pixels", False), ("instances", True)):
+    outside = {k: 0 if k in ("pixels", "instances") else v for k, v in payload.items()}
+    if may_hide_non_numbers(body, outside):
+        for field, batch in _PIXEL_FIELDS:
             value = payload.get(field)
-            if not isinstance(value, list):
-                continue
-            for i, row in enumerate(value if batch else [value]):
-                if isinstance(row, list):
-                    _scan_row(row, [field, i] if batch else [field], check_length=False)
+            if isinstance(value, list):
+                first_non_number(value, [field], nested=batch)
     return payload
 
 
 def to_matrix(value: Any, field: str, *, batch: bool, max_batch: int) -> np.ndarray:
-    """(N, 784) float64 from one array of 784 numbers (``batch=False``) or a list of them."""
+    """(N, 784) pixels from one array of 784 numbers (``batch=False``) or a list of them: uint8
+    when they are integers 0-255, else int64 or float64 (``check_range`` tells the rest)."""
     if not isinstance(value, list):
         raise invalid([field], f"must be an array, got {type(value).__name__}", "array_type")
     rows = value if batch else [value]
     if batch and not rows:
         raise invalid([field], "must hold at least one image", "too_short")
     check_batch(len(rows), max_batch, [field])
-    try:
-        matrix = np.array(rows, dtype=np.float64)
-    except (ValueError, TypeError, OverflowError):
-        matrix = None
+    matrix = numbers(rows)
     if matrix is None or matrix.ndim != 2 or matrix.shape[1] != PIXELS:
         for i, row in enumerate(rows):
-            _scan_row(row, [field, i] if batch else [field])
+            loc = [field, i] if batch else [field]
+            if not isinstance(row, list):
+                msg = f"must be an array of {PIXELS} numbers, got {type(row).__name__}"
+                raise invalid(loc, msg, "array_type")
+            first_non_number(row, loc, nested=False)
+            if len(row) != PIXELS:
+                raise invalid(loc, f"must hold exactly {PIXELS} numbers, got {len(row)}", "array_length")
         raise invalid([field], f"must hold arrays of {PIXELS} numbers", "array_type")  # not reached
     return matrix
 
@@ -117,6 +173,8 @@ def to_matrix(value: Any, field: str, *, batch: bool, max_batch: int) -> np.ndar
 def check_range(matrix: np.ndarray, field: str, *, batch: bool, scale: str) -> None:
     """Every value finite and within [0, 255] (``scale="pixel"``) or [0, 1] (``"unit"``)."""
     top = SCALE_MAX[scale]
+    if matrix.dtype == np.uint8 and top >= 255:
+        return
     bad = ~((matrix >= 0.0) & (matrix <= top))  # NaN compares false: caught here too
     if not bad.any():
         return

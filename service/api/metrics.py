@@ -15,9 +15,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
+from typing import Any
 
-from flask import Flask, Response, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -90,17 +89,25 @@ class Metrics:
             ["model", "version"],
             registry=self._registry,
         )
+        # The labelled children, looked up once: labels() costs more than the increment itself.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._image_counters: dict[tuple[str, int], Any] = {}
 
-    def init_app(self, app: Flask) -> None:
-        """Count and time every request the app answers, by route (not path: bounded labels)."""
+    def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        """One request answered: ``endpoint`` is its route (not its path: bounded labels)."""
+        key = (endpoint, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self.requests.labels(endpoint, method, str(status)), self.latency.labels(endpoint)
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
-        @app.after_request
-        def _observe(response: Response) -> Response:
-            elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-            endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-            self.requests.labels(endpoint, request.method, str(response.status_code)).inc()
-            self.latency.labels(endpoint).observe(elapsed)
-            return response
+    def count_images(self, model: str, version: int, images: int) -> None:
+        counter = self._image_counters.get((model, version))
+        if counter is None:
+            counter = self._image_counters[(model, version)] = self.images.labels(model, str(version))
+        counter.inc(images)
 
     def render(self) -> tuple[bytes, str]:
         if self.multiprocess:

@@ -89,7 +89,7 @@ def predict():
     model = state.registry.get(name, version)
     probabilities = model.predict(pixels, unit_scale=unit)
     labels = probabilities.argmax(axis=1).tolist()
-    state.metrics.images.labels(model.name, str(model.version)).inc(len(labels))
+    state.metrics.count_images(model.name, model.version, len(labels))
     return {
         "model": {"name": model.name, "version": model.version},
         "predictions": [

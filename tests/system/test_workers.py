@@ -163,10 +163,7 @@ def test_a_killed_worker_is_noticed_and_the_other_keeps_working(shared_backend):
     started = time.monotonic()
     failed = wait_for(queue, victim_job, ["failed"], timeout=60)
     assert time.monotonic() - started < 60
-    assert (
-        "stopped reporting in" in failed.error
-        and failed.lost_attempts[0]["worker"] == running.worker
-    )
+    assert "stopped reporting in" in failed.error and failed.lost_attempts[0]["worker"] == running.worker
     assert not partial_files(settings.model_store)
     assert not ModelStore(settings.model_store).versions("digits")
     survivor = wait_for(queue, submit(queue, **QUICK, model="after"), ["succeeded"])

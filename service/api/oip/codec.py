@@ -65,7 +65,8 @@ def parse_infer(body: bytes, header_length: str | None, *, input_size: int, max_
             raise inputs.invalid(
                 ["body"], f"holds {len(tail)} bytes after the JSON, which no input claims", "extra"
             )
-        flat = _from_json(tensor, count, suspicious=_hidden_booleans(head, document))
+        checked = not inputs.may_hide_non_numbers(head, _without_data(document))
+        flat = _from_json(tensor, count, checked=checked)
     else:
         flat = _from_bytes(tensor, tail, count)
     pixels = flat.reshape(tensor.shape[0], input_size)
@@ -106,16 +107,13 @@ def _from_bytes(tensor: RequestInput, tail: bytes, count: int) -> np.ndarray:
     return flat if dtype == np.uint8 else flat.astype(np.float64)
 
 
-def _from_json(tensor: RequestInput, count: int, *, suspicious: bool) -> np.ndarray:
+def _from_json(tensor: RequestInput, count: int, *, checked: bool) -> np.ndarray:
     if not isinstance(tensor.data, list):
         raise inputs.invalid([_DATA], f"must be an array, got {type(tensor.data).__name__}", "array_type")
-    try:
-        array = np.asarray(tensor.data)
-    except (ValueError, TypeError, OverflowError):  # ragged nesting
-        array = np.asarray(None, dtype=object)
-    if array.dtype.kind not in "iuf" or suspicious:
-        _first_non_number(tensor.data)
-    if array.dtype.kind not in "iuf":  # numbers all, but nested unevenly
+    array = inputs.numbers(tensor.data)
+    if array is None or not checked:
+        inputs.first_non_number(tensor.data, [_DATA])
+    if array is None:  # numbers all, but nested unevenly
         raise inputs.invalid(
             [_DATA], "must be an array of numbers, flat or nested as the shape", "array_type"
         )
@@ -133,42 +131,22 @@ def _from_json(tensor: RequestInput, count: int, *, suspicious: bool) -> np.ndar
     if tensor.datatype == "UINT8":
         if flat.dtype.kind == "f":
             raise inputs.invalid([_DATA], "must hold integers 0-255 for datatype UINT8", "int_type")
-        inputs.check_range(flat.reshape(1, -1).astype(np.float64), _DATA, batch=False, scale="pixel")
-        return flat.astype(np.uint8)
-    flat = flat.astype(np.float64)
+        inputs.check_range(flat.reshape(1, -1), _DATA, batch=False, scale="pixel")
+        return flat.astype(np.uint8, copy=False)
     if tensor.datatype == "FP32":
-        flat = flat.astype(np.float32).astype(np.float64)  # what a 32-bit tensor holds
-    return flat
+        return flat.astype(np.float32).astype(np.float64)  # what a 32-bit tensor holds
+    return flat.astype(np.float64, copy=False)
 
 
-def _hidden_booleans(head: bytes, document: dict[str, Any]) -> bool:
-    """Could ``data`` hold ``true``/``false``, which NumPy reads as 1/0 among numbers? Only if the
-    JSON has more of those words than the rest of the request accounts for (a false alarm only
-    costs a precise scan)."""
-    words = head.count(b"true") + head.count(b"false")
-    if not words:
-        return False
+def _without_data(document: dict[str, Any]) -> dict[str, Any]:
+    """The request with a number for its tensors' data: what ``inputs.may_hide_non_numbers`` takes."""
     outside = {k: v for k, v in document.items() if k != "inputs"}
     tensors = document.get("inputs")
     if isinstance(tensors, list):
         outside["inputs"] = [
-            {k: v for k, v in t.items() if k != "data"} for t in tensors if isinstance(t, dict)
+            {k: 0 if k == "data" else v for k, v in t.items()} if isinstance(t, dict) else t for t in tensors
         ]
-    rest = orjson.dumps(outside)
-    return words > rest.count(b"true") + rest.count(b"false")
-
-
-def _first_non_number(data: Any) -> None:
-    """Raise for the first value of ``data`` (in row-major order) that is not a number."""
-    stack: list[tuple[Any, list[int]]] = [(data, [])]
-    while stack:
-        value, where = stack.pop()
-        if isinstance(value, list):
-            stack.extend((item, [*where, i]) for i, item in reversed(list(enumerate(value))))
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            shown = orjson.dumps(value).decode()[:40] if not isinstance(value, dict) else "an object"
-            raise inputs.invalid([_DATA, *where], f"must be a number, got {shown}", "number_type")
+    return outside
 
 
 def _wanted(request: InferRequest) -> list[tuple[OutputName, bool]]:

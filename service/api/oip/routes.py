@@ -116,7 +116,7 @@ def _infer(name: str, version: int | None) -> Response:
         max_batch=state.settings.max_batch,
     )
     probabilities = model.predict(inference.pixels)
-    state.metrics.images.labels(model.name, str(model.version)).inc(len(probabilities))
+    state.metrics.count_images(model.name, model.version, len(probabilities))
     body, header_length = codec.encode_response(
         inference, probabilities, model_name=model.name, model_version=model.version
     )
