@@ -51,31 +51,39 @@ def parse_json(body: bytes) -> Any:
 
 def may_hide_non_numbers(body: bytes, outside: Any) -> bool:
     """Could the number arrays of ``body`` hold strings, booleans or nulls? ``outside`` is the
-    parsed document without those arrays.
+    parsed document with any number in place of those arrays.
 
     NumPy would quietly read ``true`` as 1 among integers, and ``null`` as NaN. Such values leave
-    traces in the raw text: more quote characters than the strings outside the arrays need (two
-    each, at least), or more ``true``/``false``/``null`` words than the literals outside them. A
-    false alarm only costs a precise walk (``first_non_number``); a real one is never missed.
-    ``outside`` keeps the arrays' keys, with any number in their place."""
-    strings, literals = _strings_and_literals(outside)  # keys are strings too
-    if body.count(b'"') > 2 * strings:
+    traces in the raw text: more quote characters than the strings of ``outside`` (keys included)
+    need, two each at least; or more of the letters ``u`` and ``l`` (one of which is in every
+    ``true``, ``false`` and ``null``) than ``outside``'s strings and literals hold, where an escape
+    such as ``\u006c`` brings its own ``u``. A false alarm only costs a precise walk
+    (``first_non_number``); a real one is never missed. Counted with NumPy: on a 700 KB batch,
+    ``bytes.count`` would take milliseconds."""
+    quotes, letters = _quotes_and_letters(outside)
+    raw = np.frombuffer(body, dtype=np.uint8)
+    if np.count_nonzero(raw == _QUOTE) > quotes:
         return True
-    return body.count(b"true") + body.count(b"false") + body.count(b"null") > literals
+    return np.count_nonzero((raw == _U) | (raw == _L)) > letters
 
 
-def _strings_and_literals(value: Any) -> tuple[int, int]:
+_QUOTE, _U, _L = b'"ul'
+_LITERAL_LETTERS = {None: 3, True: 1, False: 1}  # nUll, trUe, faLse
+
+
+def _quotes_and_letters(value: Any) -> tuple[int, int]:
+    """The quote characters ``value`` needs at least, and its letters u and l, as JSON text."""
     if isinstance(value, str):
-        return 1, 0
+        return 2, value.count("u") + value.count("l")
     if value is None or isinstance(value, bool):
-        return 0, 1
-    if isinstance(value, dict):
-        counts = [_strings_and_literals(v) for v in value.values()]
-        return len(value) + sum(c[0] for c in counts), sum(c[1] for c in counts)
-    if isinstance(value, list):
-        counts = [_strings_and_literals(v) for v in value]
-        return sum(c[0] for c in counts), sum(c[1] for c in counts)
-    return 0, 0
+        return 0, _LITERAL_LETTERS[value]
+    items = list(value.items()) if isinstance(value, dict) else value if isinstance(value, list) else []
+    quotes = letters = 0
+    for item in items:
+        for part in item if isinstance(value, dict) else (item,):
+            more = _quotes_and_letters(part)
+            quotes, letters = quotes + more[0], letters + more[1]
+    return quotes, letters
 
 
 _CONTAINERS = {dict: "an object", list: "an array"}

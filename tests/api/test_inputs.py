@@ -25,6 +25,10 @@ def test_a_hidden_non_number_is_always_suspected(value):
     outside = {"model": '"true" null', "id": "\u0022"}
     payload = {**outside, "pixels": [0] * 783 + [value]}
     assert inputs.may_hide_non_numbers(_body(payload), {**outside, "pixels": 0})
+    # Letters written as escapes bring their own "u" to the text.
+    escaped = b'{"id": "\\u006c\\u0075", "pixels": [0, ' + _body(value) + b"]}"
+    assert json.loads(escaped)["id"] == "lu"
+    assert inputs.may_hide_non_numbers(escaped, {"id": "lu", "pixels": 0})
 
 
 def test_integer_pixels_are_read_as_bytes_and_anything_else_as_numbers():
