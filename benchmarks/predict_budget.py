@@ -73,20 +73,26 @@ def call(app, path: str, body: bytes) -> bytes:
 
 
 class Timers:
-    """Seconds spent in each named part, summed over the requests."""
+    """Seconds spent in each named part, summed over the requests; a part timed inside another
+    (the metrics inside the after-request hook) counts for itself only."""
 
     def __init__(self) -> None:
         self.spent: dict[str, float] = defaultdict(float)
+        self._inside: list[float] = []  # per open timer: its timed children's seconds
 
     def wrap(self, part: str, fn):
-        clock, spent = time.perf_counter, self.spent
+        clock, spent, inside = time.perf_counter, self.spent, self._inside
 
         def timed(*args, **kwargs):
             start = clock()
+            inside.append(0.0)
             try:
                 return fn(*args, **kwargs)
             finally:
-                spent[part] += clock() - start
+                elapsed = clock() - start
+                spent[part] += elapsed - inside.pop()
+                if inside:
+                    inside[-1] += elapsed
 
         return timed
 
@@ -105,13 +111,10 @@ def _instrument(app, timers: Timers) -> None:
     state.registry.get = timers.wrap("model_lookup", state.registry.get)
     LoadedModel.predict = timers.wrap("forward_pass", LoadedModel.predict)
     OrjsonProvider.response = timers.wrap("response", OrjsonProvider.response)
-    images = state.metrics.images
-    state.metrics.images = type("Timed", (), {"labels": staticmethod(timers.wrap("metrics", images.labels))})
+    state.metrics.observe = timers.wrap("metrics", state.metrics.observe)
+    state.metrics.count_images = timers.wrap("metrics", state.metrics.count_images)
     for funcs in (app.before_request_funcs, app.after_request_funcs):
-        hooks = funcs[None]
-        for i, hook in enumerate(hooks):
-            part = "metrics" if hook.__qualname__.startswith("Metrics.") else "hooks_and_access_log"
-            hooks[i] = timers.wrap(part, hook)
+        funcs[None] = [timers.wrap("hooks_and_access_log", hook) for hook in funcs[None]]
 
 
 def _per_request(app, path: str, body: bytes, requests: int, timers: Timers | None = None) -> dict:

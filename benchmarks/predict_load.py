@@ -5,11 +5,11 @@ Serves two apps as ``backprop serve`` does (nginx before gunicorn with ``service
 no training worker): the service, then benchmarks/echo_app.py. Drives each with wrk (Debian
 package ``wrk``) and prints one JSON object: single-image throughput and p50/p99 latency for both,
 their ratio, how the service's requests spread over its gunicorn workers; single images and
-10,000-image batches sent to /predict as JSON and as raw bytes, and to /v2/models/mnist/infer as
+batches sent to /predict as JSON and as raw bytes, and to /v2/models/mnist/infer as
 JSON and in the binary tensor data extension (as tritonclient sends them), with the ratio of v2
-binary to raw bytes throughput.
+binary to raw bytes throughput. Batches (256 images by default) use the same connections.
 
-    python -m benchmarks.predict_load [--duration 10] [--connections 4]
+    python -m benchmarks.predict_load [--duration 5] [--connections 4] [--batch 256]
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved echo/predict rounds; best kept")
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=10_000, help="images per batch request")
+    parser.add_argument("--batch", type=int, default=256, help="images per batch request")
     parser.add_argument(
         "--front", choices=["nginx", "none"], default="nginx", help="BACKPROP_FRONT of both servers"
     )
@@ -268,10 +268,10 @@ def main() -> None:
             singles = {side: best(runs) for side, runs in single_runs.items()}
             worst_spread = max(r["workers"]["busiest_worker_share"] or 1.0 for r in single_runs["predict"])
             batches = {
-                "json": wrk(f"{base}/predict", [(batch_json, JSON)], connections=2, **run),
-                "raw_bytes": wrk(f"{base}/predict", [(batch_raw, RAW)], connections=2, **run),
-                "v2_json": wrk(infer, [v2_batch["json"]], connections=2, **run),
-                "v2_binary": wrk(infer, [v2_batch["binary"]], connections=2, **run),
+                "json": wrk(f"{base}/predict", [(batch_json, JSON)], connections=args.connections, **run),
+                "raw_bytes": wrk(f"{base}/predict", [(batch_raw, RAW)], connections=args.connections, **run),
+                "v2_json": wrk(infer, [v2_batch["json"]], connections=args.connections, **run),
+                "v2_binary": wrk(infer, [v2_batch["binary"]], connections=args.connections, **run),
             }
 
     from service.settings import Settings
