@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-import re
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -14,9 +11,10 @@ from flask.json.provider import JSONProvider
 from flask_openapi3 import Info, OpenAPI
 
 from service import __version__, web
-from service.api import explain, health, jobs, models, predict
+from service.api import access, explain, health, jobs, models, predict
 from service.api.bounded_body import BoundedBody
 from service.api.errors import register_error_handlers, validation_response
+from service.api.fast_lane import FastLane
 from service.api.metrics import Metrics
 from service.api.oip import routes as oip
 from service.api.state import ServiceState
@@ -25,28 +23,21 @@ from service.jobs.queue import JobQueue
 from service.registry import ModelRegistry
 from service.settings import Settings
 from service.store import ModelStore
-from service.wire import under_protocol
-
-log = logging.getLogger("service.access")
-
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+from service.wire import json_bytes, under_protocol
 
 
 class OrjsonProvider(JSONProvider):
     """Flask's JSON through orjson, which also writes NumPy arrays directly."""
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        return orjson.dumps(obj, option=_ORJSON_OPTIONS).decode()
+        return json_bytes(obj).decode()
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return orjson.loads(s)
 
     def response(self, *args: Any, **kwargs: Any):
         obj = self._prepare_response_obj(args, kwargs)
-        body = orjson.dumps(obj, option=_ORJSON_OPTIONS)
+        body = json_bytes(obj)
         return self._app.response_class(body, mimetype="application/json")
 
 
@@ -78,16 +69,16 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     )
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.wsgi_app = BoundedBody(app.wsgi_app, settings.max_body_bytes)
     store = ModelStore(settings.model_store)
     metrics = Metrics()
-    ServiceState(
+    state = ServiceState(
         settings=settings,
         store=store,
         registry=ModelRegistry(store, refresh_seconds=settings.default_refresh_seconds),
         metrics=metrics,
         jobs=JobQueue(settings),
-    ).init_app(app)
+    )
+    state.init_app(app)
     for blueprint in (predict.bp, explain.bp, models.bp, jobs.bp, health.bp, oip.bp):
         app.register_api(blueprint)
     app.register_blueprint(web.bp)  # the pages for people: not part of the API's document
@@ -96,22 +87,18 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
     register_error_handlers(app)
     _install_request_hooks(app, metrics)
+    lane = FastLane(app, state, settings.max_body_bytes)
+    app.wsgi_app = BoundedBody(lane, settings.max_body_bytes)
     return app
 
 
 def _install_request_hooks(app: OpenAPI, metrics: Metrics) -> None:
-    """Every request gets an id (the client's X-Request-ID when it is sane), is counted and timed
-    by route, and leaves one access log line. These run on every request, so they read the WSGI
-    environment directly rather than through Flask's parsed views of it."""
-
     @app.before_request
     def _start() -> None:
         environ = request.environ
-        given = environ.get("HTTP_X_REQUEST_ID", "")
-        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-        g.started = time.perf_counter()
-        encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
-        if encoding not in ("", "identity"):
+        g.request_id, g.started = access.request_id(environ), time.perf_counter()
+        encoding = access.content_encoding(environ)
+        if encoding is not None:
             # Decompressing would need its own size bound (a small gzip bomb expands without limit);
             # the bodies of this API compress poorly anyway (raw pixels) or are small.
             raise UnsupportedMediaType(
@@ -122,11 +109,11 @@ def _install_request_hooks(app: OpenAPI, metrics: Metrics) -> None:
     def _finish(response):
         context = g._get_current_object()
         request_id = getattr(context, "request_id", "")
-        elapsed = time.perf_counter() - getattr(context, "started", time.perf_counter())
-        rule, method, status = request.url_rule, request.method, response.status_code
-        metrics.observe(rule.rule if rule else "unmatched", method, status, elapsed)
+        started = getattr(context, "started", time.perf_counter())
+        rule, status = request.url_rule, response.status_code
         response.headers["X-Request-ID"] = request_id
-        log.info('%s "%s %s" %s %.1fms', request_id, method, request.path, status, elapsed * 1000)
+        route = rule.rule if rule else "unmatched"
+        access.record(metrics, request_id, request.method, route, request.path, status, started)
         return response
 
 

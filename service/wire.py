@@ -15,6 +15,12 @@ import orjson
 from service.errors import code_of, error_document
 
 PROTOCOL_PREFIX = "/v2"
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def json_bytes(document: Any) -> bytes:
+    """A JSON answer as the app writes it; NumPy arrays are written directly."""
+    return orjson.dumps(document, option=_JSON_OPTIONS)
 
 
 def under_protocol(path: str) -> bool:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api import inputs
 from service.api.openapi import body_schema
 from service.api.schemas import PredictQuery, PredictRequest, PredictResponse, error_responses
-from service.api.state import service_state
+from service.api.state import ServiceState, service_state
 from service.errors import UnsupportedMediaType
 
 bp = APIBlueprint("predict", __name__, abp_tags=[Tag(name="predict", description="classify digits")])
@@ -66,26 +67,36 @@ def predict():
     state = service_state()
     mimetype = request.mimetype
     query = PredictQuery.model_validate(request.args.to_dict()) if request.args else _NO_QUERY
+    name, version, unit = query.model, query.version, False
     if mimetype == "application/octet-stream":
         pixels = inputs.from_bytes(request.get_data(), max_batch=state.settings.max_batch)
-        name, version, unit = query.model, query.version, False
     elif mimetype in inputs.IMAGE_FORMATS:
         with state.expensive.held("a picture"):
             pixels = inputs.from_image(
                 request.get_data(), mimetype, max_pixels=state.settings.max_image_pixels
             )
-        name, version, unit = query.model, query.version, False
     elif mimetype == "application/json":
-        payload = inputs.parse_predict_json(request.get_data())
-        req = PredictRequest.model_validate(payload, context={"max_batch": state.settings.max_batch})
+        req = parse_json(request.get_data(), max_batch=state.settings.max_batch)
         pixels, unit = req.matrix, req.scale == "unit"
-        name = req.model if req.model is not None else query.model
-        version = req.version if req.version is not None else query.version
+        name = req.model if req.model is not None else name
+        version = req.version if req.version is not None else version
     else:
         raise UnsupportedMediaType(
             f"Content-Type {mimetype or '(none)'} is not supported: send application/json, "
             "application/octet-stream, image/png or image/jpeg"
         )
+    return answer(state, pixels, name, version, unit=unit)
+
+
+# The view's own work, which the fast lane (service.api.fast_lane) does too.
+
+
+def parse_json(body: bytes, *, max_batch: int) -> PredictRequest:
+    return PredictRequest.model_validate(inputs.parse_predict_json(body), context={"max_batch": max_batch})
+
+
+def answer(state: ServiceState, pixels: np.ndarray, name: str | None, version: int | None, *, unit: bool):
+    """The answer to a /predict of ``pixels`` (N, 784) by the model (its defaults applied)."""
     model = state.registry.get(name, version)
     probabilities = model.predict(pixels, unit_scale=unit)
     labels = probabilities.argmax(axis=1).tolist()

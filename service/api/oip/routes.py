@@ -21,7 +21,7 @@ from service.api.oip.schemas import (
 )
 from service.api.openapi import body_schema
 from service.api.schemas import ModelPath, VersionPath
-from service.api.state import service_state
+from service.api.state import ServiceState, service_state
 from service.errors import ModelFileError, NotReady
 from service.registry import LoadedModel
 from service.wire import PROTOCOL_PREFIX
@@ -107,24 +107,32 @@ def _model_ready(name: str, version: int | None) -> dict:
 
 
 def _infer(name: str, version: int | None) -> Response:
-    state = service_state()
+    body, mimetype, headers = infer(
+        service_state(), name, version, request.get_data(), request.headers.get(codec.HEADER_LENGTH)
+    )
+    return Response(body, mimetype=mimetype, headers=headers)
+
+
+def infer(
+    state: ServiceState, name: str, version: int | None, body: bytes, header_length: str | None
+) -> tuple[bytes, str, list[tuple[str, str]]]:
+    """An infer request's answer: its body, content type and further headers (the fast lane,
+    ``service.api.fast_lane``, answers with it too)."""
     model = state.registry.get(name, version)
     inference = codec.parse_infer(
-        request.get_data(),
-        request.headers.get(codec.HEADER_LENGTH),
+        body,
+        header_length,
         input_size=model.metadata["spec"]["input_size"],
         max_batch=state.settings.max_batch,
     )
     probabilities = model.predict(inference.pixels)
     state.metrics.count_images(model.name, model.version, len(probabilities))
-    body, header_length = codec.encode_response(
+    answer, json_length = codec.encode_response(
         inference, probabilities, model_name=model.name, model_version=model.version
     )
-    if header_length is None:
-        return Response(body, mimetype="application/json")
-    response = Response(body, mimetype="application/octet-stream")
-    response.headers[codec.HEADER_LENGTH] = str(header_length)
-    return response
+    if json_length is None:
+        return answer, "application/json", []
+    return answer, "application/octet-stream", [(codec.HEADER_LENGTH, str(json_length))]
 
 
 @bp.get("/models/<name>", **_META)
