@@ -98,6 +98,8 @@ def post_fork(server, worker) -> None:
         util.write_nonblock(sock, raw_http_error(status, reason, message))
 
     util.write_error = write_error
+    # The arbiter adds a worker to WORKERS after forking it: the first one forks into an empty table.
+    worker.first = not server.WORKERS
 
 
 def child_exit(server, worker) -> None:

@@ -139,10 +139,10 @@ class Settings(BaseSettings):
     def gunicorn_worker(self) -> tuple[str, int]:
         """gunicorn's worker class and threads per worker."""
         if self.front == "nginx":
-            # nginx hands each whole request over on a fresh connection: plain sync workers, one
-            # request at a time, do the least work per request (benchmarks/predict_load.py measured
-            # 1.1-1.8x the throughput of gthread workers in the same place).
-            return "sync", 1
+            # nginx hands each whole request over on a fresh connection: sync workers, one request
+            # at a time, do the least work per request (benchmarks/predict_load.py measured 1.1-1.8x
+            # the throughput of gthread workers in the same place); see service.gunicorn_worker.
+            return "service.gunicorn_worker.WarmFirstWorker", 1
         # Facing clients: threads hold keep-alive connections (prediction releases the GIL).
         return "gthread", self.threads
 

@@ -25,6 +25,7 @@ WITHOUT_FLASK = [
     "service.wire",
     "service.priority",
     "service.gunicorn_conf",
+    "service.gunicorn_worker",
     "service.client",
     "service.cli",
 ]

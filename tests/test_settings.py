@@ -40,7 +40,8 @@ def test_an_empty_or_short_token_is_a_configuration_error(token):
 
 def test_gunicorn_workers_suit_what_faces_the_clients():
     # Behind nginx whole requests arrive one per connection; facing clients, threads hold keep-alive.
-    assert Settings(front="nginx", threads=8).gunicorn_worker == ("sync", 1)
+    behind_nginx = Settings(front="nginx", threads=8).gunicorn_worker
+    assert behind_nginx == ("service.gunicorn_worker.WarmFirstWorker", 1)
     assert Settings(front="none", threads=8).gunicorn_worker == ("gthread", 8)
 
 

@@ -1,5 +1,6 @@
 """nginx before gunicorn: its configuration, and what it is there for, tried with real processes:
-stalled clients cost only themselves, the load spreads over the workers, its death stops serve."""
+stalled clients cost only themselves, the load spreads over the workers (one client keeps to the
+first), its death stops serve."""
 
 import json
 import os
@@ -140,11 +141,17 @@ def test_stalled_clients_cost_only_themselves(server, robustness):
 
 
 @pytest.mark.slow
-def test_keep_alive_clients_spread_over_the_workers(tmp_path, store_dir):
+def test_one_client_keeps_to_the_first_worker_and_many_spread_over_all(tmp_path, store_dir):
     service = Service(tmp_path, model_store=store_dir).start()
     try:
         metrics_dir = Path(service.env["BACKPROP_STATE_DIR"]) / "prometheus"
         before = requests_per_worker(metrics_dir)
+        with requests.Session() as session:  # one request at a time: the first worker's caches stay warm
+            for _ in range(100):
+                session.post(f"{service.url}/predict", json={"pixels": [0] * 784}, timeout=10)
+        one_at_a_time = requests_per_worker(metrics_dir)
+        assert spread(before, one_at_a_time)["busiest_worker_share"] >= 0.9
+        before = one_at_a_time
 
         def client():
             with requests.Session() as session:  # one keep-alive connection each, as wrk keeps them
