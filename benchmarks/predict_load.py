@@ -292,6 +292,9 @@ def main() -> None:
                 "single_image": {
                     **singles,
                     "throughput_ratio_predict_over_echo": ratio(singles["predict"], singles["echo"]),
+                    "throughput_ratio_v2_json_over_echo": ratio(singles["v2_json"], singles["echo"]),
+                    "p50_ratio_predict_over_echo": singles["predict"]["p50_ms"] / singles["echo"]["p50_ms"],
+                    "p50_ratio_v2_json_over_echo": singles["v2_json"]["p50_ms"] / singles["echo"]["p50_ms"],
                     "throughput_ratio_v2_binary_over_raw_bytes": ratio(
                         singles["v2_binary"], singles["raw_bytes"]
                     ),

@@ -61,7 +61,9 @@ def test_predict_load_reports_single_and_batch_figures():
     for side in ("predict", "echo"):
         assert single[side]["requests"] > 0 and single[side]["errors"] == 0 and single[side]["non_2xx"] == 0
         assert 0 < single[side]["p50_ms"] <= single[side]["p99_ms"]
-    assert single["throughput_ratio_predict_over_echo"] > 0
+    for ratio in ("throughput_ratio", "p50_ratio"):
+        for route in ("predict", "v2_json"):
+            assert single[f"{ratio}_{route}_over_echo"] > 0
     workers = single["predict"]["workers"]  # nginx before gunicorn, like backprop serve
     assert len(workers["requests_per_worker"]) == 2
     # wrk does not count the requests still in flight when it stops
@@ -74,6 +76,27 @@ def test_predict_load_reports_single_and_batch_figures():
     for figures in (single, result["batch"]):
         assert figures["throughput_ratio_v2_binary_over_raw_bytes"] > 0
         assert figures["throughput_ratio_v2_json_over_predict_json"] > 0
+
+
+def test_predict_budget_splits_one_request_into_its_parts():
+    result = _run("predict_budget.py", "--no-http", "--requests", "200")["in_process"]
+    assert result["echo_us"] > 0 and set(result["predict_us"]) == {"fast_lane", "flask_app"}
+    for way, budget in result["budgets"].items():
+        parts = budget["parts_us"]
+        assert set(parts) == {*result["parts"], "the_rest"}, way
+        assert all(parts[name] > 0 for name in result["parts"]), (way, parts)
+        assert sum(parts.values()) == pytest.approx(budget["measured_with_timers_us"], abs=1)
+
+
+@pytest.mark.slow
+def test_predict_budget_times_both_fronts_over_http():
+    result = _run("predict_budget.py", "--requests", "100", "--duration", "1", "--rounds", "1")
+    http = result["http_one_connection"]
+    for front in ("none", "nginx"):
+        for side in ("echo", "predict"):
+            assert 0 < http[front][side]["p50_ms"] <= http[front][side]["p99_ms"]
+        assert http[front]["p50_predict_over_echo"] > 0
+    assert http["p99_nginx_over_gunicorn"] > 0
 
 
 @pytest.mark.slow
