@@ -77,12 +77,16 @@ def _quotes_and_letters(value: Any) -> tuple[int, int]:
         return 2, value.count("u") + value.count("l")
     if value is None or isinstance(value, bool):
         return 0, _LITERAL_LETTERS[value]
-    items = list(value.items()) if isinstance(value, dict) else value if isinstance(value, list) else []
+    if isinstance(value, dict):
+        parts = [*value, *value.values()]
+    elif isinstance(value, list):
+        parts = value
+    else:
+        return 0, 0
     quotes = letters = 0
-    for item in items:
-        for part in item if isinstance(value, dict) else (item,):
-            more = _quotes_and_letters(part)
-            quotes, letters = quotes + more[0], letters + more[1]
+    for part in parts:
+        more_quotes, more_letters = _quotes_and_letters(part)
+        quotes, letters = quotes + more_quotes, letters + more_letters
     return quotes, letters
 
 

@@ -69,7 +69,7 @@ class RequestInput(BaseModel):
         min_length=2, max_length=3, description="[N, 784] or [N, 28, 28]: N images of 784 pixels"
     )
     datatype: Datatype = Field(description="UINT8, FP32 or FP64, on the 0-255 scale")
-    parameters: InputParameters = InputParameters()
+    parameters: InputParameters = Field(default_factory=InputParameters)
     data: Annotated[
         Any,
         Field(
@@ -91,7 +91,7 @@ class RequestOutput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: OutputName = Field(description="probabilities (FP32, [N, 10]) or label (INT64, [N])")
-    parameters: OutputParameters = OutputParameters()
+    parameters: OutputParameters = Field(default_factory=OutputParameters)
 
 
 class InferRequest(BaseModel):
@@ -101,7 +101,7 @@ class InferRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(None, max_length=256, description="echoed in the response")
-    parameters: RequestParameters = RequestParameters()
+    parameters: RequestParameters = Field(default_factory=RequestParameters)
     inputs: list[RequestInput] = Field(min_length=1, max_length=1)
     outputs: list[RequestOutput] | None = Field(None, min_length=1, max_length=len(OUTPUT_NAMES))
 
