@@ -50,7 +50,8 @@ class FastLane:
         started = time.perf_counter()
         taken = self._route(environ)
         length = environ.get("CONTENT_LENGTH") or ""
-        if taken is None or not length.isdigit() or int(length) > self.max_body_bytes:
+        known = length.isascii() and length.isdigit()  # isdigit() alone takes "²", which int() refuses
+        if taken is None or not known or int(length) > self.max_body_bytes:
             return self.app(environ, start_response)
         route, handler = taken
         body = environ["wsgi.input"].read(int(length))

@@ -104,6 +104,17 @@ def test_what_the_lane_does_not_answer_the_app_does(app, path, body, content_typ
     assert by_lane == _call(flask, path, body, content_type, headers, query)
 
 
+def test_a_length_that_is_not_ascii_digits_goes_to_the_app(app):
+    lane, handed = _lane(app), []
+    flask = lane.app
+    lane.app = lambda environ, start_response: handed.append(1) or flask(environ, start_response)
+    builder = EnvironBuilder(path="/predict", method="POST", data=b"\x00" * 784, content_type=RAW)
+    environ = builder.get_environ()
+    environ["CONTENT_LENGTH"] = "7\u00b2"
+    output, status, _ = run_wsgi_app(lane, environ)
+    assert handed == [1] and not status.startswith("5")
+
+
 def test_a_body_over_the_limit_is_left_unread_for_the_app_to_refuse(make_client):
     app = make_client(max_body_mb=0.001).application
     lane, seen = _lane(app), []
