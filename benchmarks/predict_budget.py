@@ -9,7 +9,8 @@ same request sent through the Flask app alone, Flask's, werkzeug's and flask-ope
 echo of the same body (``benchmarks/echo_app.py``) is timed the same way, as the framework's floor.
 
 Then over HTTP (wrk, one connection, interleaved rounds, medians): both apps through gunicorn
-alone and through nginx, which gives gunicorn's and nginx's shares of one request.
+alone and through nginx; less the in-process time, that is what a request spends outside the app
+(gunicorn, nginx, loopback and wrk), and the difference of the two fronts is nginx's hop.
 
     python -m benchmarks.predict_budget [--requests 5000] [--duration 4] [--rounds 3] [--no-http]
 """
@@ -199,7 +200,7 @@ def in_process(work: Path, requests: int) -> dict:
 
 def over_http(work: Path, duration: int, rounds: int) -> dict:
     """p50 at one connection, service and echo, through gunicorn alone and through nginx."""
-    from benchmarks.predict_load import JSON, served, wrk
+    from benchmarks.serving import JSON, served, wrk
 
     single = work / "single.json"
     import numpy as np
@@ -259,10 +260,16 @@ def main() -> None:
         http = None if args.no_http else over_http(work, args.duration, args.rounds)
         (work / "prometheus").mkdir()
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(work / "prometheus")
+        inside = in_process(work, args.requests)
+        if http is not None:
+            # What one request spends outside the app: gunicorn (and nginx), loopback, wrk.
+            for front in ("none", "nginx"):
+                p50_us = http[front]["predict"]["p50_ms"] * 1000
+                http[front]["outside_the_app_us"] = round(p50_us - inside["predict_us"]["fast_lane"], 1)
         report = {
             "benchmark": "predict_budget",
             "machine": machine(),
-            "in_process": in_process(work, args.requests),
+            "in_process": inside,
             "http_one_connection": http,
         }
     print(json.dumps(report, indent=2))

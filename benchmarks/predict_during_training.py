@@ -19,8 +19,8 @@ from pathlib import Path
 
 import requests
 
-from benchmarks import machine, shipped_store
-from benchmarks.predict_load import JSON, REPO, sample_digits, served, wrk
+from benchmarks import REPO, machine, shipped_store
+from benchmarks.serving import JSON, sample_digits, served, wrk
 from service.settings import Settings
 
 

@@ -95,7 +95,7 @@ def test_predict_budget_times_both_fronts_over_http():
     for front in ("none", "nginx"):
         for side in ("echo", "predict"):
             assert 0 < http[front][side]["p50_ms"] <= http[front][side]["p99_ms"]
-        assert http[front]["p50_predict_over_echo"] > 0
+        assert http[front]["p50_predict_over_echo"] > 0 and http[front]["outside_the_app_us"] > 0
     assert http["p99_nginx_over_gunicorn"] > 0
 
 

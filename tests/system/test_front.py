@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from benchmarks.predict_load import requests_per_worker, spread
+from benchmarks.serving import requests_per_worker, spread
 from service.errors import FrontUnavailable, UnsafeConfiguration
 from service.front import choose_front, nginx_command, nginx_config, nginx_executable
 from service.settings import Settings

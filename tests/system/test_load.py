@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from benchmarks.predict_load import JSON, RAW, wrk
+from benchmarks.serving import JSON, RAW, wrk
 from tests.system.processes import Service, children, partial_files, wait_until
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from benchmarks.predict_load import requests_per_worker, spread
+from benchmarks.serving import requests_per_worker, spread
 from tests.system.processes import AUTH
 
 pytestmark = pytest.mark.slow
