@@ -65,7 +65,8 @@ def test_predict_load_reports_single_and_batch_figures():
         for route in ("predict", "v2_json"):
             assert single[f"{ratio}_{route}_over_echo"] > 0
     workers = single["predict"]["workers"]  # nginx before gunicorn, like backprop serve
-    assert len(workers["requests_per_worker"]) == 2
+    # One connection: the first worker takes (nearly) every request (service.gunicorn_worker).
+    assert 1 <= len(workers["requests_per_worker"]) <= 2
     # wrk does not count the requests still in flight when it stops
     assert 0 <= sum(workers["requests_per_worker"]) - single["predict"]["requests"] <= 2
     assert 0.5 <= single["busiest_worker_share_worst_round"] <= 1.0
