@@ -5,11 +5,14 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 
+from benchmarks.serving import requests_per_worker, spread
 from tests.conftest import TOKEN, free_port
 from tests.system.processes import wait_until, with_environment
 
@@ -42,16 +45,25 @@ def test_predict_models_and_errors_over_http(module_server, real_digits):
     assert requests.get(f"{base}/openapi.json", timeout=5).json()["info"]["title"] == "backprop-service"
 
 
-def test_metrics_add_up_across_workers(server):
-    base, _ = server
-    with requests.Session() as first, requests.Session() as second:
-        for session in [first, second] * 10:  # two keep-alive connections: both workers answer
-            session.get(f"{base}/healthz", timeout=5)
-    text = requests.get(f"{base}/metrics", timeout=5).text
+def test_metrics_add_up_across_workers(service):
+    svc = service()
+    metrics_dir = Path(svc.env["BACKPROP_STATE_DIR"]) / "prometheus"
+    before = requests_per_worker(metrics_dir)
+
+    def client(_):
+        with requests.Session() as session:
+            for _ in range(5):
+                session.get(f"{svc.url}/healthz", timeout=5)
+
+    with ThreadPoolExecutor(8) as pool:  # at once: both workers answer some
+        list(pool.map(client, range(8)))
+    answered = spread(before, requests_per_worker(metrics_dir))["requests_per_worker"]
+    assert len(answered) == 2, answered
+    text = requests.get(f"{svc.url}/metrics", timeout=5).text
     line = next(
         x for x in text.splitlines() if x.startswith('backprop_http_requests_total{endpoint="/healthz"')
     )
-    assert float(line.rsplit(" ", 1)[1]) == 20.0
+    assert float(line.rsplit(" ", 1)[1]) == 40.0
 
 
 def test_oversize_body_is_a_json_413(module_server):
