@@ -87,8 +87,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
     register_error_handlers(app)
     _install_request_hooks(app, metrics)
-    lane = FastLane(app, state, settings.max_body_bytes)
-    app.wsgi_app = BoundedBody(lane, settings.max_body_bytes)
+    app.wsgi_app = BoundedBody(FastLane(app, state), settings.max_body_bytes)
     return app
 
 

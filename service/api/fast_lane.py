@@ -36,8 +36,8 @@ Handler = Callable[[bytes], tuple[bytes, str, list[tuple[str, str]]]]
 
 
 class FastLane:
-    def __init__(self, app, state: ServiceState, max_body_bytes: int) -> None:
-        self.app, self.state, self.max_body_bytes = app.wsgi_app, state, max_body_bytes
+    def __init__(self, app, state: ServiceState) -> None:
+        self.app, self.state = app.wsgi_app, state
         # The metrics' route labels, as the app's own rules spell them.
         rules = {rule.endpoint: rule.rule for rule in app.url_map.iter_rules()}
         self.routes = {
@@ -49,14 +49,15 @@ class FastLane:
     def __call__(self, environ, start_response):
         started = time.perf_counter()
         taken = self._route(environ)
-        length = environ.get("CONTENT_LENGTH") or ""
-        known = length.isascii() and length.isdigit()  # isdigit() alone takes "²", which int() refuses
-        if taken is None or not known or int(length) > self.max_body_bytes:
+        text = environ.get("CONTENT_LENGTH") or ""
+        # isdigit() alone takes "²", which int() refuses.
+        length = int(text) if text.isascii() and text.isdigit() else None
+        if taken is None or length is None or length > self.state.settings.max_body_bytes:
             return self.app(environ, start_response)
         route, handler = taken
-        body = environ["wsgi.input"].read(int(length))
+        body = environ["wsgi.input"].read(length)
         try:
-            if len(body) != int(length):
+            if len(body) != length:
                 raise EOFError("the body is shorter than its Content-Length")
             answer, mimetype, headers = handler(body)
         except Exception:  # noqa: BLE001 - the app answers it, as it would have anyway

@@ -142,7 +142,7 @@ def _as_bytes(data: list[Any]) -> np.ndarray | None:
         return None
 
 
-_PIXEL_FIELDS = (("pixels", False), ("instances", True))
+_PIXEL_FIELDS = {"pixels": False, "instances": True}  # the field, and whether it holds a batch
 
 
 def parse_predict_json(body: bytes) -> dict[str, Any]:
@@ -150,9 +150,9 @@ def parse_predict_json(body: bytes) -> dict[str, Any]:
     payload = parse_json(body)
     if not isinstance(payload, dict):
         raise invalid(["body"], f"must be a JSON object, got {type(payload).__name__}", "object_type")
-    outside = {k: 0 if k in ("pixels", "instances") else v for k, v in payload.items()}
+    outside = {k: 0 if k in _PIXEL_FIELDS else v for k, v in payload.items()}
     if may_hide_non_numbers(body, outside):
-        for field, batch in _PIXEL_FIELDS:
+        for field, batch in _PIXEL_FIELDS.items():
             value = payload.get(field)
             if isinstance(value, list):
                 first_non_number(value, [field], nested=batch)

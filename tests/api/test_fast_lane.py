@@ -19,6 +19,19 @@ def _lane(app) -> FastLane:
     return lane
 
 
+def _watch(lane: FastLane) -> tuple:
+    """The Flask app behind ``lane``, and a list that gets (path, bytes of the body already read)
+    for every request the lane hands to it."""
+    flask, handed = lane.app, []
+
+    def app(environ, start_response):
+        handed.append((environ["PATH_INFO"], environ["wsgi.input"].tell()))
+        return flask(environ, start_response)
+
+    lane.app = app
+    return flask, handed
+
+
 def _call(wsgi, path, body, content_type, headers=None, query=None):
     environ = EnvironBuilder(
         path=path,
@@ -68,14 +81,10 @@ def _requests(images: np.ndarray):
 
 def test_the_lane_answers_what_the_app_answers(app, real_digits):
     lane = _lane(app)
-    calls = []
-    flask = lane.app
-    lane.app = lambda environ, start_response: (
-        calls.append(environ["PATH_INFO"]) or flask(environ, start_response)
-    )
+    flask, handed = _watch(lane)
     for path, body, content_type, headers in _requests(real_digits[0].astype(np.uint8)):
         by_lane = _call(lane, path, body, content_type, headers)
-        assert not calls, f"the lane handed {path} to the app"
+        assert not handed, f"the lane handed {path} to the app"
         by_app = _call(flask, path, body, content_type, headers)
         assert by_lane == by_app, path
         assert by_lane[0] == "200 OK"
@@ -96,34 +105,28 @@ def test_the_lane_answers_what_the_app_answers(app, real_digits):
 )
 def test_what_the_lane_does_not_answer_the_app_does(app, path, body, content_type, headers, query):
     lane = _lane(app)
-    handed = []
-    flask = lane.app
-    lane.app = lambda environ, start_response: handed.append(1) or flask(environ, start_response)
+    flask, handed = _watch(lane)
     by_lane = _call(lane, path, body, content_type, headers, query)
-    assert handed == [1]
+    assert len(handed) == 1
     assert by_lane == _call(flask, path, body, content_type, headers, query)
 
 
 def test_a_length_that_is_not_ascii_digits_goes_to_the_app(app):
-    lane, handed = _lane(app), []
-    flask = lane.app
-    lane.app = lambda environ, start_response: handed.append(1) or flask(environ, start_response)
+    lane = _lane(app)
+    _, handed = _watch(lane)
     builder = EnvironBuilder(path="/predict", method="POST", data=b"\x00" * 784, content_type=RAW)
     environ = builder.get_environ()
     environ["CONTENT_LENGTH"] = "7\u00b2"
     output, status, _ = run_wsgi_app(lane, environ)
-    assert handed == [1] and not status.startswith("5")
+    assert len(handed) == 1 and not status.startswith("5")
 
 
 def test_a_body_over_the_limit_is_left_unread_for_the_app_to_refuse(make_client):
     app = make_client(max_body_mb=0.001).application
-    lane, seen = _lane(app), []
-    flask = lane.app
-    lane.app = lambda environ, start_response: (
-        seen.append(environ["wsgi.input"].tell()) or flask(environ, start_response)
-    )
+    lane = _lane(app)
+    _, handed = _watch(lane)
     status, body, _ = _call(lane, "/predict", b"\x00" * 2 * 784, RAW)
-    assert seen == [0]  # not a byte read by the lane
+    assert handed == [("/predict", 0)]  # not a byte read by the lane
     assert status.startswith("413") and json.loads(body)["error"]["code"] == "request_entity_too_large"
 
 
