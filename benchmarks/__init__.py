@@ -24,6 +24,6 @@ def machine() -> dict:
 def shipped_store(target: Path) -> Path:
     """A model store at ``target`` holding only the shipped seed model, whatever else the
     repository's model_store/ holds (a developer's own models and defaults)."""
-    from service.store import copy_seed
+    from service.seed import copy_seed
 
     return copy_seed(REPO / "model_store", target)

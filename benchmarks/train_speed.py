@@ -25,7 +25,7 @@ import numpy as np
 from benchmarks import REPO, machine
 from service.data import load_dataset
 from service.nn import MLP, ModelSpec, fit, make_optimizer
-from service.store import seed_files
+from service.seed import seed_files
 from service.training import TrainingConfig
 
 

@@ -11,11 +11,12 @@ from flask.json.provider import JSONProvider
 from flask_openapi3 import Info, OpenAPI
 
 from service import __version__, web
-from service.api import access, explain, health, jobs, models, predict
+from service.api import access, explain, health, jobs, models, predict, transfer
 from service.api.bounded_body import BoundedBody
 from service.api.errors import register_error_handlers, validation_response
 from service.api.fast_lane import FastLane
 from service.api.metrics import Metrics
+from service.api.oip import repository as oip_repository
 from service.api.oip import routes as oip
 from service.api.state import ServiceState
 from service.errors import UnsupportedMediaType
@@ -79,7 +80,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         jobs=JobQueue(settings),
     )
     state.init_app(app)
-    for blueprint in (predict.bp, explain.bp, models.bp, jobs.bp, health.bp, oip.bp):
+    api = (predict.bp, explain.bp, models.bp, transfer.bp, jobs.bp, health.bp, oip.bp, oip_repository.bp)
+    for blueprint in api:
         app.register_api(blueprint)
     app.register_blueprint(web.bp)  # the pages for people: not part of the API's document
     web.serve_api_docs(app)

@@ -6,6 +6,8 @@
     client.predict(batch).labels                        # a list of images or an (N, 784) array
     job = client.train(dataset="mnist", epochs=10, model="digits")
     client.wait(job["id"], progress=print)             # the finished job record
+    client.upload("model.npz", "digits")               # a model trained elsewhere, as a new version
+    client.download("digits", 3)                       # a version's .npz bytes (onnx=True: ONNX)
 
 Errors raise ``ApiError`` subclasses carrying the server's status, code, message and details.
 uint8 NumPy arrays go as raw bytes (the fastest path); everything else as JSON.
@@ -13,9 +15,12 @@ uint8 NumPy arrays go as raw bytes (the fastest path); everything else as JSON.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -108,7 +113,8 @@ class Client:
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """The answer, raised as an ``ApiError`` (by status) when it is an error."""
         try:
             response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -130,6 +136,10 @@ class Client:
                 error.get("message", ""),
                 error.get("details"),
             )
+        return response
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
         return response.json() if response.content else None
 
     # -- predictions ---------------------------------------------------------------------------
@@ -186,6 +196,44 @@ class Client:
 
     def delete_version(self, name: str, version: int) -> None:
         self._request("DELETE", f"/models/{name}/versions/{version}")
+
+    def upload(
+        self,
+        file: str | Path | bytes,
+        model: str,
+        *,
+        make_default: bool = False,
+        description: str | None = None,
+        training_source: str | None = None,
+    ) -> dict[str, Any]:
+        """Add a ``.npz`` model file (a path or its bytes) as the next version of ``model``; the
+        new version's metadata (``version``, ``sha256``, ``source: "upload"``, ...)."""
+        data = file if isinstance(file, bytes) else Path(file).read_bytes()
+        options = {"description": description, "training_source": training_source}
+        if make_default:
+            options["make_default"] = "true"
+        return self._request(
+            "POST",
+            f"/models/{model}/versions",
+            params={k: v for k, v in options.items() if v is not None},
+            data=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
+    def download(self, name: str, version: int, *, onnx: bool = False, pixels: str = "uint8") -> bytes:
+        """A version's ``.npz`` file (checked against the sha256 the service sends with it), or with
+        ``onnx`` the version as an ONNX model whose input takes ``pixels`` (uint8 or float32)."""
+        if onnx:
+            path = f"/models/{name}/versions/{version}/model.onnx"
+            return self._send("GET", path, params={"pixels": pixels}).content
+        response = self._send("GET", f"/models/{name}/versions/{version}/file")
+        data = response.content
+        digest = response.headers.get("Repr-Digest", "")
+        expected = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        if digest != f"sha-256=:{expected}:":
+            message = f"{name} v{version} arrived damaged (Repr-Digest {digest!r})"
+            raise ApiError(response.status_code, "digest_mismatch", message)
+        return data
 
     # -- training jobs --------------------------------------------------------------------------
 

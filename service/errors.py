@@ -69,6 +69,28 @@ class ModelUnavailable(ModelFileError):
     status = 503
 
 
+class ModelUnloaded(BackpropError):
+    """The model was unloaded through the protocol's repository extension: its files stay, and it
+    answers nothing until it is loaded again."""
+
+    code = "model_unloaded"
+    status = 503
+
+
+class ModelTooLarge(BackpropError):
+    """An uploaded model file is larger than BACKPROP_MAX_MODEL_MB."""
+
+    code = "model_too_large"
+    status = 413
+
+
+class ExtraMissing(BackpropError):
+    """A feature needs an optional package (an extra) that is not installed here."""
+
+    code = "not_implemented"
+    status = 501
+
+
 class ModelNotFound(BackpropError):
     """The requested model or version is not in the store."""
 

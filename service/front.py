@@ -120,7 +120,8 @@ def _error_pages(settings: Settings, path: str = "/") -> tuple[str, str]:
 def _busy_message(settings: Settings) -> str:
     running, waiting = settings.expensive_workers, settings.expensive_waiting
     return (
-        f"too many explanations and pictures at once: {running} run and {waiting} wait at most "
+        "too many expensive requests (explanations, pictures, model files) at once: "
+        f"{running} run and {waiting} wait at most "
         f"(BACKPROP_EXPENSIVE_WORKERS, BACKPROP_EXPENSIVE_WAITING); try again in {BUSY_RETRY_SECONDS} s"
     )
 
@@ -185,12 +186,15 @@ http {{
     send_timeout {CLIENT_TIMEOUT}s;
     keepalive_timeout {KEEPALIVE_TIMEOUT}s;
     large_client_header_buffers 4 {HEADER_BUFFER};
-    # Explanations and pictures are expensive; everything else is cheap. An empty key is not
+    # Explanations, pictures and model files are expensive; everything else is cheap. An empty key is not
     # counted by limit_conn: only expensive requests are.
     map "$uri $content_type" $pool {{
         default cheap;
         ~^/explain(/|\\s) expensive;
         "~^/predict\\s+(?i)image/" expensive;
+        # Model files in and out: uploads, downloads, ONNX exports, the protocol's load.
+        ~^/models/[^/]+/versions(/[0-9]+/(file|model\\.onnx))?\\s expensive;
+        ~^/v2/repository/models/[^/]+/load\\s expensive;
     }}
     map $pool $expensive_key {{
         expensive 1;

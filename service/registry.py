@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import ModelFileError
+from service.errors import ModelFileError, ModelUnloaded
 from service.nn.network import MLP
 from service.store import ModelStore
 
@@ -43,6 +43,7 @@ class ModelRegistry:
         self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._checked: dict[tuple[str, int], float] = {}
         self._defaults: dict[str | None, tuple[float, tuple[str, int]]] = {}
+        self._unloaded: dict[str, tuple[float, bool]] = {}
         self._lock = threading.Lock()
 
     def _resolve(self, name: str | None, version: int | None) -> tuple[str, int]:
@@ -56,6 +57,18 @@ class ModelRegistry:
         resolved = self.store.resolve(name, None)
         self._defaults[name] = (now, resolved)
         return resolved
+
+    def _refuse_unloaded(self, name: str) -> None:
+        """Raise ``ModelUnloaded`` if ``name`` is unloaded (its marker looked at every refresh)."""
+        now = time.monotonic()
+        cached = self._unloaded.get(name)
+        if cached is None or now - cached[0] >= self.refresh_seconds:
+            cached = (now, self.store.is_unloaded(name))
+            self._unloaded[name] = cached
+        if cached[1]:
+            raise ModelUnloaded(
+                f"model {name!r} is unloaded; POST /v2/repository/models/{name}/load serves it again"
+            )
 
     def _identity(self, key: tuple[str, int]) -> tuple[int, ...]:
         try:
@@ -75,6 +88,7 @@ class ModelRegistry:
         """The requested model (defaults applied), loading it on first use."""
         with self._lock:
             key = self._resolve(name, version)
+            self._refuse_unloaded(key[0])
             model = self._models.get(key)
             if model is not None and self._still_current(key, model):
                 self._models.move_to_end(key)
@@ -90,9 +104,11 @@ class ModelRegistry:
         return model
 
     def forget_defaults(self) -> None:
-        """Re-read default pointers on the next request (after this process changed them)."""
+        """Re-read default pointers and unloaded markers on the next request (after this process
+        changed them)."""
         with self._lock:
             self._defaults.clear()
+            self._unloaded.clear()
 
     def ready(self, name: str | None = None, version: int | None = None) -> LoadedModel:
         """The requested model (defaults applied), after it passes its test prediction

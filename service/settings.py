@@ -52,6 +52,13 @@ class Settings(BaseSettings):
         False, description="allow a non-loopback bind with model-changing endpoints open (no token)"
     )
     max_body_mb: float = Field(64.0, gt=0, le=1024, description="largest request body accepted, MiB")
+    max_model_mb: float = Field(
+        32.0,
+        gt=0,
+        le=512,
+        description="largest model file an upload may carry, MiB (the request must also fit in "
+        "BACKPROP_MAX_BODY_MB: the protocol's load sends the file in base64, a third larger)",
+    )
     max_batch: int = Field(16384, ge=1, le=1_000_000, description="most images in one /predict request")
     max_image_pixels: int = Field(
         16_000_000,
@@ -155,6 +162,10 @@ class Settings(BaseSettings):
     @property
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def max_model_bytes(self) -> int:
+        return int(self.max_model_mb * 1024 * 1024)
 
     @field_validator("dataset_mirrors", mode="before")
     @classmethod

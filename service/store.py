@@ -41,12 +41,14 @@ from service.files import atomic_write, fsync_dir, sha256_hex, storage_errors
 from service.names import NAME_PATTERN, ModelName, is_name, validate_name
 
 __all__ = ["NAME_PATTERN", "MAX_VERSION", "ModelName", "ModelStore", "is_name", "validate_name"]
+from service import retention
 from service.nn import model_file
 from service.nn.network import MLP
 
 MAX_VERSION = 2**31 - 1  # far beyond any store; the bound keeps the documented integers finite
 log = logging.getLogger(__name__)
 
+UNLOADED = "UNLOADED"  # in a model's folder: unloaded through the protocol's repository extension
 MAX_MODEL_BYTES = 512 << 20  # a model file larger than this is refused unread
 _VERSION_RE = re.compile(r"^v([1-9][0-9]*)\.json$")
 _TAKEN_RE = re.compile(r"^v([1-9][0-9]*)\.(?:json|npz|deleted)$")  # every number a version ever had
@@ -148,9 +150,8 @@ class ModelStore:
             raise ModelNotFound(f"model {name!r} has no version {version}")
         return name, version
 
-    def load(self, name: str | None = None, version: int | None = None) -> tuple[MLP, dict[str, Any]]:
-        """The network and its metadata; the ``.npz`` must match the sidecar's sha256."""
-        name, version = self.resolve(name, version)
+    def read_file(self, name: str, version: int) -> bytes:
+        """A version's ``.npz`` bytes, after checking them against the sidecar's sha256."""
         what = f"{name} v{version}"
         meta = self.metadata(name, version)
         path = self._inside(self.version_path(name, version, ".npz"), what)
@@ -162,23 +163,52 @@ class ModelStore:
             raise ModelUnavailable(f"{what}: model file missing") from None
         if sha256_hex(data) != meta.get("sha256"):
             raise ModelUnavailable(f"{what}: sha256 does not match its metadata: the file is corrupt")
+        return data
+
+    def load(self, name: str | None = None, version: int | None = None) -> tuple[MLP, dict[str, Any]]:
+        """The network and its metadata; the ``.npz`` must match the sidecar's sha256."""
+        name, version = self.resolve(name, version)
+        data = self.read_file(name, version)
         try:
-            return model_file.load(io.BytesIO(data)), meta
+            return model_file.load(io.BytesIO(data)), self.metadata(name, version)
         except ModelFileError as exc:
-            raise ModelUnavailable(f"{what}: {exc.message.removeprefix('model file: ')}") from exc
+            message = exc.message.removeprefix("model file: ")
+            raise ModelUnavailable(f"{name} v{version}: {message}") from exc
+
+    def is_unloaded(self, name: str) -> bool:
+        """The model was unloaded (``unload``): it serves nothing until loaded again."""
+        return (self.model_dir(name) / UNLOADED).exists()
 
     # -- writing -----------------------------------------------------------------------------
 
-    def save(self, name: str, network: MLP, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    def save(
+        self, name: str, network: MLP, metadata: dict[str, Any] | None = None, *, source: str = "training"
+    ) -> dict[str, Any]:
         """Store ``network`` as the next version of ``name``; return the sidecar written.
 
         A network that fails its test prediction (non-finite weights) is refused; on any failure
         (a full disk included) no file of the version is left behind."""
+        return self._add(name, model_file.to_bytes(network), network, metadata, source)
+
+    def upload(self, name: str, data: bytes, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Store the ``.npz`` bytes ``data`` as the next version of ``name``, as they are, after
+        verifying them as every load does (arrays only, headers checked against the spec before any
+        data is read, finite weights) and running the test prediction; ``ModelFileError`` (422)
+        names what failed."""
+        validate_name(name)
+        try:
+            network = model_file.load(io.BytesIO(data))
+        except ModelFileError as exc:
+            raise ModelFileError(f"the uploaded file: {exc.message.removeprefix('model file: ')}") from exc
+        return self._add(name, data, network, metadata, "upload")
+
+    def _add(
+        self, name: str, data: bytes, network: MLP, metadata: dict[str, Any] | None, source: str
+    ) -> dict[str, Any]:
         problem = network.test_prediction()
         if problem:
             raise ModelFileError(f"refusing to save {name!r}: {problem}")
         folder = self.model_dir(name)
-        data = model_file.to_bytes(network)
         with storage_errors(f"saving a version of {name!r}"):
             folder.mkdir(parents=True, exist_ok=True)
             self._pin_defaults(name)
@@ -187,6 +217,7 @@ class ModelStore:
                 **(metadata or {}),
                 "name": name,
                 "version": version,
+                "source": source,
                 "sha256": sha256_hex(data),
                 "size_bytes": len(data),
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -198,6 +229,7 @@ class ModelStore:
             except BaseException:
                 self.version_path(name, version, ".npz").unlink(missing_ok=True)
                 raise
+        retention.apply(self, name, protected={version})
         return meta
 
     def _claim(self, name: str, data: bytes) -> int:
@@ -263,21 +295,3 @@ class ModelStore:
         self.version_path(name, version, ".json").unlink(missing_ok=True)
         self.version_path(name, version, ".npz").unlink(missing_ok=True)
         fsync_dir(folder)
-
-
-def seed_files(root: Path) -> list[Path]:
-    """The shipped seed's files under the store ``root`` (sidecars that say ``"seed": true`` and
-    their ``.npz``), relative to it: what tests, benchmarks and the image use, whatever else the
-    folder holds."""
-    sidecars = [p for p in Path(root).glob("*/v*.json") if json.loads(p.read_text()).get("seed") is True]
-    return sorted(q.relative_to(root) for p in sidecars for q in (p, p.with_suffix(".npz")))
-
-
-def copy_seed(root: Path, target: Path) -> Path:
-    """A new store at ``target`` holding exactly the seed of the store at ``root``."""
-    import shutil
-
-    for relative in seed_files(root):
-        (target / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(Path(root) / relative, target / relative)
-    return target

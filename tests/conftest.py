@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from service.data import write_idx
+from service.seed import copy_seed, seed_files
 from service.settings import Settings
-from service.store import copy_seed, seed_files
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token-0123456789"  # BACKPROP_API_TOKEN must be at least 16 characters
@@ -132,7 +132,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def shipped_files() -> list[Path]:
-    """The shipped seed model's files, relative to ``model_store/`` (``service.store.seed_files``)."""
+    """The shipped seed model's files, relative to ``model_store/`` (``service.seed.seed_files``)."""
     return seed_files(REPO / "model_store")
 
 

@@ -1,9 +1,12 @@
-"""GET /models..., PUT /models/NAME/default, DELETE /models/NAME/versions/N."""
+"""GET /models..., PUT /models/NAME/default, DELETE /models/NAME/versions/N, and each model's
+retention policy (GET and PUT /models/NAME/retention)."""
 
 from __future__ import annotations
 
 from flask_openapi3 import APIBlueprint, Tag
+from pydantic import Field
 
+from service import retention
 from service.api.schemas import (
     ModelInfo,
     ModelList,
@@ -16,6 +19,7 @@ from service.api.schemas import (
 from service.api.security import BEARER_SECURITY, require_token, server_paths, token_given, without_paths
 from service.api.state import service_state
 from service.errors import ModelNotFound, ModelUnavailable
+from service.retention import RetentionPolicy
 
 bp = APIBlueprint("models", __name__, abp_tags=[Tag(name="models", description="the model store")])
 
@@ -111,3 +115,29 @@ def delete_version(path: VersionPath):
     """Delete a version; the default version answers 409."""
     service_state().store.delete(path.name, path.version)
     return "", 204
+
+
+class RetentionApplied(RetentionPolicy):
+    deleted: list[int] = Field(description="the versions the policy deleted when it was set")
+
+
+@bp.get("/models/<name>/retention", responses={200: RetentionPolicy, **error_responses(404, 422)})
+def get_retention(path: ModelPath):
+    """How many versions of the model the store keeps."""
+    store = service_state().store
+    if not store.versions(path.name):
+        raise ModelNotFound(f"no model named {path.name!r}")
+    return retention.read(store, path.name).model_dump()
+
+
+@bp.put(
+    "/models/<name>/retention",
+    responses={200: RetentionApplied, **error_responses(401, 404, 415, 422, 507)},
+    security=BEARER_SECURITY,
+)
+@require_token
+def set_retention(path: ModelPath, body: RetentionPolicy):
+    """Keep the newest `keep_latest` versions (null: all), and delete older ones now and whenever a
+    version lands; never the default version or the shipped seed."""
+    deleted = retention.write(service_state().store, path.name, body)
+    return {**body.model_dump(), "deleted": deleted}

@@ -205,6 +205,9 @@ class VersionInfo(BaseModel):
     training: dict[str, Any] | None = None
     dataset: dict[str, Any] | None = None
     job: str | None = None
+    source: Literal["training", "upload"] | None = Field(
+        None, description="where the version came from (none: the model this service ships with)"
+    )
     is_default: bool = False
 
 

@@ -1,4 +1,5 @@
-"""The ``backprop`` command line: train, gradcheck, evaluate, predict, explain, serve, health, worker.
+"""The ``backprop`` command line: train, gradcheck, evaluate, predict, explain, push, export, serve,
+health, worker.
 
 Every error a person can cause ends in one sentence on standard error, never a traceback."""
 
@@ -23,10 +24,13 @@ from service.cli.training import (
     cmd_train,
     training_config,
 )
+from service.cli.transfer import cmd_export, cmd_push
 from service.data import DATASETS
 from service.errors import BackpropError
 from service.explaining import ExplainOptions
 from service.logs import configure as configure_logging
+from service.onnx_export import ExportOptions
+from service.repository import UploadOptions
 from service.settings import Settings, describe_errors
 
 __all__ = ["build_parser", "main", "training_config"]
@@ -83,6 +87,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_option_flags(x, ExplainOptions)
     x.add_argument("--svg", type=Path, help="write the heat map here (FILE-i.svg for several images)")
     x.set_defaults(handler=cmd_explain)
+
+    u = sub.add_parser("push", help="upload a .npz model file to a running service as a new version")
+    u.add_argument("file", help="the .npz model file (from backprop train's store, or export --npz)")
+    u.add_argument("--model", required=True, help="the model to add a version to")
+    u.add_argument("--url", help="the service (default: from BACKPROP_HOST and BACKPROP_PORT)")
+    u.add_argument("--json", action="store_true", help="print the new version's metadata as JSON")
+    add_option_flags(u, UploadOptions)
+    u.set_defaults(handler=cmd_push)
+
+    o = sub.add_parser("export", help="write a stored version as ONNX (--onnx) or as its .npz (--npz)")
+    common(o)
+    o.add_argument("target", help="NAME or NAME:VERSION (default version: the model's default)")
+    o.add_argument("--onnx", type=Path, help="write the version as an ONNX model here")
+    o.add_argument("--npz", type=Path, help="write the version's .npz model file here")
+    o.add_argument("--url", help="take it from a running service instead of the local store")
+    add_option_flags(o, ExportOptions)
+    o.set_defaults(handler=cmd_export)
 
     s = sub.add_parser("serve", help="run the HTTP service (gunicorn) and a training worker")
     s.add_argument("--host", help="address to listen on (env BACKPROP_HOST, default 127.0.0.1)")

@@ -60,6 +60,8 @@ def add_option_flags(
         elif origin is tuple:
             options.update(type=int, nargs="+", metavar="N")
             shown = " ".join(map(str, field.default))
+        elif str in (field.annotation, *typing.get_args(field.annotation)):
+            options["type"] = str
         else:
             options["type"] = float if field.annotation is float else int
         if shown is None:

@@ -34,7 +34,7 @@ bp = APIBlueprint(
 )
 
 SERVER_NAME = "backprop-service"
-EXTENSIONS = ["binary_tensor_data"]
+EXTENSIONS = ["binary_tensor_data", "model_repository"]
 PLATFORM = "backprop_numpy_mlp"
 
 # Only the JSON form is in the document: what the binary extension accepts (a JSON prefix of the

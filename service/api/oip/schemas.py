@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, model_validator
 
 from service.json_types import json_int
 
@@ -165,3 +165,63 @@ class ProtocolError(BaseModel):
 
 def protocol_error_responses(*statuses: int) -> dict[int, type[ProtocolError]]:
     return dict.fromkeys(statuses, ProtocolError)
+
+
+# -- the model repository extension (``/v2/repository``) --------------------------------------
+
+FILE_PARAMETER = r"^file:[0-9]{1,9}/model\.npz$"
+
+
+class IndexRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ready: StrictBool = Field(False, description="list only the versions that are ready")
+
+
+class IndexEntry(BaseModel):
+    name: str
+    version: str
+    state: Literal["READY", "UNAVAILABLE"]
+    reason: str = Field(description="why it is unavailable ('unloaded', or what is wrong with it)")
+
+
+class RepositoryIndex(RootModel[list[IndexEntry]]):
+    """Every model's versions, with their states."""
+
+
+class LoadParameters(BaseModel):
+    """``config`` (optional, a JSON object: the upload's options) and at most one model file,
+    ``file:N/model.npz``, in base64 (as tritonclient's ``load_model(files=...)`` sends it);
+    other parameters are allowed and ignored, other files refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+    config: str | None = Field(
+        None,
+        max_length=4096,
+        description='a JSON object: {"description", "training_source", "make_default"}; other keys '
+        "(a Triton model configuration's) are ignored",
+    )
+
+
+class LoadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    parameters: LoadParameters = LoadParameters()
+
+
+class UnloadParameters(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    unload_dependents: StrictBool = Field(False, description="no model here has dependents: no effect")
+
+
+class UnloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    parameters: UnloadParameters = UnloadParameters()
+
+
+class LoadResponse(BaseModel):
+    name: str
+    version: str = Field(description="the version added (files sent), or the one now served")
