@@ -6,14 +6,17 @@
 # The API alone: ... backprop-service backprop serve --no-worker
 # A training worker alone, same image: ... backprop-service backprop worker
 ARG PYTHON_IMAGE=python:3.11-slim
+# The package's extras in the image; add onnx for GET .../model.onnx (about 60 MB more).
+ARG EXTRAS=redis
 
 # 1. Install the package and its runtime dependencies (no torch, no dev tools) into a venv.
 FROM ${PYTHON_IMAGE} AS build
+ARG EXTRAS
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python3 -m venv /opt/venv
 COPY pyproject.toml README.md /src/
 COPY service /src/service
-RUN /opt/venv/bin/pip install "/src[redis]" \
+RUN /opt/venv/bin/pip install "/src[${EXTRAS}]" \
  && /opt/venv/bin/pip uninstall -y pip setuptools \
  && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib

@@ -2,7 +2,9 @@
 
 Cheap: predictions from pixels, the protocol's infer, health, models, jobs, pages. Each costs
 milliseconds. Expensive: explanations (up to 16 images x 512 forward and backward passes, about a
-second) and pictures (decoding up to BACKPROP_MAX_IMAGE_PIXELS, up to a second and 100 MB or more).
+second), pictures (decoding up to BACKPROP_MAX_IMAGE_PIXELS, up to a second and 100 MB or more) and
+model files in and out (an upload verifies up to BACKPROP_MAX_MODEL_MB; a download hashes a file; an
+ONNX export builds a graph of the weights; see ``service.api.transfer``).
 
 Behind nginx (``service.front``) the expensive routes go to a gunicorn pool of their own,
 BACKPROP_EXPENSIVE_WORKERS processes at a lower CPU priority; nginx lets at most

@@ -89,13 +89,13 @@ def load(path: ModelPath):
     an upload is, and serve the model. Without: serve an unloaded model again."""
     state = service_state()
     parameters = _read(LoadRequest).parameters
+    options = _options(parameters.config)
     files = {key: value for key, value in (parameters.model_extra or {}).items() if key.startswith("file:")}
     if not files:
         meta = repository.load(state.store, state.registry, path.name)
         return {"name": path.name, "version": str(meta["version"])}
     limit = state.settings.max_model_bytes
     data = _model_file(files, limit)
-    options = _options(parameters.config)
     meta = repository.upload(state.store, state.registry, path.name, data, options, max_bytes=limit)
     repository.load(state.store, state.registry, path.name)
     return {"name": path.name, "version": str(meta["version"])}

@@ -195,6 +195,7 @@ class LoadParameters(BaseModel):
     other parameters are allowed and ignored, other files refused."""
 
     model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, str] = Field(init=False)  # the protocol's load parameters are strings
 
     config: str | None = Field(
         None,

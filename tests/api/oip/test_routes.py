@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
-from werkzeug.serving import make_server
 
 from service.nn.network import MLP, ModelSpec
 from service.store import ModelStore
@@ -14,18 +11,6 @@ from service.store import ModelStore
 # The dev extra's unmodified client; the quick tier (test extra only) skips this module.
 triton = pytest.importorskip("tritonclient.http")
 InferenceServerException = pytest.importorskip("tritonclient.utils").InferenceServerException
-
-
-@pytest.fixture
-def base_url(app):
-    """The app served over HTTP on a loopback port, in a thread, for the test's length."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()  # the listening socket too, not only the loop
 
 
 @pytest.fixture
