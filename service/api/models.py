@@ -54,6 +54,7 @@ def _model_info(name: str, service_default: str | None) -> dict:
         "is_service_default": name == service_default,
         "versions": versions,
         "unavailable": unavailable,
+        "unloaded": store.is_unloaded(name),
     }
 
 

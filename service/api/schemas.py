@@ -222,6 +222,9 @@ class ModelInfo(BaseModel):
     is_service_default: bool
     versions: list[VersionInfo]
     unavailable: list[UnavailableVersion] = Field([], description="damaged versions, with the reason")
+    unloaded: bool = Field(
+        False, description="unloaded through /v2/repository: it answers nothing until loaded again"
+    )
 
 
 class ModelList(BaseModel):

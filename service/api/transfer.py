@@ -86,7 +86,7 @@ def _upload_body(max_bytes: int) -> tuple[bytes, dict[str, Any]]:
 
 @bp.post(
     "/models/<name>/versions",
-    responses={201: VersionInfo, **error_responses(401, 413, 415, 422, 503, 507)},
+    responses={201: VersionInfo, **error_responses(401, 413, 414, 415, 422, 503, 507)},
     security=BEARER_SECURITY,
     openapi_extensions={"requestBody": _UPLOAD_BODY},
 )
@@ -138,7 +138,7 @@ def download(path: VersionPath):
 
 @bp.get(
     "/models/<name>/versions/<int:version>/model.onnx",
-    responses={200: None, **error_responses(401, 404, 422, 501, 503)},
+    responses={200: None, **error_responses(401, 404, 414, 422, 501, 503)},
     security=BEARER_SECURITY,
     openapi_extensions={"responses": {"200": {"description": "the version as an ONNX model", **_FILE}}},
 )

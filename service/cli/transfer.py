@@ -73,9 +73,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         store = store_of(args, settings)
         name, version = store.resolve(name, version)
         npz = store.read_file(name, version) if args.npz else b""
-        if args.onnx:
-            network, meta = store.load(name, version)
-            onnx = to_onnx(network, meta, how)
+        onnx = to_onnx(*store.load(name, version), how) if args.onnx else b""
     for path, data in ((args.npz, npz), (args.onnx, onnx)):
         if path is None:
             continue

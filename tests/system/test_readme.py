@@ -88,7 +88,7 @@ def test_a_newcomer_follows_the_readme_and_leaves_the_clone_clean(tmp_path, digi
         # opened a second terminal.
         ready = lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()  # noqa: E731
         wait_until(lambda: ready().get("training_workers") == 1, 60, "serve ready, its worker counted")
-        for block in (*blocks("Quick tour"), *blocks("Train")):
+        for block in (*blocks("Quick tour"), *blocks("Train"), *blocks("Models in and out")):
             for command, expected in steps(block):
                 command = command.replace("localhost:8000", f"localhost:{port}")
                 ran = subprocess.run(

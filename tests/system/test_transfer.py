@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import TOKEN, copy_shipped_store
-from tests.model_files import good_model
+from tests.model_files import good_model, hostile_corpus
 from tests.system.processes import AUTH, fill, partial_files, small_disk
 
 pytestmark = pytest.mark.slow
@@ -155,3 +155,32 @@ def test_an_upload_to_a_full_store_is_507_and_leaves_nothing(service, tmp_path, 
         )
         assert again.status_code == 201 and again.json()["version"] == 2
         svc.stop()
+
+
+def test_the_hostile_corpus_through_nginx_leaves_the_service_whole(service, store_dir):
+    svc = service(worker=False)
+    headers = {**AUTH, "Content-Type": "application/octet-stream"}
+    before = sorted(p.relative_to(store_dir) for p in store_dir.rglob("*"))
+    for case, (data, words) in hostile_corpus().items():
+        answer = requests.post(f"{svc.url}/models/mnist/versions", data=data, headers=headers, timeout=30)
+        assert answer.status_code == 422 and words in answer.json()["error"]["message"], (case, answer.text)
+    for refused, status in (
+        (
+            requests.post(f"{svc.url}/models/a..b/versions", data=good_model(), headers=headers, timeout=30),
+            422,
+        ),
+        (requests.post(f"{svc.url}/models/x/versions", data=good_model(), timeout=30), 401),
+        (
+            requests.post(
+                f"{svc.url}/models/x/versions",
+                data=good_model(),
+                headers={"Authorization": "Bearer no"},
+                timeout=30,
+            ),
+            401,
+        ),
+    ):
+        assert refused.status_code == status, refused.text
+    assert sorted(p.relative_to(store_dir) for p in store_dir.rglob("*")) == before
+    assert svc.predict_ok([0] * 784) and svc.get("/healthz").status_code == 200
+    assert svc.get("/readyz").status_code == 200 and "Traceback" not in svc.log()

@@ -127,6 +127,10 @@ def test_the_index_of_ready_versions_leaves_out_unloaded_models(client):
     refused = client.post("/v2/models/other/infer", json={"inputs": []}, headers=AUTH)
     assert refused.status_code == 503 and "unloaded" in refused.get_json()["error"]
     assert client.post("/predict", json={"pixels": [0] * 784, "model": "other"}).status_code == 503
+    assert (
+        client.get("/models/other").get_json()["unloaded"]
+        and not client.get("/models/mnist").get_json()["unloaded"]
+    )
 
 
 def test_a_load_over_the_model_limit_is_413(make_client):
