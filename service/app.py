@@ -11,19 +11,24 @@ from flask.json.provider import JSONProvider
 from flask_openapi3 import Info, OpenAPI
 
 from service import __version__, web
-from service.api import access, explain, health, jobs, models, predict, transfer
+from service.api import access, explain, health, jobs, models, predict, traffic, transfer
 from service.api.bounded_body import BoundedBody
 from service.api.errors import register_error_handlers, validation_response
 from service.api.fast_lane import FastLane
 from service.api.metrics import Metrics
 from service.api.oip import repository as oip_repository
 from service.api.oip import routes as oip
+from service.api.openapi import restore_key_patterns
 from service.api.state import ServiceState
 from service.errors import UnsupportedMediaType
 from service.jobs.queue import JobQueue
 from service.registry import ModelRegistry
 from service.settings import Settings
 from service.store import ModelStore
+from service.traffic.policy import StoredPolicy, TrafficPolicy
+from service.traffic.router import TrafficRouter
+from service.traffic.shadow import ShadowQueue
+from service.traffic.verdict import Verdicts
 from service.wire import json_bytes, under_protocol
 
 
@@ -51,6 +56,7 @@ class ServiceOpenAPI(OpenAPI):
             if under_protocol(path):
                 for operation in operations.values():
                     operation["responses"].pop(self.validation_error_status, None)
+        restore_key_patterns(self.spec_json, [TrafficPolicy, StoredPolicy])
 
 
 def create_app(settings: Settings | None = None) -> OpenAPI:
@@ -72,15 +78,22 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     store = ModelStore(settings.model_store)
     metrics = Metrics()
+    registry = ModelRegistry(store, refresh_seconds=settings.default_refresh_seconds)
+    router = TrafficRouter(store, refresh_seconds=settings.default_refresh_seconds)
+    verdicts = Verdicts(store, registry, router, metrics)
     state = ServiceState(
         settings=settings,
         store=store,
-        registry=ModelRegistry(store, refresh_seconds=settings.default_refresh_seconds),
+        registry=registry,
         metrics=metrics,
         jobs=JobQueue(settings),
+        router=router,
+        verdicts=verdicts,
+        shadows=ShadowQueue(verdicts),
     )
     state.init_app(app)
-    api = (predict.bp, explain.bp, models.bp, transfer.bp, jobs.bp, health.bp, oip.bp, oip_repository.bp)
+    api = (predict.bp, explain.bp, models.bp, transfer.bp, traffic.bp, jobs.bp, health.bp, oip.bp)
+    api += (oip_repository.bp,)
     for blueprint in api:
         app.register_api(blueprint)
     app.register_blueprint(web.bp)  # the pages for people: not part of the API's document

@@ -42,20 +42,20 @@ class ModelRegistry:
         self.capacity = capacity
         self._models: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._checked: dict[tuple[str, int], float] = {}
-        self._defaults: dict[str | None, tuple[float, tuple[str, int]]] = {}
+        self._defaults: dict[tuple[str | None, int | None], tuple[float, tuple[str, int]]] = {}
         self._unloaded: dict[str, tuple[float, bool]] = {}
         self._lock = threading.Lock()
 
-    def _resolve(self, name: str | None, version: int | None) -> tuple[str, int]:
-        if version is not None:
+    def _resolve(self, name: str | None, version: int | None, *, pinned: bool = False) -> tuple[str, int]:
+        if version is not None and not pinned:
             # One stat per request (in resolve), so deleted versions stop answering at once.
             return self.store.resolve(name or self._resolve(None, None)[0], version)
         now = time.monotonic()
-        cached = self._defaults.get(name)
+        cached = self._defaults.get((name, version))
         if cached and now - cached[0] < self.refresh_seconds:
             return cached[1]
-        resolved = self.store.resolve(name, None)
-        self._defaults[name] = (now, resolved)
+        resolved = self.store.resolve(name, version)
+        self._defaults[(name, version)] = (now, resolved)
         return resolved
 
     def _refuse_unloaded(self, name: str) -> None:
@@ -84,10 +84,14 @@ class ModelRegistry:
         self._checked[key] = now
         return self._identity(key) == model.identity
 
-    def get(self, name: str | None = None, version: int | None = None) -> LoadedModel:
-        """The requested model (defaults applied), loading it on first use."""
+    def get(
+        self, name: str | None = None, version: int | None = None, *, pinned: bool = False
+    ) -> LoadedModel:
+        """The requested model (defaults applied), loading it on first use. A ``pinned`` version (one
+        a traffic policy names, which cannot be deleted) is looked up like defaults, at most every
+        ``refresh_seconds``, rather than on every request."""
         with self._lock:
-            key = self._resolve(name, version)
+            key = self._resolve(name, version, pinned=pinned)
             self._refuse_unloaded(key[0])
             model = self._models.get(key)
             if model is not None and self._still_current(key, model):
@@ -102,6 +106,11 @@ class ModelRegistry:
             while len(self._models) > self.capacity:
                 self._checked.pop(self._models.popitem(last=False)[0], None)
         return model
+
+    def default_model(self) -> str:
+        """The service's default model (re-read at most every ``refresh_seconds``)."""
+        with self._lock:
+            return self._resolve(None, None)[0]
 
     def forget_defaults(self) -> None:
         """Re-read default pointers and unloaded markers on the next request (after this process

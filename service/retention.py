@@ -3,8 +3,8 @@ model's folder (``ROOT/NAME/RETENTION``, JSON) so that every worker and machine 
 
 It is applied when a version lands (and when the policy is set): versions older than the newest
 ``keep_latest`` are deleted, as ``DELETE`` deletes them (their numbers stay taken), except the
-model's default version, the shipped seed and the versions the caller protects (the one just
-added). No policy, the default, keeps every version.
+model's default version, the shipped seed, the versions its traffic policy names and the versions
+the caller protects (the one just added). No policy, the default, keeps every version.
 """
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ def apply(store: ModelStore, name: str, protected: set[int] | frozenset[int] = f
     versions = store.versions(name)
     if keep is None or len(versions) <= keep:
         return []
-    spared = {store.default_version(name), *protected}
+    from service.traffic.policy import versions_in_policy  # the policy module builds on the store
+
+    spared = {store.default_version(name), *protected, *versions_in_policy(store, name)}
     deleted = []
     for version in versions[:-keep]:
         if version in spared or _is_seed(store, name, version):

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context, jsonify, request
+from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from service.api.security import check_token, needs_token
 from service.errors import BackpropError, code_of, error_detail
 from service.names import NAME_PATTERN, NAME_RULE
 from service.wire import error_body
@@ -42,6 +43,13 @@ def _message(error: dict) -> str:
 
 
 def validation_response(exc: ValidationError) -> Response:
+    # flask-openapi3 validates a request before the view's own decorators run: a caller without
+    # the token hears 401 first, and nothing about the body.
+    if needs_token(current_app.view_functions.get(request.endpoint)):
+        try:
+            check_token()
+        except BackpropError as refused:
+            return domain_response(refused)
     errors = exc.errors()
     if (
         len(errors) == 1
@@ -62,15 +70,17 @@ def validation_response(exc: ValidationError) -> Response:
     return error_response(422, "validation_error", f"{where}: {first['msg']}", details)
 
 
+def domain_response(exc: BackpropError) -> Response:
+    response = error_response(exc.status, exc.code, exc.message, exc.details)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="backprop"'
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(BackpropError)
-    def _domain(exc: BackpropError):
-        response = error_response(exc.status, exc.code, exc.message, exc.details)
-        if exc.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="backprop"'
-        if exc.retry_after is not None:
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+    app.register_error_handler(BackpropError, domain_response)
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError):

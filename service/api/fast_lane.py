@@ -20,19 +20,23 @@ import time
 from collections.abc import Callable
 
 from pydantic import ValidationError
+from werkzeug.wsgi import ClosingIterator
 
 from service.api import access, predict
 from service.api.inputs import from_bytes
 from service.api.oip import routes as oip
+from service.api.routing import After
 from service.api.schemas import ModelPath, VersionPath
 from service.api.state import ServiceState
+from service.traffic.router import Header
 from service.wire import json_bytes
 
 _MIMETYPES = ("application/json", "application/octet-stream")
 _INFER = re.compile(r"/v2/models/([^/]+)(?:/versions/([1-9][0-9]{0,17}))?/infer")
 
-# (answer, content type, further headers) from a body; raises for anything it does not answer.
-Handler = Callable[[bytes], tuple[bytes, str, list[tuple[str, str]]]]
+# (answer, content type, further headers, what to run once it is sent) from a body; raises for
+# anything it does not answer.
+Handler = Callable[[bytes], tuple[bytes, str, list[tuple[str, str]], After]]
 
 
 class FastLane:
@@ -59,7 +63,7 @@ class FastLane:
         try:
             if len(body) != length:
                 raise EOFError("the body is shorter than its Content-Length")
-            answer, mimetype, headers = handler(body)
+            answer, mimetype, headers, after = handler(body)
         except Exception:  # noqa: BLE001 - the app answers it, as it would have anyway
             environ["wsgi.input"] = io.BytesIO(body)
             return self.app(environ, start_response)
@@ -75,7 +79,8 @@ class FastLane:
         )
         path = environ["PATH_INFO"]
         access.record(self.state.metrics, request_id, "POST", route, path, 200, started)
-        return [answer]
+        # The server closes the body once it is sent: a shadow runs then, never before.
+        return [answer] if after is None else ClosingIterator([answer], after)
 
     def _route(self, environ) -> tuple[str, Handler] | None:
         """The route's label and what answers it, if the lane takes this request."""
@@ -91,7 +96,7 @@ class FastLane:
         path = environ["PATH_INFO"]
         if path == "/predict":
             handler = self._predict_json if mimetype == "application/json" else self._predict_bytes
-            return self.routes["predict"], handler
+            return self.routes["predict"], lambda body: handler(body, _headers(environ))
         found = _INFER.fullmatch(path)
         if found is None:
             return None
@@ -106,16 +111,22 @@ class FastLane:
             return None
         header_length = environ.get("HTTP_INFERENCE_HEADER_CONTENT_LENGTH")
         route = self.routes["infer" if version is None else "version_infer"]
-        return route, lambda body: oip.infer(self.state, *target, body, header_length)
+        return route, lambda body: oip.infer(self.state, *target, body, header_length, _headers(environ))
 
-    def _predict_json(self, body: bytes):
+    def _predict_json(self, body: bytes, header: Header):
         request = predict.parse_json(body, max_batch=self.state.settings.max_batch)
-        document = predict.answer(
-            self.state, request.matrix, request.model, request.version, unit=request.scale == "unit"
+        unit = request.scale == "unit"
+        document, after = predict.answer(
+            self.state, request.matrix, request.model, request.version, unit=unit, header=header
         )
-        return json_bytes(document), "application/json", []
+        return json_bytes(document), "application/json", [], after
 
-    def _predict_bytes(self, body: bytes):
+    def _predict_bytes(self, body: bytes, header: Header):
         pixels = from_bytes(body, max_batch=self.state.settings.max_batch)
-        document = predict.answer(self.state, pixels, None, None, unit=False)
-        return json_bytes(document), "application/json", []
+        document, after = predict.answer(self.state, pixels, None, None, unit=False, header=header)
+        return json_bytes(document), "application/json", [], after
+
+
+def _headers(environ) -> Header:
+    """A request header by name, from the WSGI environment."""
+    return lambda name: environ.get("HTTP_" + name.upper().replace("-", "_"))

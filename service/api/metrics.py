@@ -33,6 +33,18 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 # Room for about 4,000 labelled samples per file: far more than these metrics' label sets.
 PREALLOCATED_BYTES = 1 << 20
 _FILE_KINDS = ("counter", "histogram")
+# The verdict on a traffic policy's versions (service.traffic.verdict), by (model, version, policy).
+TRAFFIC_COUNTERS = {
+    "requests": "requests a version of a traffic policy answered (or failed)",
+    "errors": "requests a version of a traffic policy failed",
+    "images": "images a version of a traffic policy classified",
+    "confidence": "sum of the top probability of each image a version classified",
+    "compared": "images a shadow also classified",
+    "agreed": "images a shadow gave the answering version's label",
+    "difference": "sum over images of the mean absolute difference of a shadow's probabilities",
+    "dropped": "images a shadow did not classify: its queue was full",
+}
+_TRAFFIC_PREFIX = "backprop_traffic_"
 
 
 def preallocate_files(folder: str, pid: int) -> bool:
@@ -89,9 +101,15 @@ class Metrics:
             ["model", "version"],
             registry=self._registry,
         )
+        labels = ["model", "version", "policy"]
+        self.traffic = {
+            kind: Counter(_TRAFFIC_PREFIX + kind, doc, labels, registry=self._registry)
+            for kind, doc in TRAFFIC_COUNTERS.items()
+        }
         # The labelled children, looked up once: labels() costs more than the increment itself.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._image_counters: dict[tuple[str, int], Any] = {}
+        self._traffic_counters: dict[tuple[str, str, int, str], Any] = {}
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         """One request answered: ``endpoint`` is its route (not its path: bounded labels)."""
@@ -109,9 +127,36 @@ class Metrics:
             counter = self._image_counters[(model, version)] = self.images.labels(model, str(version))
         counter.inc(images)
 
-    def render(self) -> tuple[bytes, str]:
+    def count_traffic(self, model: str, version: int, revision: str, **amounts: float) -> None:
+        for kind, amount in amounts.items():
+            key = (kind, model, version, revision)
+            counter = self._traffic_counters.get(key)
+            if counter is None:
+                counter = self.traffic[kind].labels(model, str(version), revision)
+                self._traffic_counters[key] = counter
+            counter.inc(amount)
+
+    def traffic_totals(self, model: str, revision: str) -> dict[int, dict[str, float]]:
+        """{version: {kind: total}} of one policy revision, summed over this machine's workers."""
+        totals: dict[int, dict[str, float]] = {}
+        for family in self._collected().collect():
+            if not family.name.startswith(_TRAFFIC_PREFIX):
+                continue
+            kind = family.name.removeprefix(_TRAFFIC_PREFIX)
+            for sample in family.samples:
+                labels = sample.labels
+                ours = (labels["model"], labels["policy"]) == (model, revision)
+                if ours and sample.name.endswith("_total"):
+                    version = totals.setdefault(int(labels["version"]), {})
+                    version[kind] = version.get(kind, 0.0) + sample.value
+        return totals
+
+    def _collected(self) -> CollectorRegistry:
         if self.multiprocess:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-            return generate_latest(registry), CONTENT_TYPE_LATEST
-        return generate_latest(self._registry), CONTENT_TYPE_LATEST
+            return registry
+        return self._registry
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self._collected()), CONTENT_TYPE_LATEST

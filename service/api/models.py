@@ -20,6 +20,7 @@ from service.api.security import BEARER_SECURITY, require_token, server_paths, t
 from service.api.state import service_state
 from service.errors import ModelNotFound, ModelUnavailable
 from service.retention import RetentionPolicy
+from service.traffic import policy as traffic
 
 bp = APIBlueprint("models", __name__, abp_tags=[Tag(name="models", description="the model store")])
 
@@ -113,8 +114,10 @@ def set_default(path: ModelPath, body: SetDefaultRequest):
 )
 @require_token
 def delete_version(path: VersionPath):
-    """Delete a version; the default version answers 409."""
-    service_state().store.delete(path.name, path.version)
+    """Delete a version; the default version, and a version in the traffic policy, answer 409."""
+    store = service_state().store
+    traffic.refuse_deleting(store, path.name, path.version)
+    store.delete(path.name, path.version)
     return "", 204
 
 

@@ -25,3 +25,27 @@ def body_schema(model: type[BaseModel]) -> dict[str, Any]:
         return node
 
     return inline(schema)
+
+
+def restore_key_patterns(document: Any, models: list[type[BaseModel]]) -> None:
+    """Put back the rule of dict keys (``patternProperties``, with no other keys allowed) that
+    flask-openapi3 drops from the schemas of ``models``, wherever the document holds one of them
+    (a component, or a request body written in place)."""
+    fields = {}
+    for model in models:
+        for name, schema in model.model_json_schema()["properties"].items():
+            if "patternProperties" in schema:
+                fields.setdefault(model.__name__, {})[name] = {**schema, "additionalProperties": False}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            for name, schema in fields.get(node.get("title"), {}).items():
+                if name in node.get("properties", {}):
+                    node["properties"][name] = {**node["properties"][name], **schema}
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for item in node:
+                visit(item)
+
+    visit(document)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-from flask import request
+from flask import current_app, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service.api import inputs
 from service.api.openapi import body_schema
+from service.api.routing import After, classify, no_header
 from service.api.schemas import PredictQuery, PredictRequest, PredictResponse, error_responses
 from service.api.state import ServiceState, service_state
 from service.errors import UnsupportedMediaType
+from service.traffic.router import Header
 
 bp = APIBlueprint("predict", __name__, abp_tags=[Tag(name="predict", description="classify digits")])
 
@@ -85,7 +87,11 @@ def predict():
             f"Content-Type {mimetype or '(none)'} is not supported: send application/json, "
             "application/octet-stream, image/png or image/jpeg"
         )
-    return answer(state, pixels, name, version, unit=unit)
+    document, after = answer(state, pixels, name, version, unit=unit, header=request.headers.get)
+    response = current_app.json.response(document)
+    if after is not None:
+        response.call_on_close(after)  # a shadow answers after the client has its answer
+    return response
 
 
 # The view's own work, which the fast lane (service.api.fast_lane) does too.
@@ -95,15 +101,24 @@ def parse_json(body: bytes, *, max_batch: int) -> PredictRequest:
     return PredictRequest.model_validate(inputs.parse_predict_json(body), context={"max_batch": max_batch})
 
 
-def answer(state: ServiceState, pixels: np.ndarray, name: str | None, version: int | None, *, unit: bool):
-    """The answer to a /predict of ``pixels`` (N, 784) by the model (its defaults applied)."""
-    model = state.registry.get(name, version)
-    probabilities = model.predict(pixels, unit_scale=unit)
+def answer(
+    state: ServiceState,
+    pixels: np.ndarray,
+    name: str | None,
+    version: int | None,
+    *,
+    unit: bool,
+    header: Header = no_header,
+) -> tuple[dict, After]:
+    """The answer to a /predict of ``pixels`` (N, 784) by the model (its defaults and traffic policy
+    applied), and what to run after it is sent (a shadow, or None)."""
+    model, probabilities, after = classify(state, pixels, name, version, unit=unit, header=header)
     labels = probabilities.argmax(axis=1).tolist()
     state.metrics.count_images(model.name, model.version, len(labels))
-    return {
+    document = {
         "model": {"name": model.name, "version": model.version},
         "predictions": [
             {"label": label, "probabilities": row} for label, row in zip(labels, probabilities, strict=True)
         ],
     }
+    return document, after

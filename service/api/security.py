@@ -26,15 +26,26 @@ def token_given() -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
 
 
+def check_token() -> None:
+    """Raise ``Unauthorized`` (401) unless the request carries the configured token (if any)."""
+    if not token_given():
+        raise Unauthorized("this endpoint needs 'Authorization: Bearer <BACKPROP_API_TOKEN>'")
+
+
+def needs_token(view) -> bool:
+    """``view`` (as the app holds it) was decorated with ``require_token``."""
+    return getattr(view, "requires_token", False)
+
+
 def require_token(view):
     """Reject the request with 401 unless it carries the configured bearer token (if any)."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        if not token_given():
-            raise Unauthorized("this endpoint needs 'Authorization: Bearer <BACKPROP_API_TOKEN>'")
+        check_token()
         return view(*args, **kwargs)
 
+    wrapper.requires_token = True  # read by the validation error handler: 401 comes before 422
     return wrapper
 
 

@@ -13,6 +13,9 @@ from service.jobs.queue import JobQueue
 from service.registry import ModelRegistry
 from service.settings import Settings
 from service.store import ModelStore
+from service.traffic.router import TrafficRouter
+from service.traffic.shadow import ShadowQueue
+from service.traffic.verdict import Verdicts
 
 EXTENSION = "backprop"
 
@@ -24,6 +27,9 @@ class ServiceState:
     registry: ModelRegistry
     metrics: Metrics
     jobs: JobQueue
+    router: TrafficRouter
+    verdicts: Verdicts
+    shadows: ShadowQueue
     expensive: ExpensiveSlot = field(default_factory=ExpensiveSlot)
 
     def init_app(self, app: Flask) -> None:

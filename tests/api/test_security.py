@@ -64,3 +64,18 @@ def test_paths_and_worker_names_only_for_token_holders(make_client, tmp_path):
         client.get("/models/mnist/versions/1", headers=auth).json["dataset"]["source"]
         == meta["dataset"]["source"]
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("put", "/models/mnist/traffic", {"split": {"": []}}),
+        ("put", "/models/mnist/default", {"version": "x"}),
+        ("put", "/models/mnist/retention", {"keep_latest": -1}),
+        ("post", "/train", {"epochs": "many"}),
+    ],
+)
+def test_without_the_token_an_invalid_body_is_401_not_422(make_client, method, path, body):
+    """The body is validated before the view runs: a caller without the token learns nothing of it."""
+    answer = getattr(make_client(api_token=TOKEN), method)(path, json=body)
+    assert answer.status_code == 401 and answer.headers["WWW-Authenticate"].startswith("Bearer")

@@ -115,3 +115,14 @@ def test_explain_speed_times_every_method_beside_predict():
         assert set(result[batch]) == {"predict", "gradient", "integrated_gradients", "smoothgrad"}
         assert all(figures["ms_per_request"] > 0 for figures in result[batch].values())
     assert result["machine"]["cpus"] >= 1
+
+
+@pytest.mark.slow
+def test_traffic_shadow_compares_latency_with_and_without_a_shadow():
+    result = _run("traffic_shadow.py", "--duration", "1", "--rounds", "1")
+    for side in ("no_policy", "split_only", "shadow_everything"):
+        figures = result["single_image"][side]
+        assert figures["requests"] > 0 and figures["errors"] == 0 and figures["non_2xx"] == 0
+    assert result["answers_changed_by_the_shadow"] == 0 and result["answers_compared"] == 200
+    assert result["shadow_images_compared"] > 0 and 0 <= result["shadow_agreement"] <= 1
+    assert result["p99_ratio_shadow_over_no_policy"] > 0

@@ -8,6 +8,7 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from playwright.sync_api import expect
@@ -320,3 +321,44 @@ def test_a_name_the_store_refuses_is_refused_in_words_before_anything_is_sent(mo
         "starting with a letter or digit, with no '..'."
     )
     assert sent == [] and page.evaluate("document.activeElement.id") == "model-name"
+
+
+def test_the_dashboard_sets_a_traffic_policy_and_shows_its_verdict(server, pages, screenshots):
+    from tests.conftest import TOKEN
+    from tests.model_files import good_model
+
+    base, _ = server
+    upload = requests.post(
+        f"{base}/models/mnist/versions",
+        data=good_model(hidden=(8,)),  # untrained: it disagrees with the shipped model
+        headers={**AUTH, "Content-Type": "application/octet-stream"},
+        timeout=30,
+    )
+    assert upload.status_code == 201, upload.text
+    page = pages.open(f"{base}/dashboard")
+    page.get_by_label("Token", exact=True).wait_for(state="attached")
+    policy = page.locator('.traffic-model[data-model="mnist"] [data-testid="traffic-policy"]')
+    expect(policy).to_contain_text("No policy")
+    page.get_by_label("Split (version:weight …) for mnist").fill("1:100")
+    page.get_by_label("Shadow version (optional) for mnist").fill("2")
+    page.get_by_role("button", name="Set the policy of mnist").click()
+    assert "needs its API token" in page.locator("#traffic-status").inner_text()
+    page.get_by_label("Token", exact=True).fill(TOKEN)
+    page.get_by_role("button", name="Set the policy of mnist").click()
+    expect(page.locator("#traffic-status")).to_have_text("The traffic policy of mnist is set.")
+    expect(policy).to_contain_text("split v1: 100 · shadow v2 on 100.0% of requests")
+
+    digits = np.random.default_rng(0).integers(0, 256, (20, 784))
+    for row in digits:
+        answer = requests.post(f"{base}/predict", json={"pixels": row.tolist()}, timeout=10)
+        assert answer.json()["model"]["version"] == 1
+    page.reload()
+    shadow_row = page.locator(
+        '.traffic-model[data-model="mnist"] [data-testid="traffic-figures"] tr[data-version="2"]'
+    )
+    expect(shadow_row).to_contain_text("of 20", timeout=15_000)
+    expect(page.get_by_test_id("disagreement").first).to_be_visible()
+    page.locator('.traffic-model[data-model="mnist"]').screenshot(path=screenshots / "dashboard-traffic.png")
+    page.get_by_role("button", name="Clear the policy of mnist").click()
+    expect(page.locator("#traffic-status")).to_have_text("The traffic policy of mnist is cleared.")
+    expect(policy).to_contain_text("No policy")

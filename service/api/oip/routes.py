@@ -20,10 +20,12 @@ from service.api.oip.schemas import (
     protocol_error_responses,
 )
 from service.api.openapi import body_schema
+from service.api.routing import After, classify, no_header
 from service.api.schemas import ModelPath, VersionPath
 from service.api.state import ServiceState, service_state
 from service.errors import ModelFileError, NotReady
 from service.registry import LoadedModel
+from service.traffic.router import Header
 from service.wire import PROTOCOL_PREFIX
 
 bp = APIBlueprint(
@@ -107,32 +109,40 @@ def _model_ready(name: str, version: int | None) -> dict:
 
 
 def _infer(name: str, version: int | None) -> Response:
-    body, mimetype, headers = infer(
-        service_state(), name, version, request.get_data(), request.headers.get(codec.HEADER_LENGTH)
+    length = request.headers.get(codec.HEADER_LENGTH)
+    body, mimetype, headers, after = infer(
+        service_state(), name, version, request.get_data(), length, request.headers.get
     )
-    return Response(body, mimetype=mimetype, headers=headers)
+    response = Response(body, mimetype=mimetype, headers=headers)
+    if after is not None:
+        response.call_on_close(after)  # a shadow answers after the client has its answer
+    return response
 
 
 def infer(
-    state: ServiceState, name: str, version: int | None, body: bytes, header_length: str | None
-) -> tuple[bytes, str, list[tuple[str, str]]]:
-    """An infer request's answer: its body, content type and further headers (the fast lane,
-    ``service.api.fast_lane``, answers with it too)."""
-    model = state.registry.get(name, version)
+    state: ServiceState,
+    name: str,
+    version: int | None,
+    body: bytes,
+    header_length: str | None,
+    header: Header = no_header,
+) -> tuple[bytes, str, list[tuple[str, str]], After]:
+    """An infer request's answer: its body, content type, further headers, and what to run after it
+    is sent (the fast lane, ``service.api.fast_lane``, answers with it too)."""
+    # The model's input size, before the body is read; unversioned, the policy picks the version
+    # after (all versions of a model take the same input: a model is one task).
+    spec = state.registry.get(name, version).metadata["spec"]
     inference = codec.parse_infer(
-        body,
-        header_length,
-        input_size=model.metadata["spec"]["input_size"],
-        max_batch=state.settings.max_batch,
+        body, header_length, input_size=spec["input_size"], max_batch=state.settings.max_batch
     )
-    probabilities = model.predict(inference.pixels)
+    model, probabilities, after = classify(state, inference.pixels, name, version, header=header)
     state.metrics.count_images(model.name, model.version, len(probabilities))
     answer, json_length = codec.encode_response(
         inference, probabilities, model_name=model.name, model_version=model.version
     )
     if json_length is None:
-        return answer, "application/json", []
-    return answer, "application/octet-stream", [(codec.HEADER_LENGTH, str(json_length))]
+        return answer, "application/json", [], after
+    return answer, "application/octet-stream", [(codec.HEADER_LENGTH, str(json_length))], after
 
 
 @bp.get("/models/<name>", **_META)

@@ -1,0 +1,121 @@
+"""What a shadow costs the client: one-image /predict latency through backprop serve with no
+traffic policy, with a policy that only splits, and with a shadow answering every request too
+(fraction 1.0), in interleaved wrk runs (the best of each kept); and whether any answer changed.
+
+    python -m benchmarks.traffic_shadow [--duration 5] [--rounds 3] [--connections 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from benchmarks import machine, shipped_store
+from benchmarks.serving import JSON, sample_digits, served, wrk
+
+POLICIES = {
+    "no_policy": None,
+    "split_only": {"split": {"1": 1}},
+    "shadow_everything": {"split": {"1": 1}, "shadow": {"version": 2, "fraction": 1.0}, "min_agreement": 0},
+}
+
+
+def candidate(store: Path) -> None:
+    """mnist v2: the shipped model with a little noise on its weights."""
+    from service.nn.network import MLP
+    from service.store import ModelStore
+
+    models = ModelStore(store)
+    network, _ = models.load("mnist", 1)
+    rng = np.random.default_rng(0)
+    models.save(
+        "mnist",
+        MLP(
+            network.spec,
+            {k: v + rng.normal(0, 0.02, v.shape).astype(v.dtype) for k, v in network.params.items()},
+        ),
+    )
+
+
+def use(base: str, policy: dict | None) -> None:
+    url = f"{base}/models/mnist/traffic"
+    answer = requests.put(url, json=policy, timeout=30) if policy else requests.delete(url, timeout=30)
+    answer.raise_for_status()
+    time.sleep(0.5)  # every worker reads it again (BACKPROP_DEFAULT_REFRESH_SECONDS=0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each side's best kept")
+    parser.add_argument("--connections", type=int, default=1)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        store = shipped_store(work / "store")
+        candidate(store)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKPROP_", "PROMETHEUS_"))}
+        env.update(BACKPROP_MODEL_STORE=str(store), BACKPROP_DEFAULT_REFRESH_SECONDS="0.1")
+        digits = sample_digits(200)
+        body = work / "single.json"
+        body.write_text(json.dumps({"pixels": digits[0].tolist()}))
+        runs: dict[str, list[dict]] = {side: [] for side in POLICIES}
+        answers: dict[str, list[bytes]] = {}
+        with served("service:create_app()", env, work) as (base, _):
+            for side, policy in POLICIES.items():
+                use(base, policy)
+                answers[side] = [
+                    requests.post(f"{base}/predict", json={"pixels": row.tolist()}, timeout=10).content
+                    for row in digits
+                ]
+            for _ in range(args.rounds):
+                for side, policy in POLICIES.items():
+                    use(base, policy)
+                    runs[side].append(
+                        wrk(
+                            f"{base}/predict",
+                            [(body, JSON)],
+                            duration=args.duration,
+                            connections=args.connections,
+                            workdir=work,
+                        )
+                    )
+            shadow = requests.get(f"{base}/models/mnist/traffic", timeout=10).json()["figures"].get("2", {})
+    best = {side: min(results, key=lambda r: r["p99_ms"]) for side, results in runs.items()}
+    print(
+        json.dumps(
+            {
+                "benchmark": "traffic_shadow",
+                "machine": machine(),
+                "wrk": {"duration_s": args.duration, "connections": args.connections, "rounds": args.rounds},
+                "single_image": best,
+                "p99_ratio_shadow_over_no_policy": best["shadow_everything"]["p99_ms"]
+                / best["no_policy"]["p99_ms"],
+                "p50_ratio_shadow_over_no_policy": best["shadow_everything"]["p50_ms"]
+                / best["no_policy"]["p50_ms"],
+                "p99_ratio_split_over_no_policy": best["split_only"]["p99_ms"] / best["no_policy"]["p99_ms"],
+                "answers_compared": len(digits),
+                "answers_changed_by_the_shadow": sum(
+                    a != b for a, b in zip(answers["no_policy"], answers["shadow_everything"], strict=True)
+                ),
+                "shadow_images_compared": shadow.get("compared"),
+                "shadow_agreement": shadow.get("agreement"),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Classifying pixels with the version a request gets: the one it names, or, when it names none,
+the one the model's traffic policy picks (``service.traffic``), whose answer and failures count
+toward the verdict. A shadow runs after the answer is sent: ``classify`` hands it back as a
+callable for the response's close (Flask's ``call_on_close``, the fast lane's closing iterator).
+
+Used by ``/predict`` (the draw page's requests included) and the protocol's infer, in the fast
+lane and in Flask alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from service.api.state import ServiceState
+from service.errors import ModelUnavailable
+from service.registry import LoadedModel
+from service.traffic.router import Header
+
+After = Callable[[], None] | None
+
+
+def no_header(_name: str) -> str | None:
+    return None
+
+
+def classify(
+    state: ServiceState,
+    pixels: np.ndarray,
+    name: str | None,
+    version: int | None,
+    *,
+    unit: bool = False,
+    header: Header = no_header,
+) -> tuple[LoadedModel, np.ndarray, After]:
+    """(the model that answered, its probabilities (N, classes), the shadow to run after the answer)."""
+    if version is not None:
+        model = state.registry.get(name, version)
+        return model, model.predict(pixels, unit_scale=unit), None
+    route = state.router.route(name or state.registry.default_model(), header)
+    if route.revision is None:
+        model = state.registry.get(route.name, None)
+        return model, model.predict(pixels, unit_scale=unit), None
+    try:
+        model = state.registry.get(route.name, route.version, pinned=True)
+    except ModelUnavailable as exc:  # the version's files are damaged: it fails, and is judged
+        state.verdicts.failed(route, route.version, exc.message)
+        raise
+    probabilities = model.predict(pixels, unit_scale=unit)
+    state.verdicts.answered(route, probabilities)
+    if route.shadow is None:
+        return model, probabilities, None
+    answered = model.version
+    return model, probabilities, lambda: state.shadows.put(route, answered, pixels, probabilities, unit)
