@@ -288,3 +288,20 @@ def digit_png(tmp_path: Path, real_digits) -> tuple[Path, int]:
     path = tmp_path / "digit.png"
     Image.fromarray(canvas).save(path)
     return path, int(labels[7])
+
+
+@pytest.fixture
+def served(app):
+    """The app served over HTTP on a loopback port, in a thread, for the test's length:
+    "127.0.0.1:PORT" (tritonclient's form; prefix http:// for a URL)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()  # the listening socket too, not only the loop

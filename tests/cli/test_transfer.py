@@ -3,10 +3,7 @@ store; every mistake a person can make is one sentence."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from werkzeug.serving import make_server
 
 from service.api.state import service_state
 from service.cli import main
@@ -22,14 +19,8 @@ def app_settings(app_settings):
 
 
 @pytest.fixture
-def url(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
+def url(served):
+    return f"http://{served}"
 
 
 def test_push_then_export_moves_the_same_bytes(url, app, tmp_path, capsys, monkeypatch):

@@ -248,7 +248,10 @@ def test_a_phone_sized_screen_needs_no_sideways_scrolling(server, pages, screens
         assert page.evaluate("window.scrollY") == 0  # the finger drew; it did not scroll the page
     else:
         page.get_by_test_id("curves").first.wait_for()
-        page.wait_for_function("[...document.images].every(img => img.complete)")
+        # Polled from here: wait_for_function polls by eval, which the page's policy forbids.
+        wait_until(
+            lambda: page.evaluate("[...document.images].every(img => img.complete)"), 10, "images loaded"
+        )
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     # nor does any part of it: the models table fits its card
     assert page.evaluate(

@@ -29,6 +29,15 @@ def _candidate(store_dir) -> bytes:
     return model_file.to_bytes(MLP(network.spec, params))
 
 
+def _answers(session, url: str, images: np.ndarray) -> list[bytes]:
+    """The /predict response bodies of ``images``, one request each, as raw bytes."""
+    headers = {"Content-Type": "application/octet-stream"}
+    return [
+        session.post(f"{url}/predict", data=row.tobytes(), headers=headers, timeout=10).content
+        for row in images
+    ]
+
+
 def _put(svc, policy: dict) -> dict:
     answer = requests.put(f"{svc.url}/models/mnist/traffic", json=policy, headers=AUTH, timeout=30)
     assert answer.status_code == 200, answer.text
@@ -68,25 +77,9 @@ def test_split_sticky_and_shadow_through_a_real_serve(service, store_dir, real_d
     images = real_digits[0]
     assert requests.delete(f"{svc.url}/models/mnist/traffic", headers=AUTH, timeout=30).status_code == 204
     time.sleep(REFRESH * 3)
-    plain = [
-        session.post(
-            f"{svc.url}/predict",
-            data=row.tobytes(),
-            headers={"Content-Type": "application/octet-stream"},
-            timeout=10,
-        ).content
-        for row in images
-    ]
+    plain = _answers(session, svc.url, images)
     policy = _put(svc, {"split": {"1": 1}, "shadow": {"version": 2, "fraction": 1.0}, "min_agreement": 0})
-    shadowed = [
-        session.post(
-            f"{svc.url}/predict",
-            data=row.tobytes(),
-            headers={"Content-Type": "application/octet-stream"},
-            timeout=10,
-        ).content
-        for row in images
-    ]
+    shadowed = _answers(session, svc.url, images)
     assert shadowed == plain  # byte for byte: the shadow changes no answer
     deadline = time.monotonic() + 20
     while True:

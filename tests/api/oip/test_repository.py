@@ -21,10 +21,10 @@ def app_settings(app_settings):
 
 
 @pytest.fixture
-def v2(base_url):
+def v2(served):
     """tritonclient's HTTP client on the served app (the dev extra's; the quick tier skips these)."""
     triton = pytest.importorskip("tritonclient.http")
-    client = triton.InferenceServerClient(base_url, network_timeout=30.0)
+    client = triton.InferenceServerClient(served, network_timeout=30.0)
     yield client
     client.close()
 

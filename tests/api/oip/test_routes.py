@@ -14,8 +14,8 @@ InferenceServerException = pytest.importorskip("tritonclient.utils").InferenceSe
 
 
 @pytest.fixture
-def v2(base_url):
-    client = triton.InferenceServerClient(base_url, network_timeout=30.0)
+def v2(served):
+    client = triton.InferenceServerClient(served, network_timeout=30.0)
     yield client
     client.close()
 
