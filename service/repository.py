@@ -80,8 +80,7 @@ def index(store: ModelStore, *, ready_only: bool = False) -> list[dict[str, str]
 def unload(store: ModelStore, registry: ModelRegistry, name: str) -> None:
     """Stop serving ``name`` (every version) until it is loaded again; its files stay. The service's
     default model cannot be unloaded (409): requests that name no model would have none."""
-    if not store.versions(name):
-        raise ModelNotFound(f"no model named {name!r}")
+    store.existing_versions(name)
     if name == store.default_model():
         raise Conflict(f"{name!r} is the service's default model; make another model the default first")
     with storage_errors(f"unloading {name!r}"):

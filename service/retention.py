@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from service.errors import BackpropError, ModelNotFound, ModelUnavailable
+from service.errors import BackpropError
 from service.files import atomic_write, storage_errors
 
 if TYPE_CHECKING:
@@ -50,8 +50,7 @@ def read(store: ModelStore, name: str) -> RetentionPolicy:
 
 def write(store: ModelStore, name: str, policy: RetentionPolicy) -> list[int]:
     """Set the policy of ``name`` and apply it; return the versions it deleted."""
-    if not store.versions(name):
-        raise ModelNotFound(f"no model named {name!r}")
+    store.existing_versions(name)
     with storage_errors(f"setting the retention of {name!r}"):
         atomic_write(store.model_dir(name) / POLICY_FILE, json.dumps(policy.model_dump()).encode())
     return apply(store, name)
@@ -68,21 +67,14 @@ def apply(store: ModelStore, name: str, protected: set[int] | frozenset[int] = f
     spared = {store.default_version(name), *protected, *versions_in_policy(store, name)}
     deleted = []
     for version in versions[:-keep]:
-        if version in spared or _is_seed(store, name, version):
+        if version in spared:
             continue
         try:
             store.delete(name, version)
-        except BackpropError as exc:  # deleted meanwhile, or made the default meanwhile
-            log.info("retention kept %s v%s: %s", name, version, getattr(exc, "message", exc))
+        except BackpropError as exc:  # the read-only seed, or deleted or made the default meanwhile
+            log.info("retention kept %s v%s: %s", name, version, exc.message)
             continue
         deleted.append(version)
     if deleted:
         log.info("retention (keep_latest %s) deleted %s versions %s", keep, name, deleted)
     return deleted
-
-
-def _is_seed(store: ModelStore, name: str, version: int) -> bool:
-    try:
-        return store.metadata(name, version).get("seed") is True
-    except (ModelNotFound, ModelUnavailable):
-        return False

@@ -115,10 +115,15 @@ class ModelStore:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 
-    def default_version(self, name: str) -> int:
+    def existing_versions(self, name: str) -> list[int]:
+        """``versions(name)``, or ``ModelNotFound`` (404) when the model has none."""
         versions = self.versions(name)
         if not versions:
             raise ModelNotFound(f"no model named {name!r}")
+        return versions
+
+    def default_version(self, name: str) -> int:
+        versions = self.existing_versions(name)
         text = self._pointer(self.model_dir(name) / "DEFAULT")
         if text is not None:
             if re.fullmatch(r"[0-9]{1,10}", text) and int(text) in versions:
@@ -150,8 +155,8 @@ class ModelStore:
             raise ModelNotFound(f"model {name!r} has no version {version}")
         return name, version
 
-    def read_file(self, name: str, version: int) -> bytes:
-        """A version's ``.npz`` bytes, after checking them against the sidecar's sha256."""
+    def read_file(self, name: str, version: int) -> tuple[bytes, dict[str, Any]]:
+        """A version's ``.npz`` bytes, checked against its sidecar's sha256, and that sidecar."""
         what = f"{name} v{version}"
         meta = self.metadata(name, version)
         path = self._inside(self.version_path(name, version, ".npz"), what)
@@ -163,14 +168,14 @@ class ModelStore:
             raise ModelUnavailable(f"{what}: model file missing") from None
         if sha256_hex(data) != meta.get("sha256"):
             raise ModelUnavailable(f"{what}: sha256 does not match its metadata: the file is corrupt")
-        return data
+        return data, meta
 
     def load(self, name: str | None = None, version: int | None = None) -> tuple[MLP, dict[str, Any]]:
         """The network and its metadata; the ``.npz`` must match the sidecar's sha256."""
         name, version = self.resolve(name, version)
-        data = self.read_file(name, version)
+        data, meta = self.read_file(name, version)
         try:
-            return model_file.load(io.BytesIO(data)), self.metadata(name, version)
+            return model_file.load(io.BytesIO(data)), meta
         except ModelFileError as exc:
             message = exc.message.removeprefix("model file: ")
             raise ModelUnavailable(f"{name} v{version}: {message}") from exc
@@ -181,14 +186,12 @@ class ModelStore:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def save(
-        self, name: str, network: MLP, metadata: dict[str, Any] | None = None, *, source: str = "training"
-    ) -> dict[str, Any]:
+    def save(self, name: str, network: MLP, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
         """Store ``network`` as the next version of ``name``; return the sidecar written.
 
         A network that fails its test prediction (non-finite weights) is refused; on any failure
         (a full disk included) no file of the version is left behind."""
-        return self._add(name, model_file.to_bytes(network), network, metadata, source)
+        return self._add(name, model_file.to_bytes(network), network, metadata, "training")
 
     def upload(self, name: str, data: bytes, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
         """Store the ``.npz`` bytes ``data`` as the next version of ``name``, as they are, after
@@ -264,10 +267,7 @@ class ModelStore:
         The version must load and pass the test prediction ``/readyz`` runs, so a default can never
         be a model that cannot serve."""
         if version is None:
-            versions = self.versions(name)
-            if not versions:
-                raise ModelNotFound(f"no model named {name!r}")
-            version = versions[-1]
+            version = self.existing_versions(name)[-1]
         name, version = self.resolve(name, version)
         network, _ = self.load(name, version)
         problem = network.test_prediction()

@@ -77,8 +77,7 @@ def list_models():
 @bp.get("/models/<name>", responses={200: ModelInfo, **error_responses(404, 422)})
 def get_model(path: ModelPath):
     """One model: its default version and all versions."""
-    if not service_state().store.versions(path.name):
-        raise ModelNotFound(f"no model named {path.name!r}")
+    service_state().store.existing_versions(path.name)
     return _model_info(path.name, _service_default())
 
 
@@ -129,8 +128,7 @@ class RetentionApplied(RetentionPolicy):
 def get_retention(path: ModelPath):
     """How many versions of the model the store keeps."""
     store = service_state().store
-    if not store.versions(path.name):
-        raise ModelNotFound(f"no model named {path.name!r}")
+    store.existing_versions(path.name)
     return retention.read(store, path.name).model_dump()
 
 

@@ -14,7 +14,6 @@ from pydantic import BaseModel, Field
 from service.api.schemas import ModelPath, error_responses
 from service.api.security import BEARER_SECURITY, require_token, token_given
 from service.api.state import service_state
-from service.errors import ModelNotFound
 from service.traffic import policy as policies
 from service.traffic.policy import StoredPolicy, TrafficPolicy
 
@@ -46,8 +45,7 @@ class TrafficView(BaseModel):
 
 def _view(name: str) -> dict[str, Any]:
     state = service_state()
-    if not state.store.versions(name):
-        raise ModelNotFound(f"no model named {name!r}")
+    state.store.existing_versions(name)
     policy = policies.read(state.store, name)
     figures = state.verdicts.figures(name, policy.revision) if policy else {}
     examples = state.verdicts.examples(name, policy.revision) if policy and token_given() else []

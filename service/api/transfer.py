@@ -123,8 +123,8 @@ def download(path: VersionPath):
     """The version's `.npz` file, as stored; its sha256 in `Repr-Digest` (and as the `ETag`)."""
     store = service_state().store
     name, version = store.resolve(path.name, path.version)
-    data = store.read_file(name, version)
-    sha256 = store.metadata(name, version)["sha256"]
+    data, meta = store.read_file(name, version)
+    sha256 = meta["sha256"]
     return Response(
         data,
         mimetype="application/octet-stream",

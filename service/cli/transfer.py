@@ -72,7 +72,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     else:
         store = store_of(args, settings)
         name, version = store.resolve(name, version)
-        npz = store.read_file(name, version) if args.npz else b""
+        npz = store.read_file(name, version)[0] if args.npz else b""
         onnx = to_onnx(*store.load(name, version), how) if args.onnx else b""
     for path, data in ((args.npz, npz), (args.onnx, onnx)):
         if path is None:

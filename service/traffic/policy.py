@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from service.errors import BackpropError, Conflict, InvalidInput, ModelNotFound
+from service.errors import BackpropError, Conflict, InvalidInput
 from service.files import atomic_write, fsync_dir, storage_errors
 from service.json_types import json_int
 from service.store import MAX_VERSION, ModelStore
@@ -111,8 +111,7 @@ def versions_in_policy(store: ModelStore, name: str) -> set[int]:
 def write(store: ModelStore, name: str, policy: TrafficPolicy) -> StoredPolicy:
     """Check every version of ``policy`` (it exists and passes the test prediction: else 422) and
     make it the model's policy, as a new revision."""
-    if not store.versions(name):
-        raise ModelNotFound(f"no model named {name!r}")
+    store.existing_versions(name)
     # Checked here, not on the model: a schema cannot say it, so the document cannot promise it.
     if not any(policy.split.values()):
         raise InvalidInput.at(["split"], "the weights must not all be 0", "weights")
@@ -148,8 +147,7 @@ def _save(store: ModelStore, name: str, stored: StoredPolicy) -> None:
 
 def delete(store: ModelStore, name: str) -> None:
     """Back to the plain default."""
-    if not store.versions(name):
-        raise ModelNotFound(f"no model named {name!r}")
+    store.existing_versions(name)
     _path(store, name).unlink(missing_ok=True)
     fsync_dir(store.model_dir(name))
     _forget_examples(store, name)
