@@ -33,9 +33,10 @@ def check_batch(images: int, max_batch: int, loc: list[Any]) -> None:
         raise invalid(loc, f"holds {images} images; at most {max_batch} per request", "too_long")
 
 
-def parse_json(body: bytes) -> Any:
-    """Parse a JSON body. ``NaN``/``Infinity`` literals are read (as floats) so that validation can
-    say where they are, rather than rejecting the whole body as malformed."""
+def parse_json(body: bytes | str, loc: list[Any] | None = None) -> Any:
+    """Parse a JSON body (or, at ``loc``, a field that holds JSON text). ``NaN``/``Infinity``
+    literals are read (as floats) so that validation can say where they are, rather than rejecting
+    the whole body as malformed."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -43,10 +44,21 @@ def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body, parse_constant=float)
     except (ValueError, UnicodeDecodeError) as exc:
+        if loc is not None:
+            raise invalid(loc, f"is not valid JSON: {exc}", "json_invalid") from None
         raise invalid(["body"], str(exc), "json_invalid", message=f"body is not valid JSON: {exc}") from None
     except RecursionError:
         msg = "is nested too deeply to be a request of this API"
-        raise invalid(["body"], msg, "json_invalid") from None
+        raise invalid(loc or ["body"], msg, "json_invalid") from None
+
+
+def parse_object(body: bytes | str, loc: list[Any] | None = None) -> dict[str, Any]:
+    """``parse_json``, and the document must be a JSON object."""
+    document = parse_json(body, loc)
+    if not isinstance(document, dict):
+        msg = f"must be a JSON object, got {type(document).__name__}"
+        raise invalid(loc or ["body"], msg, "object_type")
+    return document
 
 
 def may_hide_non_numbers(body: bytes, outside: Any) -> bool:
@@ -147,9 +159,7 @@ _PIXEL_FIELDS = {"pixels": False, "instances": True}  # the field, and whether i
 
 def parse_predict_json(body: bytes) -> dict[str, Any]:
     """The JSON object of a /predict body; pixel arrays hold only numbers (or it raises)."""
-    payload = parse_json(body)
-    if not isinstance(payload, dict):
-        raise invalid(["body"], f"must be a JSON object, got {type(payload).__name__}", "object_type")
+    payload = parse_object(body)
     outside = {k: 0 if k in _PIXEL_FIELDS else v for k, v in payload.items()}
     if may_hide_non_numbers(body, outside):
         for field, batch in _PIXEL_FIELDS.items():

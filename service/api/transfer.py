@@ -13,11 +13,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import orjson
 from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from service import repository
+from service.api import inputs
 from service.api.cost import expensive
 from service.api.openapi import body_schema
 from service.api.schemas import ModelPath, VersionInfo, VersionPath, error_responses
@@ -73,15 +73,7 @@ def _upload_body(max_bytes: int) -> tuple[bytes, dict[str, Any]]:
     said = request.form.get("metadata") or (
         m.read().decode(errors="replace") if (m := request.files.get("metadata")) else None
     )
-    if said is None:
-        return data, {}
-    try:
-        options = orjson.loads(said)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput.at(["metadata"], f"is not JSON: {exc}", "json_invalid") from None
-    if not isinstance(options, dict):
-        raise InvalidInput.at(["metadata"], "must be a JSON object", "object_type")
-    return data, options
+    return data, {} if said is None else inputs.parse_object(said, ["metadata"])
 
 
 @bp.post(

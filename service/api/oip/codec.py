@@ -54,9 +54,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
 
 def parse_infer(body: bytes, header_length: str | None, *, input_size: int, max_batch: int) -> Inference:
     head, tail = split_body(body, header_length)
-    document = inputs.parse_json(head)
-    if not isinstance(document, dict):
-        raise inputs.invalid(["body"], f"must be a JSON object, got {type(document).__name__}", "object_type")
+    document = inputs.parse_object(head)
     request = InferRequest.model_validate(document)
     tensor = request.inputs[0]
     count = _check_shape(tensor.shape, input_size=input_size, max_batch=max_batch)

@@ -13,7 +13,6 @@ import binascii
 import re
 from typing import Any
 
-import orjson
 from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ValidationError
@@ -57,10 +56,7 @@ def _read(model: type[BaseModel]):
     body = request.get_data()
     if not body.strip():
         return model()
-    document = inputs.parse_json(body)
-    if not isinstance(document, dict):
-        raise inputs.invalid(["body"], f"must be a JSON object, got {type(document).__name__}", "object_type")
-    return model.model_validate(document)
+    return model.model_validate(inputs.parse_object(body))
 
 
 @bp.post(
@@ -126,12 +122,7 @@ def _options(config: str | None) -> UploadOptions:
     are ignored)."""
     if config is None:
         return UploadOptions()
-    try:
-        document = orjson.loads(config)
-    except orjson.JSONDecodeError as exc:
-        raise inputs.invalid(["parameters", "config"], f"is not JSON: {exc}", "json_invalid") from None
-    if not isinstance(document, dict):
-        raise inputs.invalid(["parameters", "config"], "must be a JSON object", "object_type")
+    document = inputs.parse_object(config, ["parameters", "config"])
     known = {key: document[key] for key in UploadOptions.model_fields if key in document}
     try:
         return UploadOptions.model_validate(known)
