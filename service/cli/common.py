@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from service.data import load_dataset
+from service.errors import BackpropError
 from service.settings import Settings
 from service.store import ModelStore
 
@@ -74,3 +75,9 @@ def options_given(args: argparse.Namespace, model: type[Options]) -> Options:
     """``model`` from the flags given; its defaults for the rest."""
     given = {name: getattr(args, name) for name in model.model_fields}
     return model(**{name: value for name, value in given.items() if value is not None})
+
+
+def said_by_service(exc, url: str) -> BackpropError:
+    """The one sentence for a ``service.client.ApiError``: what the service said, naming it, or
+    that it could not be reached."""
+    return BackpropError(exc.message if exc.status == 0 else f"{url}: {exc.message}")

@@ -6,8 +6,7 @@ import argparse
 
 import numpy as np
 
-from service.cli.common import options_given, store_of
-from service.errors import BackpropError
+from service.cli.common import options_given, said_by_service, store_of
 from service.reporters import emit
 from service.settings import Settings
 
@@ -22,7 +21,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
         try:
             answer = Client(args.url).predict(pixels, model=args.model, version=args.version)
         except ApiError as exc:
-            raise BackpropError(exc.message if exc.status == 0 else f"{args.url}: {exc.message}") from exc
+            raise said_by_service(exc, args.url) from exc
         model, version = answer.model, answer.version
         probabilities = np.array(answer.probabilities)
         names = [str(i) for i in range(probabilities.shape[1])]

@@ -7,7 +7,7 @@ import argparse
 import re
 from pathlib import Path
 
-from service.cli.common import options_given, store_of
+from service.cli.common import options_given, said_by_service, store_of
 from service.errors import BackpropError, ModelFileError
 from service.onnx_export import ExportOptions, to_onnx
 from service.reporters import emit
@@ -24,10 +24,6 @@ def _client(url: str | None, settings: Settings):
     return Client(url or settings.local_url, token=token)
 
 
-def _said(exc, url: str) -> BackpropError:
-    return BackpropError(exc.message if exc.status == 0 else f"{url}: {exc.message}")
-
-
 def cmd_push(args: argparse.Namespace, settings: Settings) -> int:
     from service.client import ApiError
 
@@ -40,7 +36,7 @@ def cmd_push(args: argparse.Namespace, settings: Settings) -> int:
     try:
         meta = client.upload(data, args.model, **options.model_dump())
     except ApiError as exc:
-        raise _said(exc, client.base_url) from exc
+        raise said_by_service(exc, client.base_url) from exc
     where = f"{client.base_url}/models/{meta['name']}/versions/{meta['version']}"
     if args.json:
         emit({**meta, "location": where})
@@ -68,7 +64,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             npz = client.download(name, version) if args.npz else b""
             onnx = client.download(name, version, onnx=True, pixels=how.pixels) if args.onnx else b""
         except ApiError as exc:
-            raise _said(exc, client.base_url) from exc
+            raise said_by_service(exc, client.base_url) from exc
     else:
         store = store_of(args, settings)
         name, version = store.resolve(name, version)

@@ -58,15 +58,13 @@ class ShadowQueue:
             if self._pid != os.getpid():
                 self._pid = os.getpid()
                 threading.Thread(target=self._run, name="shadow", daemon=True).start()
-            if self._images + len(pixels) > self.capacity:
-                full = True
-            else:
-                full = False
+            room = self._images + len(pixels) <= self.capacity
+            if room:
                 self._waiting.append(_Waiting(route, answered, pixels, probabilities, unit))
                 self._images += len(pixels)
                 if self._images >= self.batch:
                     self._wake.set()
-        if full:
+        if not room:
             self.verdicts.dropped(route, len(pixels))
 
     def run_waiting(self) -> None:
