@@ -111,10 +111,13 @@ def versions_in_policy(store: ModelStore, name: str) -> set[int]:
 def write(store: ModelStore, name: str, policy: TrafficPolicy) -> StoredPolicy:
     """Check every version of ``policy`` (it exists and passes the test prediction: else 422) and
     make it the model's policy, as a new revision."""
-    store.existing_versions(name)
+    default = store.default_version(name)
     # Checked here, not on the model: a schema cannot say it, so the document cannot promise it.
     if not any(policy.split.values()):
         raise InvalidInput.at(["split"], "the weights must not all be 0", "weights")
+    # Requests that name no version are read as the default version's inputs: every version they
+    # may reach must take the same inputs and give the same classes.
+    shape = _io_shape(store.metadata(name, default)["spec"])
     for version in sorted(policy.versions()):
         where = ["split", str(version)] if str(version) in policy.split else ["shadow", "version"]
         try:
@@ -124,6 +127,9 @@ def write(store: ModelStore, name: str, policy: TrafficPolicy) -> StoredPolicy:
         problem = network.test_prediction()
         if problem:
             raise InvalidInput.at(where, f"{name} v{version} fails its test prediction: {problem}", "version")
+        if (theirs := _io_shape(network.spec.model_dump())) != shape:
+            msg = f"cannot enter the policy: {name} v{version} takes {theirs}; the default v{default} {shape}"
+            raise InvalidInput.at(where, msg, "version")
     stored = StoredPolicy(
         **policy.model_dump(),
         revision=secrets.token_hex(4),
@@ -132,6 +138,10 @@ def write(store: ModelStore, name: str, policy: TrafficPolicy) -> StoredPolicy:
     _save(store, name, stored)
     _forget_examples(store, name, keep=stored.revision)
     return stored
+
+
+def _io_shape(spec: dict) -> str:
+    return f"{spec['input_size']} inputs and {spec['num_classes']} classes"
 
 
 def _forget_examples(store: ModelStore, name: str, keep: str | None = None) -> None:

@@ -117,6 +117,23 @@ def test_a_damaged_version_cannot_enter_a_policy(versions, app):
     assert answer.status_code == 422 and "cannot enter the policy" in answer.get_json()["error"]["message"]
 
 
+def test_a_version_of_other_inputs_or_classes_cannot_enter_a_policy(versions, app):
+    import numpy as np
+
+    from service.nn.network import MLP, ModelSpec
+
+    other = MLP.initialize(
+        ModelSpec(hidden=(4,), num_classes=3, class_names=("a", "b", "c")), np.random.default_rng(0)
+    )
+    version = service_state(app).store.save("mnist", other)["version"]
+    answer = versions.put("/models/mnist/traffic", json={"split": {"1": 1}, "shadow": {"version": version}})
+    assert answer.status_code == 422, answer.get_json()
+    assert (
+        "takes 784 inputs and 3 classes; the default v1 784 inputs and 10 classes"
+        in answer.get_json()["error"]["message"]
+    )
+
+
 def test_changing_the_policy_needs_the_token(make_client):
     guarded = make_client(api_token=TOKEN)
     assert guarded.put("/models/mnist/traffic", json={"split": {"1": 1}}).status_code == 401
