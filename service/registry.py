@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import ModelFileError, ModelUnloaded
+from service.errors import InvalidInput, ModelFileError, ModelUnloaded
 from service.nn.network import MLP
 from service.store import ModelStore
 
@@ -31,7 +31,12 @@ class LoadedModel:
     identity: tuple[int, ...] = field(default=(), compare=False)  # the sidecar's inode, mtime, size
 
     def predict(self, pixels: np.ndarray, *, unit_scale: bool = False) -> np.ndarray:
-        """Pixels (N, 784) -> class probabilities (N, num_classes), float32."""
+        """Pixels (N, input_size) -> class probabilities (N, num_classes), float32. Pixels of
+        another width are the request's mistake (422): an uploaded model may take other inputs."""
+        wanted = self.network.spec.input_size
+        if pixels.shape[-1] != wanted:
+            msg = f"hold {pixels.shape[-1]} values per image; {self.name} v{self.version} takes {wanted}"
+            raise InvalidInput.at(["pixels"], msg, "shape")
         return self.network.predict_proba(self.network.normalize(pixels, unit_scale=unit_scale))
 
 

@@ -159,3 +159,20 @@ def test_the_onnx_export_route(client):
     assert answer.status_code == 200 and answer.data[:2] == b"\x08\x08"  # ir_version 8
     assert client.get("/models/mnist/versions/1/model.onnx?pixels=int4").status_code == 422
     assert client.get("/models/mnist/versions/7/model.onnx").status_code == 404
+
+
+def test_a_model_of_other_inputs_is_served_only_inputs_of_its_size(client):
+    from service.nn import model_file
+    from service.nn.network import MLP, ModelSpec
+
+    odd = MLP.initialize(ModelSpec(input_size=100, hidden=(4,)), np.random.default_rng(0))
+    assert (
+        client.post("/models/odd/versions", data=model_file.to_bytes(odd), content_type=OCTETS).status_code
+        == 201
+    )
+    for path in ("/predict", "/explain"):
+        answer = client.post(path, json={"pixels": [0] * 784, "model": "odd"})
+        assert answer.status_code == 422, (path, answer.get_json())
+        assert "odd v1 takes 100" in answer.get_json()["error"]["message"]
+    infer = {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 100], "data": [0] * 100}]}
+    assert client.post("/v2/models/odd/infer", json=infer).status_code == 200
