@@ -98,8 +98,18 @@ def post_fork(server, worker) -> None:
         util.write_nonblock(sock, raw_http_error(status, reason, message))
 
     util.write_error = write_error
-    # The arbiter adds a worker to WORKERS after forking it: the first one forks into an empty table.
-    worker.first = not server.WORKERS
+
+
+def pre_fork(server, worker) -> None:
+    # In the master, so that a worker forked to replace the first one becomes the first in turn.
+    from service.gunicorn_worker import idle_flag
+
+    if not hasattr(server, "first_idle"):
+        server.first_idle = idle_flag()
+    worker.first_idle = server.first_idle
+    worker.first = not any(getattr(other, "first", False) for other in server.WORKERS.values())
+    if worker.first:
+        server.first_idle[0] = 0  # a first worker killed while it waited left it set
 
 
 def child_exit(server, worker) -> None:
