@@ -2,7 +2,8 @@
 # worker), as a non-root user, with the shipped model.
 #   docker build -t backprop-service .
 #   export BACKPROP_API_TOKEN=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
-#   docker run -p 8000:8000 -e BACKPROP_API_TOKEN -v models:/srv/model_store backprop-service
+#   docker run -p 8000:8000 -p 8001:8001 -e BACKPROP_API_TOKEN -v models:/srv/model_store backprop-service
+# (8001: the Open Inference Protocol over gRPC; BACKPROP_GRPC_PORT=0 turns it off.)
 # The API alone: ... backprop-service backprop serve --no-worker
 # A training worker alone, same image: ... backprop-service backprop worker
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -41,12 +42,12 @@ COPY --from=build /opt/venv /opt/venv
 COPY --chown=10001:10001 model_store /srv/model_store
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 PYTHONUNBUFFERED=1 \
-    BACKPROP_HOST=0.0.0.0 BACKPROP_PORT=8000 \
+    BACKPROP_HOST=0.0.0.0 BACKPROP_PORT=8000 BACKPROP_GRPC_PORT=8001 \
     BACKPROP_MODEL_STORE=/srv/model_store BACKPROP_STATE_DIR=/srv/var BACKPROP_DATA_DIR=/srv/data
 WORKDIR /srv
 USER 10001:10001
 VOLUME ["/srv/model_store"]
-EXPOSE 8000
+EXPOSE 8000 8001
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 CMD ["backprop", "health"]
 # Listening on 0.0.0.0 needs BACKPROP_API_TOKEN (or BACKPROP_ALLOW_INSECURE=1): serve refuses otherwise.

@@ -31,6 +31,10 @@ init = function(args)
     f:close()
   end
 end
+local pause = %(pause_ms)d
+if pause > 0 then
+  delay = function() return pause end
+end
 local sent = 0
 request = function()
   sent = sent + 1
@@ -67,7 +71,8 @@ def served(app: str, env: dict[str, str], workdir: Path, *, worker: bool = False
     Prometheus folder (the service's per-worker request counts)."""
     port = free_port()
     state = workdir / f"var-{port}"
-    env = {**env, "BACKPROP_PORT": str(port), "BACKPROP_STATE_DIR": str(state)}
+    # gRPC only where the caller gives it a port: its processes would take cores from what is measured.
+    env = {"BACKPROP_GRPC_PORT": "0", **env, "BACKPROP_PORT": str(port), "BACKPROP_STATE_DIR": str(state)}
     log = workdir / f"serve-{port}.log"
     with log.open("w") as output:
         proc = subprocess.Popen(
@@ -127,9 +132,11 @@ def wrk(
     duration: int,
     connections: int,
     workdir: Path,
+    pause_ms: int = 0,
 ) -> dict:
     """POST ``bodies`` (file, and its content type or all its headers), in turn, for ``duration``
-    seconds; wrk's figures."""
+    seconds, each connection pausing ``pause_ms`` after each answer (0: sending at once, as fast as
+    the service answers); wrk's figures."""
     script = workdir / f"{bodies[0][0].stem}-{len(bodies)}.lua"
 
     def lua_table(headers: str | dict[str, str]) -> str:
@@ -137,7 +144,7 @@ def wrk(
         return "{" + ", ".join(f'["{name}"] = "{value}"' for name, value in headers.items()) + "}"
 
     listed = ", ".join(f'{{"{path}", {lua_table(headers)}}}' for path, headers in bodies)
-    script.write_text(LUA % {"bodies": listed})
+    script.write_text(LUA % {"bodies": listed, "pause_ms": pause_ms})
     command = ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{duration}s"]
     out = subprocess.run(
         [*command, "--timeout", "30s", "-s", str(script), url], capture_output=True, text=True, check=True

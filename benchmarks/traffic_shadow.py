@@ -2,7 +2,12 @@
 traffic policy, with a policy that only splits, and with a shadow answering every request too
 (fraction 1.0), in interleaved wrk runs (the best of each kept); and whether any answer changed.
 
-    python -m benchmarks.traffic_shadow [--duration 5] [--rounds 3] [--connections 1]
+For reference, a fourth side has no policy but a process beside the service doing what a shadow
+adds, less of it: matrix products of the model's size in 5 ms bursts every 50 ms, at the lowest
+scheduling priority (SCHED_IDLE). What it costs is what this machine charges for any work done
+beside the requests, wherever it runs.
+
+    python -m benchmarks.traffic_shadow [--duration 5] [--rounds 3] [--connections 1] [--pause-ms 0]
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,11 +28,24 @@ import requests
 from benchmarks import machine, shipped_store
 from benchmarks.serving import JSON, sample_digits, served, wrk
 
-POLICIES = {
+POLICIES = {  # the shadow last: its figures are read after the last round
     "no_policy": None,
+    "idle_priority_work_beside": None,
     "split_only": {"split": {"1": 1}},
     "shadow_everything": {"split": {"1": 1}, "shadow": {"version": 2, "fraction": 1.0}, "min_agreement": 0},
 }
+BLAS_ALONE = {"OPENBLAS_NUM_THREADS": "1"}
+BACKGROUND = """
+import os, time
+import numpy as np
+os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+images, weights = np.ones((64, 784)), np.ones((784, 512))
+while True:
+    started = time.monotonic()
+    while time.monotonic() - started < 0.005:
+        images @ weights
+    time.sleep(0.045)
+"""
 
 
 def candidate(store: Path) -> None:
@@ -58,6 +77,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each side's best kept")
     parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--pause-ms", type=int, default=0, help="each connection's pause after an answer")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
@@ -73,8 +93,8 @@ def main() -> None:
         runs: dict[str, list[dict]] = {side: [] for side in POLICIES}
         answers: dict[str, list[bytes]] = {}
         with served("service:create_app()", env, work) as (base, _):
-            for side, policy in POLICIES.items():
-                use(base, policy)
+            for side in ("no_policy", "shadow_everything"):
+                use(base, POLICIES[side])
                 answers[side] = [
                     requests.post(f"{base}/predict", json={"pixels": row.tolist()}, timeout=10).content
                     for row in digits
@@ -82,15 +102,25 @@ def main() -> None:
             for _ in range(args.rounds):
                 for side, policy in POLICIES.items():
                     use(base, policy)
-                    runs[side].append(
-                        wrk(
-                            f"{base}/predict",
-                            [(body, JSON)],
-                            duration=args.duration,
-                            connections=args.connections,
-                            workdir=work,
+                    background = None
+                    if side == "idle_priority_work_beside":
+                        command = [sys.executable, "-c", BACKGROUND]
+                        background = subprocess.Popen(command, env=env | BLAS_ALONE)
+                    try:
+                        runs[side].append(
+                            wrk(
+                                f"{base}/predict",
+                                [(body, JSON)],
+                                duration=args.duration,
+                                connections=args.connections,
+                                workdir=work,
+                                pause_ms=args.pause_ms,
+                            )
                         )
-                    )
+                    finally:
+                        if background is not None:
+                            background.kill()
+                            background.wait()
             shadow = requests.get(f"{base}/models/mnist/traffic", timeout=10).json()["figures"].get("2", {})
     best = {side: min(results, key=lambda r: r["p99_ms"]) for side, results in runs.items()}
     print(
@@ -98,18 +128,27 @@ def main() -> None:
             {
                 "benchmark": "traffic_shadow",
                 "machine": machine(),
-                "wrk": {"duration_s": args.duration, "connections": args.connections, "rounds": args.rounds},
+                "wrk": {
+                    "duration_s": args.duration,
+                    "connections": args.connections,
+                    "pause_ms": args.pause_ms,
+                    "rounds": args.rounds,
+                },
                 "single_image": best,
                 "p99_ratio_shadow_over_no_policy": best["shadow_everything"]["p99_ms"]
                 / best["no_policy"]["p99_ms"],
                 "p50_ratio_shadow_over_no_policy": best["shadow_everything"]["p50_ms"]
                 / best["no_policy"]["p50_ms"],
                 "p99_ratio_split_over_no_policy": best["split_only"]["p99_ms"] / best["no_policy"]["p99_ms"],
+                "p99_ratio_idle_priority_work_over_no_policy": best["idle_priority_work_beside"]["p99_ms"]
+                / best["no_policy"]["p99_ms"],
                 "answers_compared": len(digits),
                 "answers_changed_by_the_shadow": sum(
                     a != b for a, b in zip(answers["no_policy"], answers["shadow_everything"], strict=True)
                 ),
+                # of the last round's shadowed run (each round puts the policy anew)
                 "shadow_images_compared": shadow.get("compared"),
+                "shadow_images_dropped": shadow.get("dropped"),
                 "shadow_agreement": shadow.get("agreement"),
             },
             indent=2,

@@ -59,6 +59,26 @@ class ServiceOpenAPI(OpenAPI):
         restore_key_patterns(self.spec_json, [TrafficPolicy, StoredPolicy])
 
 
+def build_state(settings: Settings) -> ServiceState:
+    """The store, models, metrics, queue and traffic policies one serving process works with (the
+    HTTP app's, and the gRPC server's: service.grpc)."""
+    store = ModelStore(settings.model_store)
+    metrics = Metrics()
+    registry = ModelRegistry(store, refresh_seconds=settings.default_refresh_seconds)
+    router = TrafficRouter(store, refresh_seconds=settings.default_refresh_seconds)
+    verdicts = Verdicts(store, registry, router, metrics)
+    return ServiceState(
+        settings=settings,
+        store=store,
+        registry=registry,
+        metrics=metrics,
+        jobs=JobQueue(settings),
+        router=router,
+        verdicts=verdicts,
+        shadows=ShadowQueue(verdicts),
+    )
+
+
 def create_app(settings: Settings | None = None) -> OpenAPI:
     settings = settings or Settings()
     app = ServiceOpenAPI(
@@ -76,21 +96,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     )
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    store = ModelStore(settings.model_store)
-    metrics = Metrics()
-    registry = ModelRegistry(store, refresh_seconds=settings.default_refresh_seconds)
-    router = TrafficRouter(store, refresh_seconds=settings.default_refresh_seconds)
-    verdicts = Verdicts(store, registry, router, metrics)
-    state = ServiceState(
-        settings=settings,
-        store=store,
-        registry=registry,
-        metrics=metrics,
-        jobs=JobQueue(settings),
-        router=router,
-        verdicts=verdicts,
-        shadows=ShadowQueue(verdicts),
-    )
+    state = build_state(settings)
+    metrics = state.metrics
     state.init_app(app)
     api = (predict.bp, explain.bp, models.bp, transfer.bp, traffic.bp, jobs.bp, health.bp, oip.bp)
     api += (oip_repository.bp,)
@@ -131,4 +138,4 @@ def _install_request_hooks(app: OpenAPI, metrics: Metrics) -> None:
         return response
 
 
-__all__ = ["create_app"]
+__all__ = ["build_state", "create_app"]

@@ -1,4 +1,5 @@
-"""``backprop serve``: nginx, the gunicorn pools and a supervised training worker as one service."""
+"""``backprop serve``: nginx, the gunicorn pools, the gRPC processes and a supervised training worker
+as one service."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"]
 WORKER = [sys.executable, "-m", "service.cli", "worker"]
+GRPC = [sys.executable, "-m", "service.grpc.server"]
 MAX_BACKOFF_SECONDS = 30.0
 HEALTHY_SECONDS = 60.0  # a worker that ran this long had recovered: its next crash starts backoff anew
 _PR_SET_PDEATHSIG = 1
@@ -48,12 +50,13 @@ def _start(command: list[str], *, nice: int = 0) -> subprocess.Popen:
 
 
 class RestartingWorker:
-    """The training worker: restarted with exponential backoff (1 s, 2 s, ... 30 s) whenever it
-    dies, e.g. at the hands of the out-of-memory killer. Its job goes back on the queue through the
-    reaper of the worker that replaces it."""
+    """A process the service can go on without for a while: the training worker, a gRPC process.
+    Restarted with exponential backoff (1 s, 2 s, ... 30 s) whenever it dies, e.g. at the hands of
+    the out-of-memory killer. A training worker's job goes back on the queue through the reaper of
+    the worker that replaces it."""
 
-    def __init__(self, command: list[str]) -> None:
-        self.command = command
+    def __init__(self, command: list[str], what: str = "training worker") -> None:
+        self.command, self.what = command, what
         self.proc: subprocess.Popen | None = _start(command)
         self.started = time.monotonic()
         self.failures = 0
@@ -70,7 +73,8 @@ class RestartingWorker:
             self.failures = 1 if now - self.started > HEALTHY_SECONDS else self.failures + 1
             delay = min(MAX_BACKOFF_SECONDS, 2.0 ** (self.failures - 1))
             log.warning(
-                "training worker %d exited with status %s; restarting it in %.0f s",
+                "%s %d exited with status %s; restarting it in %.0f s",
+                self.what,
                 self.proc.pid,
                 self.proc.returncode,
                 delay,
@@ -78,10 +82,11 @@ class RestartingWorker:
             self.proc, self.restart_at = None, now + delay
         if now >= self.restart_at:
             self.proc, self.started = _start(self.command), now
-            log.warning("training worker restarted as process %d", self.proc.pid)
+            log.warning("%s restarted as process %d", self.what, self.proc.pid)
 
     def stop(self) -> None:
-        """SIGTERM: the worker puts its running job back on the queue and exits; no more restarts."""
+        """SIGTERM (a training worker puts its running job back on the queue, a gRPC process lets its
+        calls finish) and no more restarts."""
         self.stopped = True
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -135,18 +140,16 @@ def _lock_state_folder(settings: Settings) -> IO[str]:
     return lock
 
 
-def _check_port(settings: Settings) -> None:
+def _check_port(settings: Settings, port: int, variable: str) -> None:
     host = settings.host.strip("[]")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn and nginx bind
         try:
-            probe.bind((host, settings.port))
+            probe.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise CannotServe(
-                    f"port {settings.port} on {settings.host} is in use; set BACKPROP_PORT or --port"
-                ) from None
-            raise CannotServe(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+                raise CannotServe(f"port {port} on {settings.host} is in use; set {variable}") from None
+            raise CannotServe(f"cannot listen on {settings.host}:{port}: {exc.strerror}") from None
 
 
 def prepare(settings: Settings) -> Plan:
@@ -156,7 +159,9 @@ def prepare(settings: Settings) -> Plan:
     nginx = choose_front(settings)
     lock = _lock_state_folder(settings)
     try:
-        _check_port(settings)
+        _check_port(settings, settings.port, "BACKPROP_PORT or --port")
+        if settings.grpc_port:
+            _check_port(settings, settings.grpc_port, "BACKPROP_GRPC_PORT (0 turns gRPC off)")
     except CannotServe:
         lock.close()
         raise
@@ -194,7 +199,16 @@ def serve(settings: Settings, plan: Plan, *, worker: bool = True, app: str | Non
             front = _start(nginx_command(settings, runtime, plan.nginx)) if alive else None
         else:
             pools, front = [_start(gunicorn)], None
-        return _supervise(pools, front, RestartingWorker(WORKER) if worker else None)
+        # After the pools: the first clears the metrics folder the gRPC processes count into too.
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.state_dir / "prometheus"))
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as in the gunicorn workers
+        restarting = [
+            RestartingWorker(GRPC, "gRPC process")
+            for _ in range(settings.workers if settings.grpc_port else 0)
+        ]
+        if worker:
+            restarting.append(RestartingWorker(WORKER))
+        return _supervise(pools, front, restarting)
 
 
 def _expensive_pool(settings: Settings) -> list[str]:
@@ -210,7 +224,7 @@ def _expensive_pool(settings: Settings) -> list[str]:
 
 
 def _supervise(
-    pools: list[subprocess.Popen], front: subprocess.Popen | None, trainer: RestartingWorker | None
+    pools: list[subprocess.Popen], front: subprocess.Popen | None, restarting: list[RestartingWorker]
 ) -> int:
     """Run until a signal, or until nginx or a gunicorn pool dies; the exit status."""
     stopping: list[int] = []
@@ -221,8 +235,8 @@ def _supervise(
         stopping.append(signum)
         if front is not None and front.poll() is None:
             front.send_signal(signal.SIGQUIT)  # nginx: graceful; gunicorn follows once it is done
-        if trainer is not None:
-            trainer.stop()
+        for process in restarting:
+            process.stop()
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
@@ -234,8 +248,8 @@ def _supervise(
             for pool in pools:
                 pool.send_signal(signal.SIGTERM)
             pools_signalled = True
-        if trainer is not None:
-            trainer.check()
+        for process in restarting:
+            process.check()
         time.sleep(0.2)
     status = 0
     if not stopping:
@@ -246,14 +260,14 @@ def _supervise(
         for proc in essential:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        if trainer is not None:
-            trainer.stop()
+        for process in restarting:
+            process.stop()
     for proc in essential:
         proc.wait()
     if front is not None:
         # A killed nginx master leaves its workers behind, still listening: they share its group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(front.pid, signal.SIGKILL)
-    if trainer is not None:
-        trainer.wait()
+    for process in restarting:
+        process.wait()
     return pools[0].returncode if stopping else (status or 1)

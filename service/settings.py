@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     state_dir: Path = Field(Path("./var"), description="job queue, job records and metrics files")
     host: str = Field("127.0.0.1", description="address the service listens on")
     port: int = Field(8000, ge=1, le=65535)
+    grpc_port: int = Field(
+        8001,
+        ge=0,
+        le=65535,
+        description="port of the Open Inference Protocol over gRPC, beside the HTTP port (0: off)",
+    )
     front: Literal["auto", "nginx", "none"] = Field(
         "auto",
         description="what `backprop serve` puts before gunicorn: nginx (reads whole requests first, "

@@ -22,7 +22,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(update=given)
     plan = prepare(settings)  # refuse before announcing anything
     front = "nginx before gunicorn" if plan.nginx else "gunicorn alone (nginx is not installed)"
-    print(f"serving on {settings.local_url}: {front}; model store {settings.model_store}", file=sys.stderr)
+    grpc = f", gRPC on port {settings.grpc_port}" if settings.grpc_port else ""
+    print(
+        f"serving on {settings.local_url}{grpc}: {front}; model store {settings.model_store}", file=sys.stderr
+    )
     return serve(settings, plan, worker=not args.no_worker)
 
 

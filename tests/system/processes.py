@@ -108,6 +108,7 @@ class Service:
             "heartbeat_seconds": 0.2,
             "stale_seconds": 2,
             "api_token": TOKEN,
+            "grpc_port": 0,  # tests of the gRPC side give it a port of its own
         }
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKPROP_", "PROMETHEUS_"))}
         for key, value in {**defaults, **settings}.items():

@@ -119,10 +119,13 @@ def test_explain_speed_times_every_method_beside_predict():
 
 @pytest.mark.slow
 def test_traffic_shadow_compares_latency_with_and_without_a_shadow():
-    result = _run("traffic_shadow.py", "--duration", "1", "--rounds", "1")
-    for side in ("no_policy", "split_only", "shadow_everything"):
+    paced = ("--connections", "2", "--pause-ms", "1")
+    result = _run("traffic_shadow.py", "--duration", "1", "--rounds", "1", *paced)
+    assert result["wrk"]["pause_ms"] == 1
+    for side in ("no_policy", "split_only", "shadow_everything", "idle_priority_work_beside"):
         figures = result["single_image"][side]
         assert figures["requests"] > 0 and figures["errors"] == 0 and figures["non_2xx"] == 0
     assert result["answers_changed_by_the_shadow"] == 0 and result["answers_compared"] == 200
     assert result["shadow_images_compared"] > 0 and 0 <= result["shadow_agreement"] <= 1
-    assert result["p99_ratio_shadow_over_no_policy"] > 0
+    assert result["p99_ratio_shadow_over_no_policy"] > 0 and result["shadow_images_dropped"] >= 0
+    assert result["p99_ratio_idle_priority_work_over_no_policy"] > 0

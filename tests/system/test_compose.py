@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -19,6 +20,7 @@ import requests
 import yaml
 
 from tests.conftest import REPO, TOKEN, free_port
+from tests.model_files import good_model
 from tests.system.containers import build, engine
 from tests.system.processes import AUTH, wait_until
 
@@ -38,7 +40,11 @@ class Stack:
         self.urls = [f"http://127.0.0.1:{port}" for port in self.ports]
         base = yaml.safe_load((REPO / "compose.yaml").read_text())
         host_only = {"network_mode": "host"}
-        api2 = {**base["services"]["api"], **host_only, "environment": {"BACKPROP_PORT": str(self.ports[1])}}
+        api2 = {
+            **base["services"]["api"],
+            **host_only,
+            "environment": {"BACKPROP_PORT": str(self.ports[1]), "BACKPROP_GRPC_PORT": str(free_port())},
+        }
         tuning = {
             "BACKPROP_HOST": "127.0.0.1",
             "BACKPROP_HEARTBEAT_SECONDS": "0.5",
@@ -59,7 +65,14 @@ class Stack:
                     ]
                     + ["--port", str(self.redis_port)],
                 },
-                "api": {**host_only, "environment": {"BACKPROP_PORT": str(self.ports[0]), **tuning}},
+                "api": {
+                    **host_only,
+                    "environment": {
+                        "BACKPROP_PORT": str(self.ports[0]),
+                        "BACKPROP_GRPC_PORT": str(free_port()),
+                        **tuning,
+                    },
+                },
                 "api2": {**api2, "environment": {**api2["environment"], **tuning}},
                 # The host's pids too, so that a job's record names the container running it.
                 # Two workers, said here rather than with --scale: podman-compose's down only removes
@@ -189,3 +202,32 @@ def test_a_restart_of_redis_loses_no_queued_job(stack):
     stack.run("start", "worker", timeout=120)
     for job_id in queued:
         assert stack.wait_job(job_id)["status"] == "succeeded", stack.logs()
+
+
+def test_a_policy_put_through_one_replica_is_applied_by_the_other_within_the_refresh_interval(stack):
+    refresh = 1.0  # BACKPROP_DEFAULT_REFRESH_SECONDS, left at its default in compose.yaml
+    upload = requests.post(
+        f"{stack.urls[0]}/models/mnist/versions",
+        data=good_model(),
+        headers={**AUTH, "Content-Type": "application/octet-stream"},
+        timeout=30,
+    )
+    assert upload.status_code == 201, upload.text
+    candidate = upload.json()["version"]
+
+    def applied_within(url: str, version: int) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < 10:
+            answer = requests.post(f"{url}/predict", json={"pixels": [0] * 784, "model": "mnist"}, timeout=10)
+            if answer.json()["model"]["version"] == version:
+                return time.monotonic() - started
+            time.sleep(0.05)
+        pytest.fail(f"{url} still answers with another version than {version}")
+
+    policy = {"split": {str(candidate): 1}}
+    put = requests.put(f"{stack.urls[0]}/models/mnist/traffic", json=policy, headers=AUTH, timeout=30)
+    assert put.status_code == 200, put.text
+    assert applied_within(stack.urls[1], candidate) < refresh + 1.0
+    deleted = requests.delete(f"{stack.urls[1]}/models/mnist/traffic", headers=AUTH, timeout=30)
+    assert deleted.status_code == 204
+    assert applied_within(stack.urls[0], 1) < refresh + 1.0

@@ -69,9 +69,21 @@ def test_image_is_small_non_root_and_self_checking(image, capsys):
     assert torch.returncode != 0
 
 
+def _grpc_serving(address: str) -> bool:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        except grpc.RpcError:
+            return False
+    return answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
 def test_container_serves_and_stops_cleanly_on_sigterm(image):
     engine, tag = image
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     name = f"backprop-test-{uuid.uuid4().hex[:8]}"
     subprocess.run(
         [
@@ -84,6 +96,8 @@ def test_container_serves_and_stops_cleanly_on_sigterm(image):
             "host",
             "-e",
             f"BACKPROP_PORT={port}",
+            "-e",
+            f"BACKPROP_GRPC_PORT={grpc_port}",
             "-e",
             "BACKPROP_API_TOKEN=container-token-0123456789",
             tag,
@@ -122,6 +136,8 @@ def test_container_serves_and_stops_cleanly_on_sigterm(image):
         )
         assert drawn.status_code == 200
         assert requests.get(f"{base}/v2/health/ready", timeout=5).status_code == 200
+        # The protocol over gRPC: the image has its packages, and serve runs it (its health service)
+        wait_until(lambda: _grpc_serving(f"127.0.0.1:{grpc_port}"), 60, "gRPC in the container")
         # nginx faces clients: half-sent requests do not hold up the others.
         stalled = []
         for _ in range(20):

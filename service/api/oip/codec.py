@@ -57,7 +57,7 @@ def parse_infer(body: bytes, header_length: str | None, *, input_size: int, max_
     document = inputs.parse_object(head)
     request = InferRequest.model_validate(document)
     tensor = request.inputs[0]
-    count = _check_shape(tensor.shape, input_size=input_size, max_batch=max_batch)
+    count = check_shape(tensor.shape, input_size=input_size, max_batch=max_batch)
     if tensor.parameters.binary_data_size is None:
         if tail:
             raise inputs.invalid(
@@ -67,13 +67,19 @@ def parse_infer(body: bytes, header_length: str | None, *, input_size: int, max_
         flat = _from_json(tensor, count, checked=checked)
     else:
         flat = _from_bytes(tensor, tail, count)
-    pixels = flat.reshape(tensor.shape[0], input_size)
+    return inference(request, flat, input_size, [_DATA])
+
+
+def inference(request: InferRequest, flat: np.ndarray, input_size: int, loc: list[str]) -> Inference:
+    """The checked request, from its input's values (``flat``, read from where ``loc`` says)."""
+    pixels = flat.reshape(request.inputs[0].shape[0], input_size)
     if pixels.dtype != np.uint8:
-        inputs.check_range(pixels, _DATA, batch=True, scale="pixel")
+        inputs.check_range(pixels, loc[0], batch=True, scale="pixel")
     return Inference(request.id, pixels, _wanted(request))
 
 
-def _check_shape(shape: list[int], *, input_size: int, max_batch: int) -> int:
+def check_shape(shape: list[int], *, input_size: int, max_batch: int) -> int:
+    """The number of values the shape holds, once it fits the model and the batch limit."""
     images, pixels = shape[0], math.prod(shape[1:])
     if pixels != input_size:
         raise inputs.invalid(
@@ -87,7 +93,6 @@ def _check_shape(shape: list[int], *, input_size: int, max_batch: int) -> int:
 
 
 def _from_bytes(tensor: RequestInput, tail: bytes, count: int) -> np.ndarray:
-    dtype = DTYPES[tensor.datatype]
     size = tensor.parameters.binary_data_size
     if size != len(tail):
         raise inputs.invalid(
@@ -95,13 +100,20 @@ def _from_bytes(tensor: RequestInput, tail: bytes, count: int) -> np.ndarray:
             f"is {size}, but {len(tail)} bytes follow the JSON",
             "binary_size",
         )
-    if size != count * dtype.itemsize:
+    return tensor_bytes(tensor, tail, count, ["inputs[0].parameters.binary_data_size"])
+
+
+def tensor_bytes(tensor: RequestInput, data: bytes, count: int, loc: list[str]) -> np.ndarray:
+    """The tensor's ``count`` values from its bytes (little-endian, row-major), which ``loc`` names:
+    uint8 as they are, the others as float64."""
+    dtype = DTYPES[tensor.datatype]
+    if len(data) != count * dtype.itemsize:
         raise inputs.invalid(
-            ["inputs[0].parameters.binary_data_size"],
-            f"is {size} bytes; shape {tensor.shape} of {tensor.datatype} needs {count * dtype.itemsize}",
+            loc,
+            f"is {len(data)} bytes; shape {tensor.shape} of {tensor.datatype} needs {count * dtype.itemsize}",
             "binary_size",
         )
-    flat = np.frombuffer(tail, dtype=dtype)
+    flat = np.frombuffer(data, dtype=dtype)
     return flat if dtype == np.uint8 else flat.astype(np.float64)
 
 

@@ -85,7 +85,7 @@ def load(path: ModelPath):
     an upload is, and serve the model. Without: serve an unloaded model again."""
     state = service_state()
     parameters = _read(LoadRequest).parameters
-    options = _options(parameters.config)
+    options = upload_options(parameters.config)
     files = {key: value for key, value in (parameters.model_extra or {}).items() if key.startswith("file:")}
     if not files:
         meta = repository.load(state.store, state.registry, path.name)
@@ -117,7 +117,7 @@ def _model_file(files: dict[str, Any], max_bytes: int) -> bytes:
         raise inputs.invalid(["parameters", key], f"is not base64: {exc}", "base64") from None
 
 
-def _options(config: str | None) -> UploadOptions:
+def upload_options(config: str | None) -> UploadOptions:
     """The upload's options from a load's ``config`` (a Triton model configuration's other keys
     are ignored)."""
     if config is None:
