@@ -20,16 +20,29 @@ COPY service /src/service
 RUN /opt/venv/bin/pip install "/src[${EXTRAS}]" \
  && /opt/venv/bin/pip uninstall -y pip setuptools \
  && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
+ && find /opt/venv -name '*.pyi' -delete \
+ && rm -rf /opt/venv/lib/python3.11/site-packages/numpy/f2py /opt/venv/lib/python3.11/site-packages/numpy/_core/include \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 # 2. The base system and nginx (the front that buffers slow clients), without what a service never
-#    reads: docs, man pages, locales, system pip, nginx's own site configuration.
+#    reads: docs, man pages, locales, time zones (it logs in UTC), system pip, nginx's own site
+#    configuration, glibc's character set converters (Python and nginx bring their own), the parts
+#    of Python's standard library for people at a desk (Tk, IDLE, 2to3, pydoc's topics, ensurepip)
+#    and its tests; and, once nginx is in, the package manager and Perl, which only it used (dpkg
+#    records their removal: scanners read a true list). To add system packages, derive from this
+#    stage, not from the final image.
 FROM ${PYTHON_IMAGE} AS runtime-root
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null \
  && rm -rf /etc/nginx/sites-enabled /var/log/nginx/* \
  && rm -rf /usr/share/doc /usr/share/man /usr/share/info /usr/share/locale /usr/share/python-wheels \
            /usr/lib/python3/dist-packages /var/cache/* /var/lib/apt/lists/* /root/.cache \
+           /usr/lib/x86_64-linux-gnu/gconv /usr/share/zoneinfo \
+ && dpkg --purge --force-remove-essential --force-depends apt libapt-pkg6.0 perl-base >/dev/null 2>&1 \
+ && for lib in /usr/lib/python3.11 /usr/local/lib/python3.11; do \
+        rm -rf "$lib"/tkinter "$lib"/idlelib "$lib"/turtledemo "$lib"/lib2to3 "$lib"/pydoc_data \
+               "$lib"/ensurepip "$lib"/test "$lib"/distutils; \
+    done \
  && groupadd --system --gid 10001 backprop \
  && useradd --system --uid 10001 --gid 10001 --home-dir /srv --shell /usr/sbin/nologin backprop \
  && mkdir -p /srv/model_store /srv/var /srv/data \

@@ -9,7 +9,12 @@ batches sent to /predict as JSON and as raw bytes, and to /v2/models/mnist/infer
 JSON and in the binary tensor data extension (as tritonclient sends them), with the ratio of v2
 binary to raw bytes throughput. Batches (256 images by default) use the same connections.
 
-    python -m benchmarks.predict_load [--duration 5] [--connections 4] [--batch 256]
+Then the protocol over gRPC beside REST, with one method for both (``benchmarks.callers``: 1 and 8
+closed-loop caller processes): one image as gRPC raw contents, as /predict raw bytes and as the
+REST infer's binary extension (p50, p99); and batches (``--grpc-batch``, 1,000 images) as gRPC raw
+contents and in the REST binary extension (images per second).
+
+    python -m benchmarks.predict_load [--duration 5] [--connections 4] [--batch 256] [--grpc-batch 1000]
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import machine, shipped_store
-from benchmarks.serving import JSON, RAW, requests_per_worker, sample_digits, served, spread, wrk
+from benchmarks import callers, machine, shipped_store
+from benchmarks.serving import JSON, RAW, free_port, requests_per_worker, sample_digits, served, spread, wrk
 
 
 def v2_infer_body(images: np.ndarray, folder: Path, *, binary: bool) -> tuple[Path, dict[str, str]]:
@@ -58,12 +63,53 @@ def ratio(a: dict, b: dict) -> float:
     return a["requests_per_second"] / b["requests_per_second"]
 
 
+def grpc_beside_rest(base: str, grpc_target: str, digits: np.ndarray, *, seconds: int, rounds: int) -> dict:
+    """gRPC and REST called the same way (``benchmarks.callers``), in interleaved rounds: each
+    side's best p50 for one image, its best throughput for batches; and their ratios."""
+    rest = base.removeprefix("http://")
+    one, batch = digits[:1], digits
+    sides = {
+        "single": {
+            "grpc_raw": callers.grpc_raw(grpc_target, one),
+            "rest_predict_raw": callers.rest_raw(rest, one),
+            "rest_v2_binary": callers.rest_v2_binary(rest, one),
+        },
+        "batch": {
+            "grpc_raw": callers.grpc_raw(grpc_target, batch),
+            "rest_v2_binary": callers.rest_v2_binary(rest, batch),
+        },
+    }
+    found: dict = {}
+    for count in (1, 8):
+        for kind, calls in sides.items():
+            runs: dict[str, list[dict]] = {side: [] for side in calls}
+            for _ in range(rounds):
+                for side, call in calls.items():
+                    runs[side].append(callers.run(call, callers=count, seconds=seconds))
+            if kind == "single":
+                chosen = {side: min(r, key=lambda x: x["p50_ms"]) for side, r in runs.items()}
+                rest_best = min(chosen["rest_predict_raw"]["p50_ms"], chosen["rest_v2_binary"]["p50_ms"])
+                chosen["p50_ratio_grpc_over_best_rest"] = chosen["grpc_raw"]["p50_ms"] / rest_best
+            else:
+                chosen = {side: max(r, key=lambda x: x["requests_per_second"]) for side, r in runs.items()}
+                for figures in chosen.values():
+                    figures["images_per_second"] = figures["requests_per_second"] * len(batch)
+                chosen["throughput_ratio_grpc_over_rest_binary"] = ratio(
+                    chosen["grpc_raw"], chosen["rest_v2_binary"]
+                )
+            found.setdefault(f"{count}_callers", {})[kind] = chosen
+    return {"images_per_batch": len(batch), "seconds_per_run": seconds, "rounds": rounds, **found}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved echo/predict rounds; best kept")
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--batch", type=int, default=256, help="images per batch request")
+    parser.add_argument(
+        "--grpc-batch", type=int, default=1000, help="images per batch in the gRPC comparison"
+    )
     parser.add_argument(
         "--front", choices=["nginx", "none"], default="nginx", help="BACKPROP_FRONT of both servers"
     )
@@ -93,9 +139,13 @@ def main() -> None:
         v2_batch = {kind: v2_infer_body(digits, work, binary=kind == "binary") for kind in ("json", "binary")}
         run = dict(duration=args.duration, workdir=work)
 
+        grpc_port = free_port()
         with (
             served("benchmarks.echo_app:create_app()", env, work) as (echo_base, _),
-            served("service:create_app()", env, work) as (base, metrics_dir),
+            served("service:create_app()", env | {"BACKPROP_GRPC_PORT": str(grpc_port)}, work) as (
+                base,
+                metrics_dir,
+            ),
         ):
             infer = f"{base}/v2/models/mnist/infer"
             # The machine's speed drifts: alternate short runs and keep each side's best. Every
@@ -131,6 +181,13 @@ def main() -> None:
                 "v2_json": wrk(infer, [v2_batch["json"]], connections=args.connections, **run),
                 "v2_binary": wrk(infer, [v2_batch["binary"]], connections=args.connections, **run),
             }
+            grpc = grpc_beside_rest(
+                base,
+                f"127.0.0.1:{grpc_port}",
+                sample_digits(args.grpc_batch),
+                seconds=args.duration,
+                rounds=args.rounds,
+            )
 
     from service.settings import Settings
 
@@ -172,6 +229,7 @@ def main() -> None:
                     ),
                     "throughput_ratio_v2_json_over_predict_json": ratio(batches["v2_json"], batches["json"]),
                 },
+                "grpc_beside_rest": grpc,
             },
             indent=2,
         )
