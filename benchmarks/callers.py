@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import multiprocessing
+import multiprocessing.synchronize
 import time
 from dataclasses import dataclass
 
@@ -92,10 +93,10 @@ def _send(call: Call):
     return once
 
 
-def _caller(call: Call, start_at: float, seconds: float, results) -> None:
+def _caller(call: Call, start: multiprocessing.synchronize.Barrier, seconds: float, results) -> None:
     once = _send(call)
     once()  # warm: connection made, model loaded
-    time.sleep(max(0.0, start_at - time.time()))
+    start.wait(timeout=120)
     latencies, errors = [], 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -109,9 +110,9 @@ def run(call: Call, *, callers: int, seconds: float) -> dict:
     """``callers`` processes calling for ``seconds``: requests, errors, p50/p99 and throughput."""
     context = multiprocessing.get_context("spawn")  # gRPC does not survive a fork
     results = context.Queue()
-    start_at = time.time() + 3.0  # time for the processes to start and warm up
+    start = context.Barrier(callers)  # every caller warm before any is timed
     processes = [
-        context.Process(target=_caller, args=(call, start_at, seconds, results)) for _ in range(callers)
+        context.Process(target=_caller, args=(call, start, seconds, results)) for _ in range(callers)
     ]
     for process in processes:
         process.start()

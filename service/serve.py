@@ -40,11 +40,13 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _start(command: list[str], *, nice: int = 0) -> subprocess.Popen:
+def _start(command: list[str], *, nice: int = 0, cpu: int | None = None) -> subprocess.Popen:
     # A session of its own: a terminal's Ctrl-C reaches only us, and we decide what each child gets.
     def prepare_child() -> None:
         _die_with_parent()
         lower_priority(nice)
+        if cpu is not None:  # inherited by every thread the program starts
+            os.sched_setaffinity(0, {cpu})
 
     return subprocess.Popen(command, start_new_session=True, preexec_fn=prepare_child)
 
@@ -55,9 +57,9 @@ class RestartingWorker:
     the out-of-memory killer. A training worker's job goes back on the queue through the reaper of
     the worker that replaces it."""
 
-    def __init__(self, command: list[str], what: str = "training worker") -> None:
-        self.command, self.what = command, what
-        self.proc: subprocess.Popen | None = _start(command)
+    def __init__(self, command: list[str], what: str = "training worker", cpu: int | None = None) -> None:
+        self.command, self.what, self.cpu = command, what, cpu
+        self.proc: subprocess.Popen | None = _start(command, cpu=cpu)
         self.started = time.monotonic()
         self.failures = 0
         self.restart_at = 0.0
@@ -81,7 +83,7 @@ class RestartingWorker:
             )
             self.proc, self.restart_at = None, now + delay
         if now >= self.restart_at:
-            self.proc, self.started = _start(self.command), now
+            self.proc, self.started = _start(self.command, cpu=self.cpu), now
             log.warning("%s restarted as process %d", self.what, self.proc.pid)
 
     def stop(self) -> None:
@@ -202,9 +204,12 @@ def serve(settings: Settings, plan: Plan, *, worker: bool = True, app: str | Non
         # After the pools: the first clears the metrics folder the gRPC processes count into too.
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.state_dir / "prometheus"))
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as in the gunicorn workers
+        # Each gRPC process on a core of its own: grpcio hands every call from the thread that reads
+        # it to one that answers, which costs a tenth of a millisecond more across two cores.
+        cpus = sorted(os.sched_getaffinity(0))
         restarting = [
-            RestartingWorker(GRPC, "gRPC process")
-            for _ in range(settings.workers if settings.grpc_port else 0)
+            RestartingWorker(GRPC, "gRPC process", cpu=cpus[i % len(cpus)])
+            for i in range(settings.workers if settings.grpc_port else 0)
         ]
         if worker:
             restarting.append(RestartingWorker(WORKER))

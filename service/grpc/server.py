@@ -5,11 +5,11 @@ spreads connections over the processes).
 Beside ``inference.GRPCInferenceService`` (``service.grpc.servicer``) it serves the standard
 ``grpc.health.v1.Health`` (SERVING once the default model passes its test prediction, for the
 service as a whole, "", and for the inference service by name: Kubernetes' gRPC probes) and server
-reflection. Every call is counted in ``/metrics`` like an HTTP request (``method="GRPC"``, the
-status code's name). Bounds: messages up to BACKPROP_MAX_BODY_MB (larger: RESOURCE_EXHAUSTED),
-``MAX_RPCS`` calls at once in ``THREADS`` threads (more: RESOURCE_EXHAUSTED at once), idle
-connections closed after ``IDLE_SECONDS``. SIGTERM stops taking calls and lets those running finish
-(``GRACE_SECONDS``).
+reflection. Calls of the protocol and health checks are counted in ``/metrics`` like HTTP
+requests (``method="GRPC"``, the status code's name). Bounds: messages up to BACKPROP_MAX_BODY_MB
+(larger: RESOURCE_EXHAUSTED), ``MAX_RPCS`` calls at once in ``THREADS`` threads (more:
+RESOURCE_EXHAUSTED at once), idle connections closed after ``IDLE_SECONDS``. SIGTERM stops taking
+calls and lets those running finish (``GRACE_SECONDS``).
 """
 
 from __future__ import annotations
@@ -31,43 +31,36 @@ from service.api.metrics import Metrics
 from service.api.state import ServiceState
 from service.app import build_state
 from service.errors import BackpropError
-from service.grpc import grpc_predict_v2_pb2 as pb
 from service.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
-from service.grpc.servicer import InferenceServicer
+from service.grpc.servicer import SERVICE, InferenceServicer
 from service.settings import Settings, check_bind, describe_errors
 
 log = logging.getLogger(__name__)
-SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+CHECK = "/grpc.health.v1.Health/Check"
 THREADS = 4  # a prediction releases the interpreter only inside its matrix products: more would queue
 MAX_RPCS = 64
 IDLE_SECONDS = 300
 GRACE_SECONDS = 20
 
 
-class Counted(grpc.ServerInterceptor):
-    """Every unary call into ``backprop_http_requests_total`` and its latency histogram."""
+class CountedHealth(health.HealthServicer):
+    """``grpc.health.v1.Health`` whose Check calls are counted like the protocol's (Watch is a
+    stream, not a request)."""
 
     def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
         self.metrics = metrics
 
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler  # reflection's stream: not a request of the protocol
-        behaviour, method = handler.unary_unary, handler_call_details.method
-
-        def counted(request, context):
-            started = time.perf_counter()
-            try:
-                return behaviour(request, context)
-            finally:
-                code = context.code() or grpc.StatusCode.OK
-                self.metrics.observe(method, "GRPC", code.name, time.perf_counter() - started)
-
-        return handler._replace(unary_unary=counted)
+    def Check(self, request, context):
+        started = time.perf_counter()
+        try:
+            return super().Check(request, context)
+        finally:
+            code = context.code() or grpc.StatusCode.OK
+            self.metrics.observe(CHECK, "GRPC", code.name, time.perf_counter() - started)
 
 
-def _keep_health(state: ServiceState, servicer: health.HealthServicer, stop: threading.Event) -> None:
+def _keep_health(state: ServiceState, servicer: CountedHealth, stop: threading.Event) -> None:
     """SERVING while the default model passes its test prediction, looked at every refresh."""
     while not stop.is_set():
         try:
@@ -80,11 +73,10 @@ def _keep_health(state: ServiceState, servicer: health.HealthServicer, stop: thr
         stop.wait(max(0.5, state.settings.default_refresh_seconds))
 
 
-def build_server(settings: Settings, state: ServiceState) -> tuple[grpc.Server, health.HealthServicer]:
+def build_server(settings: Settings, state: ServiceState) -> tuple[grpc.Server, CountedHealth]:
     """The server, its services added and its port bound (not started yet)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="grpc"),
-        interceptors=[Counted(state.metrics)],
         options=[
             ("grpc.max_receive_message_length", settings.max_body_bytes),
             ("grpc.max_send_message_length", -1),
@@ -94,7 +86,7 @@ def build_server(settings: Settings, state: ServiceState) -> tuple[grpc.Server, 
         maximum_concurrent_rpcs=MAX_RPCS,
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(state), server)
-    checks = health.HealthServicer()
+    checks = CountedHealth(state.metrics)
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)
     names = (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)

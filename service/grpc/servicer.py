@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import time
 from collections.abc import Callable
 from functools import wraps
 
@@ -24,10 +25,19 @@ from service.api.oip.schemas import FILE_PARAMETER, INPUT_NAME
 from service.api.routing import classify
 from service.api.schemas import ModelPath
 from service.api.state import ServiceState
-from service.errors import BackpropError, InvalidInput, ModelFileError, ModelTooLarge, NotReady
+from service.errors import (
+    BackpropError,
+    InvalidInput,
+    ModelFileError,
+    ModelTooLarge,
+    NotReady,
+    Unauthorized,
+)
 from service.grpc import grpc_predict_v2_pb2 as pb
 from service.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.grpc import tensors
+
+SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 
 # An HTTP status of a domain error, as the gRPC code that says the same.
 CODES = {
@@ -51,16 +61,26 @@ def _described(exc: ValidationError) -> str:
 
 
 def _rpc(method: Callable) -> Callable:
-    """Domain errors and invalid requests as the status code and message of the call."""
+    """Domain errors and invalid requests as the status code and message of the call; every call
+    counted in ``/metrics`` like an HTTP request (its path, ``method="GRPC"``, the code's name).
+    Counted here rather than by a server interceptor, which cost a third of a one-image call."""
+    path = f"/{SERVICE}/{method.__name__}"
 
     @wraps(method)
     def answering(self, request, context: grpc.ServicerContext):
+        started, code = time.perf_counter(), grpc.StatusCode.UNKNOWN
         try:
-            return method(self, request, context)
+            answer = method(self, request, context)
+            code = grpc.StatusCode.OK
+            return answer
         except BackpropError as exc:
-            context.abort(CODES.get(exc.status, grpc.StatusCode.INTERNAL), exc.message)
+            code = CODES.get(exc.status, grpc.StatusCode.INTERNAL)
+            context.abort(code, exc.message)
         except ValidationError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _described(exc))
+            code = grpc.StatusCode.INVALID_ARGUMENT
+            context.abort(code, _described(exc))
+        finally:
+            self.state.metrics.observe(path, "GRPC", code.name, time.perf_counter() - started)
 
     return answering
 
@@ -94,10 +114,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             scheme.lower() == "bearer"
             and hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode())
         ):
-            context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "this RPC needs the metadata 'authorization: Bearer <BACKPROP_API_TOKEN>'",
-            )
+            raise Unauthorized("this RPC needs the metadata 'authorization: Bearer <BACKPROP_API_TOKEN>'")
 
     @_rpc
     def ServerLive(self, request, context):

@@ -55,7 +55,8 @@ def test_train_accuracy_runs_the_cli_on_both_datasets(tiny_dataset_dir):
 @pytest.mark.slow
 def test_predict_load_reports_single_and_batch_figures():
     result = _run(
-        "predict_load.py", "--duration", "1", "--rounds", "1", "--batch", "50", "--connections", "1"
+        "predict_load.py",
+        *("--duration", "1", "--rounds", "1", "--batch", "50", "--connections", "1", "--grpc-batch", "100"),
     )
     single = result["single_image"]
     for side in ("predict", "echo"):
@@ -77,6 +78,22 @@ def test_predict_load_reports_single_and_batch_figures():
     for figures in (single, result["batch"]):
         assert figures["throughput_ratio_v2_binary_over_raw_bytes"] > 0
         assert figures["throughput_ratio_v2_json_over_predict_json"] > 0
+    grpc = result["grpc_beside_rest"]  # every side answered every call, at 1 and 8 callers
+    assert grpc["images_per_batch"] == 100
+    for count in (1, 8):
+        found = grpc[f"{count}_callers"]
+        for kind, sides in (
+            ("single", ("grpc_raw", "rest_predict_raw", "rest_v2_binary")),
+            ("batch", ("grpc_raw", "rest_v2_binary")),
+        ):
+            for side in sides:
+                figures = found[kind][side]
+                assert figures["callers"] == count and figures["requests"] > 0 and figures["errors"] == 0, (
+                    figures
+                )
+                assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+        assert found["single"]["p50_ratio_grpc_over_best_rest"] > 0
+        assert found["batch"]["throughput_ratio_grpc_over_rest_binary"] > 0
 
 
 def test_predict_budget_splits_one_request_into_its_parts():

@@ -284,24 +284,24 @@ def test_grpc_calls_are_counted_like_http_requests(client, served):
     text = requests.get(f"{served[0].url}/metrics", timeout=10).text
     assert 'endpoint="/inference.GRPCInferenceService/ModelInfer",method="GRPC",status="OK"' in text
     assert 'method="GRPC",status="NOT_FOUND"' in text
+    assert 'endpoint="/grpc.health.v1.Health/Check",method="GRPC",status="OK"' in text
 
 
 def test_a_killed_grpc_process_is_replaced_and_a_stop_ends_them_all(served, robustness):
     service, address = served
     processes = [pid for pid, command in children(service.proc.pid) if "service.grpc.server" in command]
     assert len(processes) == 2  # BACKPROP_WORKERS of them, on one port
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = [os.sched_getaffinity(pid) for pid in processes]  # each on one core, the cores in turn
+    assert pinned == [{cpus[0]}, {cpus[1 % len(cpus)]}]
     os.kill(processes[0], signal.SIGKILL)
     robustness.fault("SIGKILL of a gRPC process")
-    wait_until(
-        lambda: (
-            len(
-                [p for p, c in children(service.proc.pid) if "service.grpc.server" in c and p != processes[0]]
-            )
-            == 2
-        ),
-        30,
-        "a new gRPC process",
-    )
+
+    def replacements() -> list[int]:
+        return [p for p, c in children(service.proc.pid) if "service.grpc.server" in c and p not in processes]
+
+    wait_until(lambda: len(replacements()) == 1, 30, "a new gRPC process")
+    assert os.sched_getaffinity(replacements()[0]) == pinned[0]  # on the core of the one it replaces
     wait_until(lambda: _healthy(address), 30, "gRPC serving again")
     service.proc.send_signal(signal.SIGTERM)
     assert service.proc.wait(timeout=60) == 0
