@@ -9,10 +9,11 @@ batches sent to /predict as JSON and as raw bytes, and to /v2/models/mnist/infer
 JSON and in the binary tensor data extension (as tritonclient sends them), with the ratio of v2
 binary to raw bytes throughput. Batches (256 images by default) use the same connections.
 
-Then the protocol over gRPC beside REST, with one method for both (``benchmarks.callers``: 1 and 8
-closed-loop caller processes): one image as gRPC raw contents, as /predict raw bytes and as the
-REST infer's binary extension (p50, p99); and batches (``--grpc-batch``, 1,000 images) as gRPC raw
-contents and in the REST binary extension (images per second).
+Then the protocol over gRPC beside REST, driven by one load generator for both (h2load, Debian
+package ``nghttp2-client``; ``benchmarks.h2load``) at 1 and 8 closed-loop callers: one image as gRPC
+raw contents, as /predict raw bytes and as the REST infer's binary extension (p50, p99); and batches
+(``--grpc-batch``, 1,000 images) as gRPC raw contents and in the REST binary extension (images per
+second).
 
     python -m benchmarks.predict_load [--duration 5] [--connections 4] [--batch 256] [--grpc-batch 1000]
 """
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import callers, machine, shipped_store
+from benchmarks import h2load, machine, shipped_store
 from benchmarks.serving import JSON, RAW, free_port, requests_per_worker, sample_digits, served, spread, wrk
 
 
@@ -63,20 +64,23 @@ def ratio(a: dict, b: dict) -> float:
     return a["requests_per_second"] / b["requests_per_second"]
 
 
-def grpc_beside_rest(base: str, grpc_target: str, digits: np.ndarray, *, seconds: int, rounds: int) -> dict:
-    """gRPC and REST called the same way (``benchmarks.callers``), in interleaved rounds: each
-    side's best p50 for one image, its best throughput for batches; and their ratios."""
-    rest = base.removeprefix("http://")
+def grpc_beside_rest(
+    base: str, grpc_target: str, digits: np.ndarray, *, seconds: int, rounds: int, workdir: Path
+) -> dict:
+    """gRPC and REST driven by one load generator (``benchmarks.h2load``) at 1 and 8 callers, in
+    interleaved rounds: each side's best p50 for one image, its best throughput for batches; and
+    their ratios."""
+    h2load.wait_for(grpc_target)
     one, batch = digits[:1], digits
     sides = {
         "single": {
-            "grpc_raw": callers.grpc_raw(grpc_target, one),
-            "rest_predict_raw": callers.rest_raw(rest, one),
-            "rest_v2_binary": callers.rest_v2_binary(rest, one),
+            "grpc_raw": h2load.grpc_raw(grpc_target, one),
+            "rest_predict_raw": h2load.rest_raw(base, one),
+            "rest_v2_binary": h2load.rest_v2_binary(base, one),
         },
         "batch": {
-            "grpc_raw": callers.grpc_raw(grpc_target, batch),
-            "rest_v2_binary": callers.rest_v2_binary(rest, batch),
+            "grpc_raw": h2load.grpc_raw(grpc_target, batch),
+            "rest_v2_binary": h2load.rest_v2_binary(base, batch),
         },
     }
     found: dict = {}
@@ -85,20 +89,23 @@ def grpc_beside_rest(base: str, grpc_target: str, digits: np.ndarray, *, seconds
             runs: dict[str, list[dict]] = {side: [] for side in calls}
             for _ in range(rounds):
                 for side, call in calls.items():
-                    runs[side].append(callers.run(call, callers=count, seconds=seconds))
+                    runs[side].append(
+                        h2load.run(call, connections=count, seconds=seconds, workdir=workdir, base=base)
+                    )
             if kind == "single":
                 chosen = {side: min(r, key=lambda x: x["p50_ms"]) for side, r in runs.items()}
-                rest_best = min(chosen["rest_predict_raw"]["p50_ms"], chosen["rest_v2_binary"]["p50_ms"])
-                chosen["p50_ratio_grpc_over_best_rest"] = chosen["grpc_raw"]["p50_ms"] / rest_best
+                for rest in ("rest_v2_binary", "rest_predict_raw"):  # the protocol's REST side; /predict
+                    ratio_name = f"p50_ratio_grpc_over_{rest.removeprefix('rest_')}"
+                    chosen[ratio_name] = chosen["grpc_raw"]["p50_ms"] / chosen[rest]["p50_ms"]
             else:
-                chosen = {side: max(r, key=lambda x: x["requests_per_second"]) for side, r in runs.items()}
+                chosen = {side: best(r) for side, r in runs.items()}
                 for figures in chosen.values():
                     figures["images_per_second"] = figures["requests_per_second"] * len(batch)
                 chosen["throughput_ratio_grpc_over_rest_binary"] = ratio(
                     chosen["grpc_raw"], chosen["rest_v2_binary"]
                 )
-            found.setdefault(f"{count}_callers", {})[kind] = chosen
-    return {"images_per_batch": len(batch), "seconds_per_run": seconds, "rounds": rounds, **found}
+            found.setdefault("1_caller" if count == 1 else f"{count}_callers", {})[kind] = chosen
+    return {"tool": h2load.version(), "images_per_batch": len(batch), "seconds_per_run": seconds, **found}
 
 
 def main() -> None:
@@ -114,8 +121,9 @@ def main() -> None:
         "--front", choices=["nginx", "none"], default="nginx", help="BACKPROP_FRONT of both servers"
     )
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk not found: apt-get install wrk")
+    for tool, package in (("wrk", "wrk"), ("h2load", "nghttp2-client")):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: apt-get install {package}")
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -187,6 +195,7 @@ def main() -> None:
                 sample_digits(args.grpc_batch),
                 seconds=args.duration,
                 rounds=args.rounds,
+                workdir=work,
             )
 
     from service.settings import Settings

@@ -14,6 +14,8 @@ calls and lets those running finish (``GRACE_SECONDS``).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -108,6 +110,9 @@ def main() -> int:
         server, checks = build_server(settings, state)
     except (BackpropError, OSError) as exc:
         sys.exit(f"backprop: {getattr(exc, 'message', exc)}")
+    with contextlib.suppress(BackpropError):  # the default model loaded before the first call
+        state.registry.get(None, None)
+    gc.freeze()  # as in the gunicorn workers: full collections no longer walk what the server holds
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -25,6 +25,8 @@ _TYPED_DTYPES = {"UINT8": np.uint32, "FP32": np.float32, "FP64": np.float64}
 
 def parameters(entries) -> dict[str, Any]:
     """A protobuf map of parameters as the values they hold."""
+    if not entries:
+        return {}
     return {
         key: getattr(value, value.WhichOneof("parameter_choice") or "bool_param")
         for key, value in entries.items()

@@ -80,19 +80,20 @@ def test_predict_load_reports_single_and_batch_figures():
         assert figures["throughput_ratio_v2_json_over_predict_json"] > 0
     grpc = result["grpc_beside_rest"]  # every side answered every call, at 1 and 8 callers
     assert grpc["images_per_batch"] == 100
-    for count in (1, 8):
-        found = grpc[f"{count}_callers"]
+    assert grpc["tool"].startswith("h2load")
+    for count, key in ((1, "1_caller"), (8, "8_callers")):
+        found = grpc[key]
         for kind, sides in (
             ("single", ("grpc_raw", "rest_predict_raw", "rest_v2_binary")),
             ("batch", ("grpc_raw", "rest_v2_binary")),
         ):
             for side in sides:
                 figures = found[kind][side]
-                assert figures["callers"] == count and figures["requests"] > 0 and figures["errors"] == 0, (
-                    figures
-                )
+                assert figures["connections"] == count, figures
+                assert figures["requests"] > 0 and figures["errors"] == 0, figures
                 assert 0 < figures["p50_ms"] <= figures["p99_ms"]
-        assert found["single"]["p50_ratio_grpc_over_best_rest"] > 0
+        assert found["single"]["p50_ratio_grpc_over_v2_binary"] > 0
+        assert found["single"]["p50_ratio_grpc_over_predict_raw"] > 0
         assert found["batch"]["throughput_ratio_grpc_over_rest_binary"] > 0
 
 
