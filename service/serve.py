@@ -158,6 +158,10 @@ def prepare(settings: Settings) -> Plan:
     """Refuse, before anything starts or is announced, what cannot run or not safely: an open public
     bind, a public bind without nginx, a second instance on the same state folder, a port in use."""
     check_bind(settings)
+    if settings.grpc_port == settings.port:
+        raise CannotServe(
+            f"BACKPROP_GRPC_PORT is the HTTP port, {settings.port}; give gRPC another (0 turns it off)"
+        )
     nginx = choose_front(settings)
     lock = _lock_state_folder(settings)
     try:

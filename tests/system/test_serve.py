@@ -40,6 +40,15 @@ def test_a_port_in_use_is_said_before_serving_on(tmp_path):
     assert result.stderr == f"backprop: port {port} on 127.0.0.1 is in use; set BACKPROP_PORT or --port\n"
 
 
+def test_the_http_port_taken_for_grpc_too_is_said_before_serving_on(tmp_path):
+    result = _serve(_clean_env(tmp_path), "--port", "8001")  # gRPC's default port
+    assert result.returncode == 1
+    assert result.stderr == (
+        "backprop: BACKPROP_GRPC_PORT is the HTTP port, 8001; give gRPC another (0 turns it off)\n"
+    )
+    assert not (tmp_path / "var").exists()
+
+
 @pytest.mark.slow
 def test_a_second_serve_on_the_same_state_folder_refuses_and_harms_nothing(tmp_path, store_dir):
     first = Service(tmp_path, worker=False, model_store=store_dir)
