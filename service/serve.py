@@ -46,7 +46,8 @@ def _start(command: list[str], *, nice: int = 0, cpu: int | None = None) -> subp
         _die_with_parent()
         lower_priority(nice)
         if cpu is not None:  # inherited by every thread the program starts
-            os.sched_setaffinity(0, {cpu})
+            with contextlib.suppress(OSError):  # the core was taken away meanwhile: run anywhere
+                os.sched_setaffinity(0, {cpu})
 
     return subprocess.Popen(command, start_new_session=True, preexec_fn=prepare_child)
 
