@@ -121,6 +121,11 @@ class Settings(BaseSettings):
         description="most multiply-adds per training image (network multiply-adds x epochs) of a job",
     )
     allow_download: bool = Field(False, description="training workers may download missing datasets")
+    drift: bool = Field(
+        False,
+        description="count every answer by label, confidence and out-of-distribution score for "
+        "GET /models/NAME/versions/N/drift and /metrics (off: no cost)",
+    )
 
     @field_validator("redis_url")
     @classmethod

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from service import drift
 from service.data import Dataset, stratified_split
 from service.errors import DatasetError
 from service.json_types import json_int
@@ -228,6 +229,18 @@ def same_data_or_refuse(meta: dict[str, Any], dataset: Dataset) -> None:
         )
 
 
+def drift_reference(network: MLP, config: TrainingConfig, dataset: Dataset) -> dict[str, Any] | None:
+    """``service.drift.reference`` on the digits the network never trained on: its test split if
+    the data has one, else its validation split; None without either."""
+    if dataset.test_x is not None and len(dataset.test_x):
+        held_out = dataset.test_x
+    else:
+        held_out = dataset.train_x[split_indices(config, dataset.train_y)[1]]
+    if not len(held_out):
+        return None
+    return drift.reference(network.predict_proba(network.normalize(held_out)))
+
+
 def train_and_save(
     config: TrainingConfig,
     dataset: Dataset,
@@ -261,6 +274,7 @@ def train_and_save(
             },
             "training": config.model_dump(mode="json"),
             "metrics": result.metrics,
+            "drift_reference": drift_reference(result.network, config, dataset),
             "history": [record.to_dict() for record in result.history],
             "train_seconds": result.seconds,
             "job": job,

@@ -3,7 +3,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.data import load_dataset
-from service.training import TrainingConfig, split_indices, train
+from service.training import TrainingConfig, drift_reference, split_indices, train
 
 
 @pytest.mark.parametrize(
@@ -82,3 +82,10 @@ def test_the_cli_and_jobs_save_a_version_the_same_way(tiny_dataset_dir, tmp_path
     assert meta["dataset"]["notes"] == ["a note from the loader"] == result.notes
     assert meta["training"] == config.model_dump(mode="json") and len(meta["history"]) == 1
     assert store.default_version("tiny") == 1
+    reference = meta["drift_reference"]  # on the test split, or else the validation split
+    without_test = load_dataset("mnist", tiny_dataset_dir)
+    without_test.test_x = None
+    _, held_out = split_indices(config, dataset.train_y)
+    assert reference["samples"] == len(dataset.test_x) and abs(sum(reference["labels"]) - 1) < 1e-4
+    assert drift_reference(result.network, config, without_test)["samples"] == len(held_out)
+    assert 0 < reference["ood_threshold"] <= 1 and reference["ood_share"] == 0.01

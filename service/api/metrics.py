@@ -17,6 +17,7 @@ import logging
 import os
 from typing import Any
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -26,6 +27,8 @@ from prometheus_client import (
     multiprocess,
     values,
 )
+
+from service import drift
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,19 @@ class Metrics:
             ["model", "version"],
             registry=self._registry,
         )
+        self.drift = Counter(
+            "backprop_drift_answers_total",
+            "images answered, by predicted label and confidence bucket (BACKPROP_DRIFT)",
+            ["model", "version", "label", "confidence"],
+            registry=self._registry,
+        )
+        self.beyond = Counter(
+            "backprop_drift_out_of_distribution_total",
+            "images answered below their version's out-of-distribution threshold (BACKPROP_DRIFT)",
+            ["model", "version"],
+            registry=self._registry,
+        )
+        self._drift_children: dict[tuple[str, int, int, int], Any] = {}
         labels = ["model", "version", "policy"]
         self.traffic = {
             kind: Counter(_TRAFFIC_PREFIX + kind, doc, labels, registry=self._registry)
@@ -126,6 +142,43 @@ class Metrics:
         if counter is None:
             counter = self._image_counters[(model, version)] = self.images.labels(model, str(version))
         counter.inc(images)
+
+    def count_drift(self, model: str, version: int, pairs: np.ndarray, beyond: int) -> None:
+        """Answers by (label, confidence bucket): ``pairs`` (N, 2); ``beyond`` of them below the
+        out-of-distribution threshold."""
+        found, times = np.unique(pairs, axis=0, return_counts=True) if len(pairs) > 1 else (pairs, [1])
+        for (label, bucket), count in zip(found.tolist(), times, strict=True):
+            key = (model, version, label, bucket)
+            child = self._drift_children.get(key)
+            if child is None:
+                child = self.drift.labels(model, str(version), str(label), drift.BUCKET_NAMES[bucket])
+                self._drift_children[key] = child
+            child.inc(int(count))
+        if beyond:
+            self.beyond.labels(model, str(version)).inc(beyond)
+
+    def drift_counts(self, model: str, version: int, classes: int) -> dict[str, np.ndarray]:
+        """This machine's drift counts of one version: ``labels`` (classes,), ``confidence``
+        (buckets,) and ``ood`` (1,), summed over the workers."""
+        counts = {
+            "labels": np.zeros(classes),
+            "confidence": np.zeros(len(drift.BUCKET_NAMES)),
+            "ood": np.zeros(1),
+        }
+        for family in self._collected().collect():
+            for sample in family.samples:
+                found = sample.labels
+                if not sample.name.endswith("_total") or (found.get("model"), found.get("version")) != (
+                    model,
+                    str(version),
+                ):
+                    continue
+                if family.name == "backprop_drift_answers" and int(found["label"]) < classes:
+                    counts["labels"][int(found["label"])] += sample.value
+                    counts["confidence"][drift.BUCKET_NAMES.index(found["confidence"])] += sample.value
+                elif family.name == "backprop_drift_out_of_distribution":
+                    counts["ood"][0] += sample.value
+        return counts
 
     def count_traffic(self, model: str, version: int, revision: str, **amounts: float) -> None:
         for kind, amount in amounts.items():

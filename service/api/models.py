@@ -1,12 +1,13 @@
-"""GET /models..., PUT /models/NAME/default, DELETE /models/NAME/versions/N, and each model's
-retention policy (GET and PUT /models/NAME/retention)."""
+"""GET /models..., PUT /models/NAME/default, DELETE /models/NAME/versions/N, a version's drift
+(GET /models/NAME/versions/N/drift), and each model's retention policy (GET and PUT
+/models/NAME/retention)."""
 
 from __future__ import annotations
 
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import Field
 
-from service import retention
+from service import drift, retention
 from service.api.schemas import (
     ModelInfo,
     ModelList,
@@ -18,7 +19,8 @@ from service.api.schemas import (
 )
 from service.api.security import BEARER_SECURITY, require_token, server_paths, token_given, without_paths
 from service.api.state import service_state
-from service.errors import ModelNotFound, ModelUnavailable
+from service.drift import DriftReport
+from service.errors import Conflict, ModelNotFound, ModelUnavailable
 from service.retention import RetentionPolicy
 from service.traffic import policy as traffic
 
@@ -90,6 +92,27 @@ def get_version(path: VersionPath):
     store = service_state().store
     name, version = store.resolve(path.name, path.version)
     return {**_shown(store.metadata(name, version)), "is_default": version == store.default_version(name)}
+
+
+@bp.get(
+    "/models/<name>/versions/<int:version>/drift",
+    responses={200: DriftReport, **error_responses(404, 409, 422, 503)},
+)
+def get_drift(path: VersionPath):
+    """What the version answered since the service started, on this machine, against what it answered
+    on held-out digits when it was trained: PSI of labels and of confidence, the share below its
+    out-of-distribution threshold, and a status (ok, watch, drifting) with the reasons."""
+    state = service_state()
+    name, version = state.store.resolve(path.name, path.version)
+    meta = state.store.metadata(name, version)
+    reference = meta.get("drift_reference")
+    if reference is None:
+        raise Conflict(f"{name} v{version} has no drift reference: only versions trained here record one")
+    if not state.settings.drift:
+        raise Conflict("drift is not counted: start the service with BACKPROP_DRIFT=1")
+    counts = state.metrics.drift_counts(name, version, len(reference["labels"]))
+    window = "every answer since the service started, on this machine's workers"
+    return drift.compare(name, version, reference, counts, window).model_dump()
 
 
 @bp.put(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from service import drift
 from service.api.state import ServiceState
 from service.errors import ModelUnavailable
 from service.registry import LoadedModel
@@ -34,7 +35,31 @@ def classify(
     unit: bool = False,
     header: Header = no_header,
 ) -> tuple[LoadedModel, np.ndarray, After]:
-    """(the model that answered, its probabilities (N, classes), the shadow to run after the answer)."""
+    """(the model that answered, its probabilities (N, classes), the shadow to run after the answer);
+    the answers counted for drift when BACKPROP_DRIFT is on."""
+    model, probabilities, after = _classify(state, pixels, name, version, unit=unit, header=header)
+    if state.settings.drift:
+        _count_drift(state, model, probabilities)
+    return model, probabilities, after
+
+
+def _count_drift(state: ServiceState, model: LoadedModel, probabilities: np.ndarray) -> None:
+    top = probabilities.max(axis=1)
+    pairs = np.stack([probabilities.argmax(axis=1), drift.buckets(top)], axis=1)
+    reference = model.metadata.get("drift_reference")
+    beyond = int((top < reference["ood_threshold"]).sum()) if reference else 0
+    state.metrics.count_drift(model.name, model.version, pairs, beyond)
+
+
+def _classify(
+    state: ServiceState,
+    pixels: np.ndarray,
+    name: str | None,
+    version: int | None,
+    *,
+    unit: bool = False,
+    header: Header = no_header,
+) -> tuple[LoadedModel, np.ndarray, After]:
     if version is not None:
         model = state.registry.get(name, version)
         return model, model.predict(pixels, unit_scale=unit), None

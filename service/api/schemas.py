@@ -208,6 +208,9 @@ class VersionInfo(BaseModel):
     source: Literal["training", "upload"] | None = Field(
         None, description="where the version came from (none: the model this service ships with)"
     )
+    drift_reference: dict[str, Any] | None = Field(
+        None, description="its answers on held-out digits, for drift (none: not trained here)"
+    )
     is_default: bool = False
 
 

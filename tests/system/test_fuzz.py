@@ -77,6 +77,7 @@ def fuzzed(tmp_path_factory):
         allow_download=True,  # ... whatever their dataset; no worker runs them
         max_body_mb=4,
         max_batch=64,
+        drift=True,  # predictions go through the drift counting too
     )
     tally = Tally()
     session = requests.Session()
