@@ -249,6 +249,7 @@ class Health(BaseModel):
     token_required: bool = Field(
         description="training and changing models need 'Authorization: Bearer <BACKPROP_API_TOKEN>'"
     )
+    drift_counted: bool = Field(False, description="answers are counted for drift (BACKPROP_DRIFT)")
 
 
 class Ready(BaseModel):

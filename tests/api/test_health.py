@@ -8,8 +8,13 @@ import pytest
 def test_healthz_says_whether_the_token_is_required(client, make_client):
     from tests.conftest import TOKEN
 
-    assert client.get("/healthz").get_json() == {"status": "ok", "token_required": False}
-    assert make_client(api_token=TOKEN).get("/healthz").get_json() == {"status": "ok", "token_required": True}
+    off = {"status": "ok", "token_required": False, "drift_counted": False}
+    assert client.get("/healthz").get_json() == off
+    assert make_client(api_token=TOKEN, drift=True).get("/healthz").get_json() == {
+        "status": "ok",
+        "token_required": True,
+        "drift_counted": True,
+    }
 
 
 def test_readyz_with_the_default_model(client):

@@ -75,11 +75,11 @@ def pages(browser):
 
 @pytest.fixture
 def server(store_dir, tmp_path, mnist5k_dir):
-    """A real ``backprop serve`` (nginx, gunicorn with two workers, a training worker); yields
-    (url, process)."""
+    """A real ``backprop serve`` (nginx, gunicorn with two workers, a training worker, drift
+    counted); yields (url, process)."""
     from tests.system.processes import running
 
-    with running(tmp_path, model_store=store_dir, data_dir=mnist5k_dir) as service:
+    with running(tmp_path, model_store=store_dir, data_dir=mnist5k_dir, drift=True) as service:
         yield service.url, service.proc
 
 

@@ -27,9 +27,12 @@ const tokenInput = document.getElementById("token");
 tokenInput.value = sessionStorage.getItem(TOKEN_KEY) || "";
 tokenInput.addEventListener("input", (event) => rememberToken(event.target.value.trim()));
 
+// /healthz's answer, asked once at load: whether the token is needed, whether drift is counted.
+let health = Promise.resolve({});
+
 async function checkTokenRequired() {
-  const result = await callApi("GET", "/healthz");
-  tokenRequired = Boolean(result.ok && result.data.token_required);
+  health = callApi("GET", "/healthz").then((result) => (result.ok ? result.data : {}));
+  tokenRequired = Boolean((await health).token_required);
   document.getElementById("token-card").hidden = !tokenRequired;
 }
 
@@ -178,6 +181,38 @@ async function makeDefault(name, version, button) {
     : `Not changed: ${apiError(result)}`;
 }
 
+// A version's drift (GET .../drift): its status and how many answers it rests on, the reasons on
+// hover and for screen readers. Versions not trained here have no reference to compare with.
+function driftCell(name, version) {
+  const td = document.createElement("td");
+  td.dataset.testid = "drift";
+  td.className = "drift";
+  if (!version.drift_reference) {
+    td.textContent = "no reference";
+    return td;
+  }
+  td.textContent = "…";
+  health.then(async ({ drift_counted: counted }) => {
+    if (!counted) {
+      td.textContent = "not counted";
+      td.title = "the service counts answers for drift with BACKPROP_DRIFT=1";
+      return;
+    }
+    const path = `/models/${encodeURIComponent(name)}/versions/${version.version}/drift`;
+    const result = await callApi("GET", path);
+    if (!result.ok) {
+      td.textContent = "unavailable";
+      td.title = apiError(result);
+      return;
+    }
+    const report = result.data;
+    td.textContent = `${report.status}, ${report.predictions.toLocaleString("en")} answers`;
+    td.title = report.reasons.join("; ");
+    td.setAttribute("aria-description", td.title);
+  });
+  return td;
+}
+
 async function refreshModels() {
   const result = await callApi("GET", "/models");
   const body = document.querySelector("#models tbody");
@@ -190,7 +225,7 @@ async function refreshModels() {
     const head = document.createElement("tr");
     head.className = "model-row";
     const cell = document.createElement("th");
-    cell.colSpan = 4;
+    cell.colSpan = 5;
     cell.scope = "colgroup";
     cell.textContent = model.is_service_default ? `${model.name} (the service's default model)` : model.name;
     head.append(cell);
@@ -207,6 +242,7 @@ async function refreshModels() {
         if (column === 2) td.className = "created";
         row.append(td);
       });
+      row.append(driftCell(model.name, version));
       const action = document.createElement("td");
       if (version.is_default && model.is_service_default) {
         action.textContent = "default";
