@@ -22,6 +22,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Room for about 4,000 labelled samples per file: far more than these metrics' label sets.
 PREALLOCATED_BYTES = 1 << 20
-_FILE_KINDS = ("counter", "histogram")
+_FILE_KINDS = ("counter", "histogram", "gauge_max")
 # The verdict on a traffic policy's versions (service.traffic.verdict), by (model, version, policy).
 TRAFFIC_COUNTERS = {
     "requests": "requests a version of a traffic policy answered (or failed)",
@@ -116,7 +117,15 @@ class Metrics:
             ["model", "version"],
             registry=self._registry,
         )
+        self.reference = Gauge(
+            "backprop_drift_reference_share",
+            "a version's shares on its held-out digits, by predicted label or confidence bucket",
+            ["model", "version", "kind", "bin"],
+            multiprocess_mode="max",
+            registry=self._registry,
+        )
         self._drift_children: dict[tuple[str, int, int, int], Any] = {}
+        self._references_shown: set[tuple[str, int]] = set()
         labels = ["model", "version", "policy"]
         self.traffic = {
             kind: Counter(_TRAFFIC_PREFIX + kind, doc, labels, registry=self._registry)
@@ -142,6 +151,20 @@ class Metrics:
         if counter is None:
             counter = self._image_counters[(model, version)] = self.images.labels(model, str(version))
         counter.inc(images)
+
+    def show_reference(self, model: str, version: int, reference: dict) -> None:
+        """A version's reference shares as gauges, once per process: what Prometheus needs to compute
+        the PSI the drift route computes (docs/operations.md#drift)."""
+        if (model, version) in self._references_shown:
+            return
+        self._references_shown.add((model, version))
+        shares = {
+            "label": zip(range(len(reference["labels"])), reference["labels"], strict=True),
+            "confidence": zip(drift.BUCKET_NAMES, reference["confidence"], strict=True),
+        }
+        for kind, pairs in shares.items():
+            for bin_name, share in pairs:
+                self.reference.labels(model, str(version), kind, str(bin_name)).set(share)
 
     def count_drift(self, model: str, version: int, pairs: np.ndarray, beyond: int) -> None:
         """Answers by (label, confidence bucket): ``pairs`` (N, 2); ``beyond`` of them below the

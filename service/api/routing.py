@@ -47,7 +47,10 @@ def _count_drift(state: ServiceState, model: LoadedModel, probabilities: np.ndar
     top = probabilities.max(axis=1)
     pairs = np.stack([probabilities.argmax(axis=1), drift.buckets(top)], axis=1)
     reference = model.metadata.get("drift_reference")
-    beyond = int((top < reference["ood_threshold"]).sum()) if reference else 0
+    beyond = 0
+    if reference:
+        beyond = int((top < reference["ood_threshold"]).sum())
+        state.metrics.show_reference(model.name, model.version, reference)
     state.metrics.count_drift(model.name, model.version, pairs, beyond)
 
 

@@ -76,5 +76,14 @@ def test_held_out_digits_are_ok_and_strange_ones_drift(tmp_path, mnist_dir):
             assert report["reasons"] and report["labels_psi"] is not None
         metrics = service.get("/metrics").text
         assert [_counted(metrics, v) for v in range(1, 5)] == [IMAGES] * 4
+        shares = [  # the reference, for Prometheus's own PSI (docs/operations.md#drift)
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("backprop_drift_reference_share{")
+            and 'kind="label"' in line
+            and 'model="drifty"' in line
+            and 'version="1"' in line
+        ]
+        assert len(shares) == 10 and abs(sum(shares) - 1) < 1e-3
     finally:
         service.close()
