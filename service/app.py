@@ -10,7 +10,7 @@ from flask import g, request
 from flask.json.provider import JSONProvider
 from flask_openapi3 import Info, OpenAPI
 
-from service import __version__, web
+from service import __version__, tracing, web
 from service.api import access, explain, health, jobs, models, predict, traffic, transfer
 from service.api.bounded_body import BoundedBody
 from service.api.errors import register_error_handlers, validation_response
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     state = build_state(settings)
+    state.tracing = tracing.start("api")
     metrics = state.metrics
     state.init_app(app)
     api = (predict.bp, explain.bp, models.bp, transfer.bp, traffic.bp, jobs.bp, health.bp, oip.bp)
@@ -110,6 +111,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     register_error_handlers(app)
     _install_request_hooks(app, metrics)
     app.wsgi_app = BoundedBody(FastLane(app, state), settings.max_body_bytes)
+    if state.tracing.enabled:  # outermost: the span covers the fast lane and the body bound too
+        app.wsgi_app = state.tracing.wrap(app.wsgi_app)
     return app
 
 
@@ -134,7 +137,8 @@ def _install_request_hooks(app: OpenAPI, metrics: Metrics) -> None:
         rule, status = request.url_rule, response.status_code
         response.headers["X-Request-ID"] = request_id
         route = rule.rule if rule else "unmatched"
-        access.record(metrics, request_id, request.method, route, request.path, status, started)
+        method, path = request.method, request.path
+        access.record(metrics, request_id, method, route, path, status, started, request.environ)
         return response
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from service import tracing
 from service.errors import CannotServe
 from service.front import choose_front, nginx_command, pool_socket
 from service.priority import lower_priority
@@ -159,6 +160,7 @@ def prepare(settings: Settings) -> Plan:
     """Refuse, before anything starts or is announced, what cannot run or not safely: an open public
     bind, a public bind without nginx, a second instance on the same state folder, a port in use."""
     check_bind(settings)
+    tracing.require()
     if settings.grpc_port == settings.port:
         raise CannotServe(
             f"BACKPROP_GRPC_PORT is the HTTP port, {settings.port}; give gRPC another (0 turns it off)"

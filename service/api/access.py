@@ -10,6 +10,7 @@ import time
 import uuid
 
 from service.api.metrics import Metrics
+from service.tracing import TRACE_ID_KEY
 
 log = logging.getLogger("service.access")
 
@@ -28,10 +29,21 @@ def content_encoding(environ: dict) -> str | None:
 
 
 def record(
-    metrics: Metrics, request: str, method: str, route: str, path: str, status: int, started: float
+    metrics: Metrics,
+    request: str,
+    method: str,
+    route: str,
+    path: str,
+    status: int,
+    started: float,
+    environ: dict,
 ) -> None:
     """Count and time request ``request`` by ``route`` (its rule, not its path: bounded labels), and
-    write its access log line."""
+    write its access log line, with its trace id when it is traced."""
     elapsed = time.perf_counter() - started
     metrics.observe(route, method, status, elapsed)
-    log.info('%s "%s %s" %s %.1fms', request, method, path, status, elapsed * 1000)
+    trace_id = environ.get(TRACE_ID_KEY)
+    if trace_id is None:
+        log.info('%s "%s %s" %s %.1fms', request, method, path, status, elapsed * 1000)
+    else:
+        log.info('%s "%s %s" %s %.1fms trace=%s', request, method, path, status, elapsed * 1000, trace_id)

@@ -78,7 +78,7 @@ class FastLane:
             ],
         )
         path = environ["PATH_INFO"]
-        access.record(self.state.metrics, request_id, "POST", route, path, 200, started)
+        access.record(self.state.metrics, request_id, "POST", route, path, 200, started, environ)
         # The server closes the body once it is sent: a shadow runs then, never before.
         return [answer] if after is None else ClosingIterator([answer], after)
 

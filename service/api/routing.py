@@ -37,7 +37,10 @@ def classify(
 ) -> tuple[LoadedModel, np.ndarray, After]:
     """(the model that answered, its probabilities (N, classes), the shadow to run after the answer);
     the answers counted for drift when BACKPROP_DRIFT is on."""
-    model, probabilities, after = _classify(state, pixels, name, version, unit=unit, header=header)
+    with state.tracing.span("forward pass", **{"backprop.images": len(pixels)}) as span:
+        model, probabilities, after = _classify(state, pixels, name, version, unit=unit, header=header)
+        if span is not None:
+            span.set_attributes({"backprop.model": model.name, "backprop.version": model.version})
     if state.settings.drift:
         _count_drift(state, model, probabilities)
     return model, probabilities, after

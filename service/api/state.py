@@ -13,6 +13,7 @@ from service.jobs.queue import JobQueue
 from service.registry import ModelRegistry
 from service.settings import Settings
 from service.store import ModelStore
+from service.tracing import Tracing
 from service.traffic.router import TrafficRouter
 from service.traffic.shadow import ShadowQueue
 from service.traffic.verdict import Verdicts
@@ -31,6 +32,7 @@ class ServiceState:
     verdicts: Verdicts
     shadows: ShadowQueue
     expensive: ExpensiveSlot = field(default_factory=ExpensiveSlot)
+    tracing: Tracing = field(default_factory=Tracing)  # off unless create_app starts it
 
     def init_app(self, app: Flask) -> None:
         app.extensions[EXTENSION] = self
