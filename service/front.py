@@ -140,6 +140,7 @@ def _proxy(settings: Settings) -> str:
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Request-ID $backprop_request_id;
             proxy_read_timeout {UPSTREAM_TIMEOUT}s;
             proxy_next_upstream_tries 2;
 """
@@ -195,6 +196,11 @@ http {{
         # Model files in and out: uploads, downloads, ONNX exports, the protocol's load.
         ~^/models/[^/]+/versions(/[0-9]+/(file|model\\.onnx))?\\s expensive;
         ~^/v2/repository/models/[^/]+/load\\s expensive;
+    }}
+    # The client's request id, or nginx's own: the app logs it and answers it in X-Request-ID.
+    map $http_x_request_id $backprop_request_id {{
+        "" $request_id;
+        default $http_x_request_id;
     }}
     map $pool $expensive_key {{
         expensive 1;

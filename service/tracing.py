@@ -21,6 +21,7 @@ from service.errors import ExtraMissing
 
 ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 TRACE_ID_KEY = "backprop.trace_id"  # the WSGI environ key the access log reads
+DECODING = "decoding the body"  # a span's name, wherever a body is read into pixels
 
 
 def wanted(environ: dict[str, str] | None = None) -> bool:
@@ -49,15 +50,38 @@ class Tracing:
             return contextlib.nullcontext()
         return self.tracer.start_as_current_span(name, attributes=attributes)
 
+    def carrier(self) -> dict[str, str]:
+        """The current trace context in W3C form (``traceparent``, ``tracestate``): what a job
+        record carries to the worker that runs it. Empty when tracing is off."""
+        if self.tracer is None:
+            return {}
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier)
+        return carrier
+
+    def continued(self, carrier: dict[str, str], name: str, **attributes: Any):
+        """A span of ``name`` in the trace ``carrier`` holds (a trace of its own without one)."""
+        if self.tracer is None:
+            return contextlib.nullcontext()
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        context = TraceContextTextMapPropagator().extract(carrier)
+        return self.tracer.start_as_current_span(name, context=context, attributes=attributes)
+
     def wrap(self, app: Callable) -> Callable:
         """``app`` (WSGI) traced: a server span per request, the trace id in the WSGI environ."""
         from opentelemetry import trace
         from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 
         def remembering(environ: dict, start_response: Callable):
-            context = trace.get_current_span().get_span_context()
+            span = trace.get_current_span()
+            context = span.get_span_context()
             if not context.is_valid:
                 return app(environ, start_response)
+            if "HTTP_X_REQUEST_ID" in environ:  # nginx's, or the client's it forwards: the app logs it
+                span.set_attribute("http.request.header.x-request-id", [environ["HTTP_X_REQUEST_ID"]])
             trace_id = environ[TRACE_ID_KEY] = format(context.trace_id, "032x")
             # W3C Trace Context's response header (the WSGI middleware writes none).
             flags = int(context.trace_flags)

@@ -58,7 +58,13 @@ def explain():
     payload = inputs.parse_predict_json(request.get_data())
     req = ExplainRequest.model_validate(payload, context={"max_batch": state.settings.explain_max_batch})
     model = state.registry.get(req.model, req.version)
-    explanations = explain_images(model, req.matrix, req, unit_scale=req.scale == "unit")
+    attributes = {
+        "backprop.model": model.name,
+        "backprop.version": model.version,
+        "backprop.method": req.method,
+    }
+    with state.tracing.span("explanation", **attributes, **{"backprop.images": len(req.matrix)}):
+        explanations = explain_images(model, req.matrix, req, unit_scale=req.scale == "unit")
     state.metrics.count_images(model.name, model.version, len(explanations))
     return {
         "model": {"name": model.name, "version": model.version},

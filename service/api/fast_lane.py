@@ -28,6 +28,7 @@ from service.api.oip import routes as oip
 from service.api.routing import After
 from service.api.schemas import ModelPath, VersionPath
 from service.api.state import ServiceState
+from service.tracing import DECODING
 from service.traffic.router import Header
 from service.wire import json_bytes
 
@@ -114,7 +115,8 @@ class FastLane:
         return route, lambda body: oip.infer(self.state, *target, body, header_length, _headers(environ))
 
     def _predict_json(self, body: bytes, header: Header):
-        request = predict.parse_json(body, max_batch=self.state.settings.max_batch)
+        with self.state.tracing.span(DECODING, **{"http.request.body.size": len(body)}):
+            request = predict.parse_json(body, max_batch=self.state.settings.max_batch)
         unit = request.scale == "unit"
         document, after = predict.answer(
             self.state, request.matrix, request.model, request.version, unit=unit, header=header
@@ -122,7 +124,8 @@ class FastLane:
         return json_bytes(document), "application/json", [], after
 
     def _predict_bytes(self, body: bytes, header: Header):
-        pixels = from_bytes(body, max_batch=self.state.settings.max_batch)
+        with self.state.tracing.span(DECODING, **{"http.request.body.size": len(body)}):
+            pixels = from_bytes(body, max_batch=self.state.settings.max_batch)
         document, after = predict.answer(self.state, pixels, None, None, unit=False, header=header)
         return json_bytes(document), "application/json", [], after
 

@@ -60,7 +60,7 @@ def submit(body: TrainRequest):
 
     429 (with Retry-After) when BACKPROP_MAX_QUEUED_JOBS jobs wait already; 422 when the job would
     cost more than BACKPROP_MAX_JOB_COST or its dataset is not on the server."""
-    record = _queue().submit(body)
+    record = _queue().submit(body, service_state().tracing.carrier())
     location = f"/jobs/{record.id}"
     return {"id": record.id, "status": record.status, "location": location}, 202, {"Location": location}
 

@@ -12,6 +12,7 @@ from service.api.routing import After, classify, no_header
 from service.api.schemas import PredictQuery, PredictRequest, PredictResponse, error_responses
 from service.api.state import ServiceState, service_state
 from service.errors import UnsupportedMediaType
+from service.tracing import DECODING
 from service.traffic.router import Header
 
 bp = APIBlueprint("predict", __name__, abp_tags=[Tag(name="predict", description="classify digits")])
@@ -67,9 +68,22 @@ def predict():
     """Classify one image (`pixels`), a batch (`instances`), raw N x 784 bytes, or a PNG or JPEG
     picture of a digit."""
     state = service_state()
-    mimetype = request.mimetype
     query = PredictQuery.model_validate(request.args.to_dict()) if request.args else _NO_QUERY
-    name, version, unit = query.model, query.version, False
+    with state.tracing.span(DECODING, **{"http.request.body.size": request.content_length or 0}):
+        pixels, unit, name, version = _decoded(state, request.mimetype, query.model, query.version)
+    document, after = answer(state, pixels, name, version, unit=unit, header=request.headers.get)
+    response = current_app.json.response(document)
+    if after is not None:
+        response.call_on_close(after)  # a shadow answers after the client has its answer
+    return response
+
+
+def _decoded(
+    state: ServiceState, mimetype: str, name: str | None, version: int | None
+) -> tuple[np.ndarray, bool, str | None, int | None]:
+    """(pixels (N, 784), whether they are on the unit scale, model, version) from the body; a JSON
+    body's model and version take the place of the query's."""
+    unit = False
     if mimetype == "application/octet-stream":
         pixels = inputs.from_bytes(request.get_data(), max_batch=state.settings.max_batch)
     elif mimetype in inputs.IMAGE_FORMATS:
@@ -87,11 +101,7 @@ def predict():
             f"Content-Type {mimetype or '(none)'} is not supported: send application/json, "
             "application/octet-stream, image/png or image/jpeg"
         )
-    document, after = answer(state, pixels, name, version, unit=unit, header=request.headers.get)
-    response = current_app.json.response(document)
-    if after is not None:
-        response.call_on_close(after)  # a shadow answers after the client has its answer
-    return response
+    return pixels, unit, name, version
 
 
 # The view's own work, which the fast lane (service.api.fast_lane) does too.

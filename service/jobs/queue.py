@@ -22,6 +22,7 @@ from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 
+from service import tracing
 from service.data import DATASETS, locate
 from service.errors import (
     BackpropError,
@@ -37,6 +38,7 @@ from service.jobs.runner import run_job, worker_id
 from service.jobs.schemas import JobRecord, TrainRequest
 from service.priority import lower_priority
 from service.settings import Settings
+from service.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class JobQueue:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stopping = threading.Event()  # set by the worker's graceful shutdown
+        self.tracing = Tracing()  # a worker's, when it traces
 
     @cached_property
     def records(self) -> JobRecords:
@@ -80,7 +83,14 @@ class JobQueue:
         return huey
 
     def _run(self, job_id: str) -> None:
-        run_job(self.settings, self.records, job_id, stopping=self.stopping, requeue=self.enqueue)
+        run_job(
+            self.settings,
+            self.records,
+            job_id,
+            stopping=self.stopping,
+            requeue=self.enqueue,
+            tracing=self.tracing,
+        )
 
     def enqueue(self, job_id: str) -> None:
         try:
@@ -122,11 +132,11 @@ class JobQueue:
                 "to let workers download it",
             )
 
-    def submit(self, request: TrainRequest) -> JobRecord:
-        """Record a queued job and put it on the queue."""
+    def submit(self, request: TrainRequest, trace_context: dict[str, str] | None = None) -> JobRecord:
+        """Record a queued job (with the trace it belongs to) and put it on the queue."""
         self.check_acceptable(request)
         job_id = uuid.uuid4().hex
-        record = new_record(job_id, request.model_dump(mode="json"))
+        record = new_record(job_id, request.model_dump(mode="json"), trace_context)
         self.records.create(record, max_queued=self.settings.max_queued_jobs)
         try:
             self.enqueue(job_id)
@@ -208,6 +218,7 @@ def run_worker(settings: Settings) -> None:
     goes back on the queue without using an attempt."""
     lower_priority(settings.worker_nice)  # /predict latency first: training takes what is left
     queue = JobQueue(settings)
+    queue.tracing = tracing.start("worker")
     queue.warn_if_not_persistent()
     consumer = GracefulConsumer(
         queue.huey,

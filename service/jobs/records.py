@@ -42,10 +42,19 @@ def decoded(text: str | bytes) -> JobRecord:
     return JobRecord.model_validate_json(text)
 
 
-def new_record(job_id: str, request: dict[str, Any]) -> JobRecord:
+def new_record(
+    job_id: str, request: dict[str, Any], trace_context: dict[str, str] | None = None
+) -> JobRecord:
     """The record of a job just accepted."""
     progress = JobProgress(epochs=request.get("epochs"))
-    return JobRecord(id=job_id, status="queued", request=request, created_at=now_iso(), progress=progress)
+    return JobRecord(
+        id=job_id,
+        status="queued",
+        request=request,
+        created_at=now_iso(),
+        progress=progress,
+        trace_context=trace_context or {},
+    )
 
 
 class JobRecords:

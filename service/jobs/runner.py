@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from service.data import load_dataset
 from service.errors import (
@@ -37,6 +38,7 @@ from service.jobs.schemas import JobProgress, JobRecord, JobResult, TrainRequest
 from service.nn import Callback, EpochRecord, Progress
 from service.settings import Settings
 from service.store import ModelStore
+from service.tracing import Tracing
 from service.training import train_and_save
 
 log = logging.getLogger(__name__)
@@ -131,8 +133,10 @@ class _Heartbeat(threading.Thread):
 
 
 class _JobCallback(Callback):
-    def __init__(self, job: TrackedJob, cancel: threading.Event, stopping: threading.Event) -> None:
-        self.job, self.cancel, self.stopping = job, cancel, stopping
+    def __init__(
+        self, job: TrackedJob, cancel: threading.Event, stopping: threading.Event, span: Any = None
+    ) -> None:
+        self.job, self.cancel, self.stopping, self.span = job, cancel, stopping, span
         self.history: list[dict] = []
         self.progress: Progress | None = None
         self._last_write = 0.0
@@ -164,6 +168,9 @@ class _JobCallback(Callback):
             self._write_progress()
 
     def on_epoch_end(self, record: EpochRecord) -> None:
+        if self.span is not None:  # one event per epoch in the job's span
+            figures = {k: v for k, v in record.to_dict().items() if isinstance(v, int | float)}
+            self.span.add_event("epoch", figures)
         self.history.append(record.to_dict())
         self._write_progress()
 
@@ -175,6 +182,7 @@ def run_job(
     *,
     stopping: threading.Event | None = None,
     requeue: Callable[[str], None] | None = None,
+    tracing: Tracing | None = None,
 ) -> None:
     """Train the job ``job_id`` and record what came of it. Never raises for job failures.
 
@@ -182,14 +190,6 @@ def run_job(
     job back on the queue through ``requeue``."""
     me = worker_id()
     stopping = stopping or threading.Event()
-
-    def claim_result(record: JobRecord) -> None:
-        # A worker stalled past stale_seconds may have been declared lost and its job requeued:
-        # then the new run owns the job, and this one must not save a second model.
-        transitions.still_running_on(me)(record)
-        # Training may have ended while the store was away: the last progress writes land here.
-        callback.record_progress(record)
-
     if stopping.is_set():
         # Delivered while this worker shuts down: the message is consumed, so send it round again.
         if requeue is not None:
@@ -203,6 +203,32 @@ def run_job(
     job = TrackedJob(records, record, settings.outage_seconds)
     heartbeat = _Heartbeat(job, settings.heartbeat_seconds)
     heartbeat.start()
+    # The POST /train's trace goes on here: the time between is the job's wait in the queue.
+    joined = (tracing or Tracing()).continued(
+        record.trace_context, "training job", **{"backprop.job": job_id}
+    )
+    with joined as span:
+        _train(settings, job, record, me, heartbeat, stopping, requeue, span)
+
+
+def _train(
+    settings: Settings,
+    job: TrackedJob,
+    record: JobRecord,
+    me: str,
+    heartbeat: _Heartbeat,
+    stopping: threading.Event,
+    requeue: Callable[[str], None] | None,
+    span: Any,
+) -> None:
+    def claim_result(record: JobRecord) -> None:
+        # A worker stalled past stale_seconds may have been declared lost and its job requeued:
+        # then the new run owns the job, and this one must not save a second model.
+        transitions.still_running_on(me)(record)
+        # Training may have ended while the store was away: the last progress writes land here.
+        callback.record_progress(record)
+
+    job_id = record.id
     try:
         request = TrainRequest.model_validate(record.request)
         log.info("job %s: training %s on %s", job_id, request.target_model, request.dataset)
@@ -212,7 +238,7 @@ def run_job(
             download=settings.allow_download,
             mirrors=settings.dataset_mirrors or None,
         )
-        callback = _JobCallback(job, heartbeat.cancel, stopping)
+        callback = _JobCallback(job, heartbeat.cancel, stopping, span)
         meta, result = train_and_save(
             request.config,
             dataset,
@@ -227,6 +253,8 @@ def run_job(
             model=meta["name"], version=meta["version"], metrics=result.metrics, default=request.make_default
         )
         job.write_patiently(transitions.finish("succeeded", result=outcome))
+        if span is not None:
+            span.set_attributes({"backprop.model": meta["name"], "backprop.version": meta["version"]})
         log.info("job %s: saved %s v%d", job_id, meta["name"], meta["version"])
     except transitions.NotInState as exc:
         log.warning("job %s: finished training but saved nothing: the job is now %s", job_id, exc)

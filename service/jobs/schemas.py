@@ -115,6 +115,9 @@ class JobRecord(Job):
     model_config = ConfigDict(validate_assignment=True)
 
     heartbeat_ts: float | None = Field(None, description="when its worker last reported in (time.time())")
+    trace_context: dict[str, str] = Field(
+        {}, description="the W3C trace context of the POST /train that made it: the worker's span joins it"
+    )
 
     def expect(self, status: JobStatus, worker: str | None = None) -> None:
         """Raise ``NotInState`` unless the job is ``status`` (on ``worker``, if given)."""

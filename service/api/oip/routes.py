@@ -25,6 +25,7 @@ from service.api.schemas import ModelPath, VersionPath
 from service.api.state import ServiceState, service_state
 from service.errors import ModelFileError, NotReady
 from service.registry import LoadedModel
+from service.tracing import DECODING
 from service.traffic.router import Header
 from service.wire import PROTOCOL_PREFIX
 
@@ -132,9 +133,10 @@ def infer(
     # The model's input size, before the body is read; unversioned, the policy picks the version
     # after (all versions of a model take the same input: a model is one task).
     spec = state.registry.get(name, version).metadata["spec"]
-    inference = codec.parse_infer(
-        body, header_length, input_size=spec["input_size"], max_batch=state.settings.max_batch
-    )
+    with state.tracing.span(DECODING, **{"http.request.body.size": len(body)}):
+        inference = codec.parse_infer(
+            body, header_length, input_size=spec["input_size"], max_batch=state.settings.max_batch
+        )
     model, probabilities, after = classify(state, inference.pixels, name, version, header=header)
     state.metrics.count_images(model.name, model.version, len(probabilities))
     answer, json_length = codec.encode_response(
