@@ -147,3 +147,15 @@ def test_traffic_shadow_compares_latency_with_and_without_a_shadow():
     assert result["shadow_images_compared"] > 0 and 0 <= result["shadow_agreement"] <= 1
     assert result["p99_ratio_shadow_over_no_policy"] > 0 and result["shadow_images_dropped"] >= 0
     assert result["p99_ratio_idle_priority_work_over_no_policy"] > 0
+
+
+@pytest.mark.slow
+def test_tracing_cost_measures_off_and_on_and_the_off_path():
+    result = _run("tracing_cost.py", "--duration", "1", "--rounds", "1")
+    for side in ("off_1", "off_8", "on_1", "on_8"):
+        figures = result["predict"][side]
+        assert figures["requests_per_second"] > 0 and 0 < figures["p50_ms"] <= figures["p99_ms"]
+    assert result["exported_bytes"] > 0  # the traced side did export its spans
+    assert result["throughput_ratio_on_over_off_8"] > 0 and result["p50_ratio_on_over_off_1"] > 0
+    found = result["off_path_in_process"]
+    assert found["with_the_off_span"] > 0 and found["without_it"] > 0

@@ -1,0 +1,141 @@
+"""What tracing costs a one-image /predict: through ``backprop serve`` (nginx, 2 gunicorn workers)
+with tracing off and with it on, sampling every request and exporting OTLP/HTTP to a sink this
+script runs on loopback (a collector standing in for one elsewhere: it takes a little of this
+machine too), in interleaved wrk runs at 1 and 8 connections, each side's best kept; and, in
+process, what the off path adds to a request (the span that is a ``nullcontext``, timed against the
+same call without it, interleaved).
+
+    python -m benchmarks.tracing_cost [--duration 5] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import machine, shipped_store
+from benchmarks.serving import JSON, sample_digits, served, wrk
+
+
+class Sink(ThreadingHTTPServer):
+    """Takes OTLP/HTTP exports and answers 200, counting their bytes."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                sink.received += len(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def off_path_microseconds(repeats: int = 5, calls: int = 20_000) -> dict:
+    """The classification step with tracing off (its span a ``nullcontext``) against the same step
+    called without the span, interleaved: microseconds per call of each, best of ``repeats``."""
+    from service.api import routing
+    from service.app import build_state
+    from service.settings import Settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        state = build_state(Settings(model_store=shipped_store(Path(tmp) / "store"), state_dir=Path(tmp)))
+        pixels = np.zeros((1, 784), np.uint8)
+        sides = {
+            "with_the_off_span": lambda: routing.classify(state, pixels, None, None),
+            "without_it": lambda: routing._classify(state, pixels, None, None),
+        }
+        best = dict.fromkeys(sides, float("inf"))
+        for _ in range(repeats):
+            for side, call in sides.items():
+                started = time.perf_counter()
+                for _ in range(calls):
+                    call()
+                best[side] = min(best[side], (time.perf_counter() - started) / calls * 1e6)
+    return {**best, "added_us": best["with_the_off_span"] - best["without_it"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each side's best kept")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk")
+    sink = Sink()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKPROP_", "PROMETHEUS_", "OTEL_"))}
+        env["BACKPROP_MODEL_STORE"] = str(shipped_store(work / "store"))
+        traced = env | {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.server_address[1]}",
+            "OTEL_TRACES_SAMPLER": "always_on",
+        }
+        body = work / "single.json"
+        body.write_text(json.dumps({"pixels": sample_digits(1)[0].tolist()}))
+        runs: dict[str, list[dict]] = {f"{side}_{c}": [] for side in ("off", "on") for c in (1, 8)}
+        with (
+            served("service:create_app()", env, work) as (off, _),
+            served("service:create_app()", traced, work) as (on, _),
+        ):
+            for _ in range(args.rounds):
+                for connections in (1, 8):
+                    for side, base in (("off", off), ("on", on)):
+                        runs[f"{side}_{connections}"].append(
+                            wrk(
+                                f"{base}/predict",
+                                [(body, JSON)],
+                                duration=args.duration,
+                                connections=connections,
+                                workdir=work,
+                            )
+                        )
+    best = {side: max(found, key=lambda r: r["requests_per_second"]) for side, found in runs.items()}
+    figures = {
+        side: {k: round(found[k], 3) for k in ("requests_per_second", "p50_ms", "p99_ms")}
+        for side, found in best.items()
+    }
+    print(
+        json.dumps(
+            {
+                "benchmark": "tracing_cost",
+                "machine": machine(),
+                "wrk": {"duration_s": args.duration, "rounds": args.rounds},
+                "predict": figures,
+                **{
+                    f"throughput_ratio_on_over_off_{c}": best[f"on_{c}"]["requests_per_second"]
+                    / best[f"off_{c}"]["requests_per_second"]
+                    for c in (1, 8)
+                },
+                **{
+                    f"p50_ratio_on_over_off_{c}": best[f"on_{c}"]["p50_ms"] / best[f"off_{c}"]["p50_ms"]
+                    for c in (1, 8)
+                },
+                "exported_bytes": sink.received,
+                "off_path_in_process": off_path_microseconds(),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
