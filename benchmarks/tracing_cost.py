@@ -5,7 +5,7 @@ machine too), in interleaved wrk runs at 1 and 8 connections, each side's best k
 process, what the off path adds to a request (the span that is a ``nullcontext``, timed against the
 same call without it, interleaved).
 
-    python -m benchmarks.tracing_cost [--duration 5] [--rounds 3]
+    python -m benchmarks.tracing_cost [--duration 5] [--rounds 3] [--calls 20000]
 """
 
 from __future__ import annotations
@@ -77,6 +77,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each side's best kept")
+    parser.add_argument(
+        "--calls", type=int, default=20_000, help="in-process calls per timing of the off path"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
@@ -130,7 +133,7 @@ def main() -> None:
                     for c in (1, 8)
                 },
                 "exported_bytes": sink.received,
-                "off_path_in_process": off_path_microseconds(),
+                "off_path_in_process": off_path_microseconds(calls=args.calls),
             },
             indent=2,
         )

@@ -151,7 +151,7 @@ def test_traffic_shadow_compares_latency_with_and_without_a_shadow():
 
 @pytest.mark.slow
 def test_tracing_cost_measures_off_and_on_and_the_off_path():
-    result = _run("tracing_cost.py", "--duration", "1", "--rounds", "1")
+    result = _run("tracing_cost.py", "--duration", "1", "--rounds", "1", "--calls", "1000")
     for side in ("off_1", "off_8", "on_1", "on_8"):
         figures = result["predict"][side]
         assert figures["requests_per_second"] > 0 and 0 < figures["p50_ms"] <= figures["p99_ms"]
