@@ -1,4 +1,4 @@
-"""Load with faults: 30 s of mixed /predict traffic through the real front (wrk, 8 keep-alive
+"""Load with faults: 20 s of mixed /predict traffic through the real front (wrk, 8 keep-alive
 connections) while a job trains, and one gunicorn worker is SIGKILLed in the middle of it."""
 
 import json
@@ -16,8 +16,8 @@ from tests.system.processes import AUTH, Service, children, partial_files, wait_
 
 pytestmark = pytest.mark.slow
 
-LOAD_SECONDS = 30
-KILL_AFTER_SECONDS = 12
+LOAD_SECONDS = 20
+KILL_AFTER_SECONDS = 8
 CONNECTIONS = 8
 MAY_FAIL = 2
 # Longer than the load on any machine (CI's finished 30 epochs before the kill): cancelled after it.
