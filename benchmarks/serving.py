@@ -65,10 +65,11 @@ SERVE = (
 
 
 @contextlib.contextmanager
-def served(app: str, env: dict[str, str], workdir: Path, *, worker: bool = False):
+def served(app: str, env: dict[str, str], workdir: Path, *, worker: bool = False, code: Path = REPO):
     """``app`` served as ``backprop serve`` serves the service (with a training worker if asked), on
     a free port, until it answers; stopped with SIGTERM after. Yields its base URL and its
-    Prometheus folder (the service's per-worker request counts)."""
+    Prometheus folder (the service's per-worker request counts). ``code``: the checkout whose
+    ``service`` package runs (another commit's, to compare with)."""
     port = free_port()
     state = workdir / f"var-{port}"
     # gRPC only where the caller gives it a port: its processes would take cores from what is measured.
@@ -77,8 +78,8 @@ def served(app: str, env: dict[str, str], workdir: Path, *, worker: bool = False
     with log.open("w") as output:
         proc = subprocess.Popen(
             [sys.executable, "-c", SERVE, app, "worker" if worker else "api"],
-            env=env,
-            cwd=REPO,
+            env=env | ({"PYTHONPATH": str(code)} if code != REPO else {}),
+            cwd=code,
             stdout=output,
             stderr=output,
         )

@@ -3,17 +3,21 @@ with tracing off and with it on, sampling every request and exporting OTLP/HTTP 
 script runs on loopback (a collector standing in for one elsewhere: it takes a little of this
 machine too), in interleaved wrk runs at 1 and 8 connections, each side's best kept; and, in
 process, what the off path adds to a request (the span that is a ``nullcontext``, timed against the
-same call without it, interleaved).
+same call without it, interleaved). With ``--baseline REV``, a third side serves that commit's code
+(a git worktree, the same environment) in the same interleaved runs: tracing off against the code
+before it.
 
-    python -m benchmarks.tracing_cost [--duration 5] [--rounds 3] [--calls 20000]
+    python -m benchmarks.tracing_cost [--duration 5] [--rounds 3] [--calls 20000] [--baseline REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -23,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import machine, shipped_store
+from benchmarks import REPO, machine, shipped_store
 from benchmarks.serving import JSON, sample_digits, served, wrk
 
 
@@ -47,6 +51,18 @@ class Sink(ThreadingHTTPServer):
 
         super().__init__(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+@contextlib.contextmanager
+def worktree(revision: str, path: Path):
+    """A checkout of ``revision`` at ``path`` for as long as it is used."""
+    add = ["git", "worktree", "add", "--detach", str(path), revision]
+    subprocess.run(add, cwd=REPO, check=True, capture_output=True)
+    try:
+        yield path
+    finally:
+        remove = ["git", "worktree", "remove", "--force", str(path)]
+        subprocess.run(remove, cwd=REPO, check=False, capture_output=True)
 
 
 def off_path_microseconds(repeats: int = 5, calls: int = 20_000) -> dict:
@@ -80,6 +96,7 @@ def main() -> None:
     parser.add_argument(
         "--calls", type=int, default=20_000, help="in-process calls per timing of the off path"
     )
+    parser.add_argument("--baseline", help="a commit whose code is served beside, untraced, to compare with")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install wrk")
@@ -94,14 +111,21 @@ def main() -> None:
         }
         body = work / "single.json"
         body.write_text(json.dumps({"pixels": sample_digits(1)[0].tolist()}))
-        runs: dict[str, list[dict]] = {f"{side}_{c}": [] for side in ("off", "on") for c in (1, 8)}
-        with (
-            served("service:create_app()", env, work) as (off, _),
-            served("service:create_app()", traced, work) as (on, _),
-        ):
+        sides = ("off", "on") + (("baseline",) if args.baseline else ())
+        runs: dict[str, list[dict]] = {f"{side}_{c}": [] for side in sides for c in (1, 8)}
+        with contextlib.ExitStack() as stack:
+            bases = {
+                "off": stack.enter_context(served("service:create_app()", env, work))[0],
+                "on": stack.enter_context(served("service:create_app()", traced, work))[0],
+            }
+            if args.baseline:
+                code = stack.enter_context(worktree(args.baseline, work / "baseline"))
+                bases["baseline"] = stack.enter_context(served("service:create_app()", env, work, code=code))[
+                    0
+                ]
             for _ in range(args.rounds):
                 for connections in (1, 8):
-                    for side, base in (("off", off), ("on", on)):
+                    for side, base in bases.items():
                         runs[f"{side}_{connections}"].append(
                             wrk(
                                 f"{base}/predict",
@@ -132,6 +156,18 @@ def main() -> None:
                     f"p50_ratio_on_over_off_{c}": best[f"on_{c}"]["p50_ms"] / best[f"off_{c}"]["p50_ms"]
                     for c in (1, 8)
                 },
+                **(
+                    {
+                        "baseline": args.baseline,
+                        **{
+                            f"throughput_ratio_off_over_baseline_{c}": best[f"off_{c}"]["requests_per_second"]
+                            / best[f"baseline_{c}"]["requests_per_second"]
+                            for c in (1, 8)
+                        },
+                    }
+                    if args.baseline
+                    else {}
+                ),
                 "exported_bytes": sink.received,
                 "off_path_in_process": off_path_microseconds(calls=args.calls),
             },

@@ -151,11 +151,14 @@ def test_traffic_shadow_compares_latency_with_and_without_a_shadow():
 
 @pytest.mark.slow
 def test_tracing_cost_measures_off_and_on_and_the_off_path():
-    result = _run("tracing_cost.py", "--duration", "1", "--rounds", "1", "--calls", "1000")
-    for side in ("off_1", "off_8", "on_1", "on_8"):
+    result = _run(
+        "tracing_cost.py", "--duration", "1", "--rounds", "1", "--calls", "1000", "--baseline", "HEAD"
+    )
+    for side in ("off_1", "off_8", "on_1", "on_8", "baseline_1", "baseline_8"):
         figures = result["predict"][side]
         assert figures["requests_per_second"] > 0 and 0 < figures["p50_ms"] <= figures["p99_ms"]
     assert result["exported_bytes"] > 0  # the traced side did export its spans
     assert result["throughput_ratio_on_over_off_8"] > 0 and result["p50_ratio_on_over_off_1"] > 0
+    assert result["baseline"] == "HEAD" and result["throughput_ratio_off_over_baseline_8"] > 0
     found = result["off_path_in_process"]
     assert found["with_the_off_span"] > 0 and found["without_it"] > 0
