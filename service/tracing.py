@@ -21,7 +21,7 @@ from service.errors import ExtraMissing
 
 ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 TRACE_ID_KEY = "backprop.trace_id"  # the WSGI environ key the access log reads
-DECODING = "decoding the body"  # a span's name, wherever a body is read into pixels
+DECODING = "decoding the body"
 
 
 def wanted(environ: dict[str, str] | None = None) -> bool:
@@ -49,6 +49,10 @@ class Tracing:
         if self.tracer is None:
             return contextlib.nullcontext()
         return self.tracer.start_as_current_span(name, attributes=attributes)
+
+    def decoding(self, body_size: int):
+        """The span of reading a request's body (``body_size`` bytes) into pixels."""
+        return self.span(DECODING, **{"http.request.body.size": body_size})
 
     def carrier(self) -> dict[str, str]:
         """The current trace context in W3C form (``traceparent``, ``tracestate``): what a job
@@ -105,13 +109,9 @@ def require() -> None:
         import opentelemetry.instrumentation.wsgi
         import opentelemetry.sdk.trace  # noqa: F401
     except ImportError as exc:
-        raise _missing() from exc
-
-
-def _missing() -> ExtraMissing:
-    return ExtraMissing(
-        f"{' or '.join(ENDPOINTS)} asks for tracing, which needs the otel extra: pip install '.[otel]'"
-    )
+        raise ExtraMissing(
+            f"{' or '.join(ENDPOINTS)} asks for tracing, which needs the otel extra: pip install '.[otel]'"
+        ) from exc
 
 
 def start(role: str) -> Tracing:
@@ -119,13 +119,12 @@ def start(role: str) -> Tracing:
     the resource attribute ``backprop.role``, beside ``process.pid``."""
     if not wanted():
         return Tracing()
-    try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    except ImportError as exc:
-        raise _missing() from exc
+    require()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     attributes: dict[str, Any] = {"process.pid": os.getpid(), "backprop.role": role}
     if not os.environ.get("OTEL_SERVICE_NAME"):
         attributes["service.name"] = "backprop-service"

@@ -43,7 +43,5 @@ def record(
     elapsed = time.perf_counter() - started
     metrics.observe(route, method, status, elapsed)
     trace_id = environ.get(TRACE_ID_KEY)
-    if trace_id is None:
-        log.info('%s "%s %s" %s %.1fms', request, method, path, status, elapsed * 1000)
-    else:
-        log.info('%s "%s %s" %s %.1fms trace=%s', request, method, path, status, elapsed * 1000, trace_id)
+    traced = f" trace={trace_id}" if trace_id else ""
+    log.info('%s "%s %s" %s %.1fms%s', request, method, path, status, elapsed * 1000, traced)

@@ -62,8 +62,9 @@ def explain():
         "backprop.model": model.name,
         "backprop.version": model.version,
         "backprop.method": req.method,
+        "backprop.images": len(req.matrix),
     }
-    with state.tracing.span("explanation", **attributes, **{"backprop.images": len(req.matrix)}):
+    with state.tracing.span("explanation", **attributes):
         explanations = explain_images(model, req.matrix, req, unit_scale=req.scale == "unit")
     state.metrics.count_images(model.name, model.version, len(explanations))
     return {

@@ -28,7 +28,6 @@ from service.api.oip import routes as oip
 from service.api.routing import After
 from service.api.schemas import ModelPath, VersionPath
 from service.api.state import ServiceState
-from service.tracing import DECODING
 from service.traffic.router import Header
 from service.wire import json_bytes
 
@@ -115,7 +114,7 @@ class FastLane:
         return route, lambda body: oip.infer(self.state, *target, body, header_length, _headers(environ))
 
     def _predict_json(self, body: bytes, header: Header):
-        with self.state.tracing.span(DECODING, **{"http.request.body.size": len(body)}):
+        with self.state.tracing.decoding(len(body)):
             request = predict.parse_json(body, max_batch=self.state.settings.max_batch)
         unit = request.scale == "unit"
         document, after = predict.answer(
@@ -124,7 +123,7 @@ class FastLane:
         return json_bytes(document), "application/json", [], after
 
     def _predict_bytes(self, body: bytes, header: Header):
-        with self.state.tracing.span(DECODING, **{"http.request.body.size": len(body)}):
+        with self.state.tracing.decoding(len(body)):
             pixels = from_bytes(body, max_batch=self.state.settings.max_batch)
         document, after = predict.answer(self.state, pixels, None, None, unit=False, header=header)
         return json_bytes(document), "application/json", [], after

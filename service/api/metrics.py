@@ -188,13 +188,11 @@ class Metrics:
             "confidence": np.zeros(len(drift.BUCKET_NAMES)),
             "ood": np.zeros(1),
         }
+        ours = (model, str(version))
         for family in self._collected().collect():
             for sample in family.samples:
                 found = sample.labels
-                if not sample.name.endswith("_total") or (found.get("model"), found.get("version")) != (
-                    model,
-                    str(version),
-                ):
+                if not sample.name.endswith("_total") or (found.get("model"), found.get("version")) != ours:
                     continue
                 if family.name == "backprop_drift_answers" and int(found["label"]) < classes:
                     counts["labels"][int(found["label"])] += sample.value

@@ -12,7 +12,6 @@ from service.api.routing import After, classify, no_header
 from service.api.schemas import PredictQuery, PredictRequest, PredictResponse, error_responses
 from service.api.state import ServiceState, service_state
 from service.errors import UnsupportedMediaType
-from service.tracing import DECODING
 from service.traffic.router import Header
 
 bp = APIBlueprint("predict", __name__, abp_tags=[Tag(name="predict", description="classify digits")])
@@ -69,7 +68,7 @@ def predict():
     picture of a digit."""
     state = service_state()
     query = PredictQuery.model_validate(request.args.to_dict()) if request.args else _NO_QUERY
-    with state.tracing.span(DECODING, **{"http.request.body.size": request.content_length or 0}):
+    with state.tracing.decoding(request.content_length or 0):
         pixels, unit, name, version = _decoded(state, request.mimetype, query.model, query.version)
     document, after = answer(state, pixels, name, version, unit=unit, header=request.headers.get)
     response = current_app.json.response(document)

@@ -25,7 +25,6 @@ from service.api.schemas import ModelPath, VersionPath
 from service.api.state import ServiceState, service_state
 from service.errors import ModelFileError, NotReady
 from service.registry import LoadedModel
-from service.tracing import DECODING
 from service.traffic.router import Header
 from service.wire import PROTOCOL_PREFIX
 
@@ -133,7 +132,7 @@ def infer(
     # The model's input size, before the body is read; unversioned, the policy picks the version
     # after (all versions of a model take the same input: a model is one task).
     spec = state.registry.get(name, version).metadata["spec"]
-    with state.tracing.span(DECODING, **{"http.request.body.size": len(body)}):
+    with state.tracing.decoding(len(body)):
         inference = codec.parse_infer(
             body, header_length, input_size=spec["input_size"], max_batch=state.settings.max_batch
         )
