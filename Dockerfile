@@ -7,8 +7,9 @@
 # The API alone: ... backprop-service backprop serve --no-worker
 # A training worker alone, same image: ... backprop-service backprop worker
 ARG PYTHON_IMAGE=python:3.11-slim
-# The package's extras in the image; add onnx for GET .../model.onnx (about 60 MB more).
-ARG EXTRAS=redis
+# The package's extras in the image (Redis queues, OpenTelemetry tracing); add onnx for GET
+# .../model.onnx (about 60 MB more).
+ARG EXTRAS=redis,otel
 
 # 1. Install the package and its runtime dependencies (no torch, no dev tools) into a venv.
 FROM ${PYTHON_IMAGE} AS build

@@ -21,13 +21,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks import REPO, machine, shipped_store
+from benchmarks import REPO, best_microseconds, machine, shipped_store
 from benchmarks.serving import JSON, sample_digits, served, wrk
 
 
@@ -79,13 +78,7 @@ def off_path_microseconds(repeats: int = 5, calls: int = 20_000) -> dict:
             "with_the_off_span": lambda: routing.classify(state, pixels, None, None),
             "without_it": lambda: routing._classify(state, pixels, None, None),
         }
-        best = dict.fromkeys(sides, float("inf"))
-        for _ in range(repeats):
-            for side, call in sides.items():
-                started = time.perf_counter()
-                for _ in range(calls):
-                    call()
-                best[side] = min(best[side], (time.perf_counter() - started) / calls * 1e6)
+        best = best_microseconds(sides, repeats, calls)
     return {**best, "added_us": best["with_the_off_span"] - best["without_it"]}
 
 

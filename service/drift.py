@@ -7,9 +7,10 @@ probability), and the out-of-distribution threshold: the top probability below w
 digits fall (the maximum-softmax-probability score: no more work than the answer itself).
 
 While serving, with BACKPROP_DRIFT on, each answer is counted by label, confidence bucket and
-whether it falls below the threshold (``service.api.metrics``), and ``compare`` sets a window of
-those counts against the reference: the population stability index (PSI) of labels and of
-confidence, and the share of answers below the threshold against the reference's 1%.
+whether it falls below the threshold (for Prometheus in ``service.api.metrics``, and by the minute in
+``service.drift_window``), and ``compare`` sets a recent window of those counts against the
+reference: the population stability index (PSI) of labels and of confidence, and the share of
+answers below the threshold against the reference's 1%.
 """
 
 from __future__ import annotations
@@ -78,11 +79,11 @@ class DriftReport(BaseModel):
     status: str = Field(description="ok, watch or drifting")
     reasons: list[str] = Field(description="what set the status, in words")
     thresholds: Thresholds = Field(default_factory=Thresholds)
-    window: str = Field(description="which answers were counted")
+    window_seconds: int = Field(description="the answers of this many seconds (whole minutes) were counted")
 
 
 def compare(
-    model: str, version: int, ref: dict[str, Any], counts: dict[str, np.ndarray], window: str
+    model: str, version: int, ref: dict[str, Any], counts: dict[str, np.ndarray], window_seconds: int
 ) -> DriftReport:
     """``counts``: ``labels`` (classes,), ``confidence`` (buckets,), ``ood`` (1,) of the window."""
     limits = Thresholds()
@@ -98,7 +99,7 @@ def compare(
             reference_ood_share=ref["ood_share"],
             status="watch",
             reasons=[f"{total} predictions counted; a status needs {limits.minimum_predictions}"],
-            window=window,
+            window_seconds=window_seconds,
         )
     labels_psi = psi(ref["labels"], counts["labels"])
     confidence_psi = psi(ref["confidence"], counts["confidence"])
@@ -131,5 +132,5 @@ def compare(
         reference_ood_share=ref["ood_share"],
         status=("ok", "watch", "drifting")[level],
         reasons=reasons,
-        window=window,
+        window_seconds=window_seconds,
     )

@@ -41,18 +41,16 @@ def test_buckets_take_their_upper_edges():
 def test_the_same_kind_of_answers_is_ok_and_other_kinds_drift():
     rng = np.random.default_rng(1)
     reference = drift.reference(_answers(rng, 5000))
-    same = drift.compare("m", 1, reference, _answers_counts(rng, reference), "test")
+    same = drift.compare("m", 1, reference, _answers_counts(rng, reference), 3600)
     assert same.status == "ok" and same.labels_psi < 0.02 and same.predictions == 2000
     unsure = drift.compare(
-        "m", 1, reference, _counts(_answers(rng, 2000, confident=False), reference["ood_threshold"]), "test"
+        "m", 1, reference, _counts(_answers(rng, 2000, confident=False), reference["ood_threshold"]), 3600
     )
     assert unsure.status == "drifting" and unsure.ood_share == 1.0
     assert any("out-of-distribution" in reason for reason in unsure.reasons)
     sevens = np.full(10, 0.02)
     sevens[7] = 0.82
-    skewed = drift.compare(
-        "m", 1, reference, _counts(_answers(rng, 2000, label_weights=sevens), 1e-9), "test"
-    )
+    skewed = drift.compare("m", 1, reference, _counts(_answers(rng, 2000, label_weights=sevens), 1e-9), 3600)
     assert skewed.status == "drifting" and skewed.labels_psi >= drift.PSI_DRIFTING
     assert skewed.reasons == [f"PSI of labels {skewed.labels_psi:.3f}, at least {drift.PSI_DRIFTING}"]
 
@@ -63,7 +61,7 @@ def _answers_counts(rng, reference):
 
 def test_a_small_window_is_watched_not_judged():
     reference = drift.reference(_answers(np.random.default_rng(2), 1000))
-    report = drift.compare("m", 3, reference, _counts(_answers(np.random.default_rng(3), 50), 0.5), "w")
+    report = drift.compare("m", 3, reference, _counts(_answers(np.random.default_rng(3), 50), 0.5), 3600)
     assert report.status == "watch" and report.labels_psi is None and report.predictions == 50
     assert report.reasons == [f"50 predictions counted; a status needs {drift.MIN_PREDICTIONS}"]
 

@@ -30,6 +30,7 @@ from prometheus_client import (
 )
 
 from service import drift
+from service.drift_window import AnswerWindows
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class Metrics:
             values.ValueClass = values.MutexValue
         # In multiprocess mode samples go to files, so metrics must not sit in a live registry.
         self._registry = None if self.multiprocess else CollectorRegistry()
+        self.windows = AnswerWindows(folder if self.multiprocess else None)
         self.requests = Counter(
             "backprop_http_requests_total",
             "HTTP requests",
@@ -166,9 +168,11 @@ class Metrics:
             for bin_name, share in pairs:
                 self.reference.labels(model, str(version), kind, str(bin_name)).set(share)
 
-    def count_drift(self, model: str, version: int, pairs: np.ndarray, beyond: int) -> None:
+    def count_drift(self, model: str, version: int, classes: int, pairs: np.ndarray, beyond: int) -> None:
         """Answers by (label, confidence bucket): ``pairs`` (N, 2); ``beyond`` of them below the
-        out-of-distribution threshold."""
+        out-of-distribution threshold. Counted twice: for Prometheus, and by the minute for the drift
+        route's recent window."""
+        self.windows.count(model, version, classes, pairs, beyond)
         found, times = np.unique(pairs, axis=0, return_counts=True) if len(pairs) > 1 else (pairs, [1])
         for (label, bucket), count in zip(found.tolist(), times, strict=True):
             key = (model, version, label, bucket)
@@ -179,27 +183,6 @@ class Metrics:
             child.inc(int(count))
         if beyond:
             self.beyond.labels(model, str(version)).inc(beyond)
-
-    def drift_counts(self, model: str, version: int, classes: int) -> dict[str, np.ndarray]:
-        """This machine's drift counts of one version: ``labels`` (classes,), ``confidence``
-        (buckets,) and ``ood`` (1,), summed over the workers."""
-        counts = {
-            "labels": np.zeros(classes),
-            "confidence": np.zeros(len(drift.BUCKET_NAMES)),
-            "ood": np.zeros(1),
-        }
-        ours = (model, str(version))
-        for family in self._collected().collect():
-            for sample in family.samples:
-                found = sample.labels
-                if not sample.name.endswith("_total") or (found.get("model"), found.get("version")) != ours:
-                    continue
-                if family.name == "backprop_drift_answers" and int(found["label"]) < classes:
-                    counts["labels"][int(found["label"])] += sample.value
-                    counts["confidence"][drift.BUCKET_NAMES.index(found["confidence"])] += sample.value
-                elif family.name == "backprop_drift_out_of_distribution":
-                    counts["ood"][0] += sample.value
-        return counts
 
     def count_traffic(self, model: str, version: int, revision: str, **amounts: float) -> None:
         for kind, amount in amounts.items():

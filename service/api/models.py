@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from service import drift, retention
+from service import drift, drift_window, retention
 from service.api.schemas import (
     ModelInfo,
     ModelList,
@@ -94,14 +94,24 @@ def get_version(path: VersionPath):
     return {**_shown(store.metadata(name, version)), "is_default": version == store.default_version(name)}
 
 
+class DriftQuery(BaseModel):
+    window_seconds: int = Field(
+        3600,
+        ge=drift_window.SLOT_SECONDS,
+        le=drift_window.SLOT_SECONDS * drift_window.SLOTS,
+        description="how far back the answers are counted, rounded up to whole minutes",
+    )
+
+
 @bp.get(
     "/models/<name>/versions/<int:version>/drift",
     responses={200: DriftReport, **error_responses(404, 409, 422, 503)},
 )
-def get_drift(path: VersionPath):
-    """What the version answered since the service started, on this machine, against what it answered
-    on held-out digits when it was trained: PSI of labels and of confidence, the share below its
-    out-of-distribution threshold, and a status (ok, watch, drifting) with the reasons."""
+def get_drift(path: VersionPath, query: DriftQuery):
+    """What the version answered in the last hour (or ``window_seconds``) on this machine's workers,
+    against what it answered on held-out digits when it was trained: PSI of labels and of confidence,
+    the share below its out-of-distribution threshold, and a status (ok, watch, drifting) with the
+    reasons."""
     state = service_state()
     name, version = state.store.resolve(path.name, path.version)
     meta = state.store.metadata(name, version)
@@ -110,9 +120,9 @@ def get_drift(path: VersionPath):
         raise Conflict(f"{name} v{version} has no drift reference: only versions trained here record one")
     if not state.settings.drift:
         raise Conflict("drift is not counted: start the service with BACKPROP_DRIFT=1")
-    counts = state.metrics.drift_counts(name, version, len(reference["labels"]))
-    window = "every answer since the service started, on this machine's workers"
-    return drift.compare(name, version, reference, counts, window).model_dump()
+    classes = len(reference["labels"])
+    counts = state.metrics.windows.counts(name, version, classes, query.window_seconds)
+    return drift.compare(name, version, reference, counts, query.window_seconds).model_dump()
 
 
 @bp.put(

@@ -54,7 +54,7 @@ def _count_drift(state: ServiceState, model: LoadedModel, probabilities: np.ndar
     if reference:
         beyond = int((top < reference["ood_threshold"]).sum())
         state.metrics.show_reference(model.name, model.version, reference)
-    state.metrics.count_drift(model.name, model.version, pairs, beyond)
+    state.metrics.count_drift(model.name, model.version, probabilities.shape[1], pairs, beyond)
 
 
 def _classify(

@@ -1,5 +1,5 @@
-"""GET /models/NAME/versions/N/drift: the answers a version gave since the service started against
-its reference, counted by /predict and the protocol's infer alike when BACKPROP_DRIFT is on."""
+"""GET /models/NAME/versions/N/drift: the answers a version gave in a recent window against its
+reference, counted by /predict and the protocol's infer alike when BACKPROP_DRIFT is on."""
 
 import numpy as np
 import pytest
@@ -32,7 +32,9 @@ def test_the_digits_of_the_reference_are_ok_and_inverted_ones_drift(make_client,
     pixels = {"name": "pixels", "shape": [200, 784], "datatype": "UINT8", "data": referenced[300:].tolist()}
     assert client.post("/v2/models/mnist/versions/2/infer", json={"inputs": [pixels]}).status_code == 200
     report = client.get("/models/mnist/versions/2/drift").get_json()
-    assert report["predictions"] == 500 and report["status"] == "ok", report
+    assert report["predictions"] == 500 and report["status"] == "ok" and report["window_seconds"] == 3600
+    minute = client.get("/models/mnist/versions/2/drift?window_seconds=60").get_json()
+    assert minute["window_seconds"] == 60 and minute["predictions"] in (0, 500)  # this minute's, or none
     assert report["labels_psi"] < 1e-3 and report["ood_share"] <= 0.02
 
     inverted = make_client(drift=True)  # a new app: a new window
@@ -52,6 +54,9 @@ def test_what_cannot_be_judged_says_why(make_client, referenced):
     assert client.get("/models/mnist/versions/9/drift").status_code == 404
     assert client.get("/models/nothing/versions/1/drift").status_code == 404
     assert client.get("/models/mnist/versions/0/drift").status_code == 422
+    for window in ("59", "86401", "an hour", "-1"):
+        refused = client.get(f"/models/mnist/versions/2/drift?window_seconds={window}")
+        assert refused.status_code == 422 and "window_seconds" in refused.get_data(as_text=True), window
 
 
 def test_off_counts_nothing(make_client, referenced):

@@ -162,3 +162,9 @@ def test_tracing_cost_measures_off_and_on_and_the_off_path():
     assert result["baseline"] == "HEAD" and result["throughput_ratio_off_over_baseline_8"] > 0
     found = result["off_path_in_process"]
     assert found["with_the_off_span"] > 0 and found["without_it"] > 0
+
+
+@pytest.mark.slow
+def test_drift_cost_times_both_sides_and_the_on_side_counts_every_answer():
+    found = _run("drift_cost.py", "--calls", "300", "--repeats", "2")["one_image_classification_us"]
+    assert found["off"] > 0 and found["on"] > 0 and found["answers_counted_on"] == 600

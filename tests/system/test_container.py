@@ -13,6 +13,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import free_port, shipped_files
+from tests.system.otlp import PARENT, TRACE_ID, Receiver, wait_for_spans
 from tests.system.processes import wait_until
 
 pytestmark = pytest.mark.slow
@@ -81,9 +82,10 @@ def _grpc_serving(address: str) -> bool:
     return answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_container_serves_and_stops_cleanly_on_sigterm(image):
+def test_container_serves_traces_and_stops_cleanly_on_sigterm(image):
     engine, tag = image
     port, grpc_port = free_port(), free_port()
+    receiver = Receiver()  # the image has the otel extra: tracing is one variable away
     name = f"backprop-test-{uuid.uuid4().hex[:8]}"
     subprocess.run(
         [
@@ -100,6 +102,10 @@ def test_container_serves_and_stops_cleanly_on_sigterm(image):
             f"BACKPROP_GRPC_PORT={grpc_port}",
             "-e",
             "BACKPROP_API_TOKEN=container-token-0123456789",
+            "-e",
+            f"OTEL_EXPORTER_OTLP_ENDPOINT={receiver.url}",
+            "-e",
+            "OTEL_BSP_SCHEDULE_DELAY=100",
             tag,
         ],
         check=True,
@@ -123,8 +129,13 @@ def test_container_serves_and_stops_cleanly_on_sigterm(image):
         # The single container trains too: its command runs a training worker beside the API.
         workers = lambda: requests.get(f"{base}/readyz", timeout=5).json()["training_workers"]  # noqa: E731
         wait_until(lambda: workers() == 1, 60, "the container's training worker")
-        answer = requests.post(f"{base}/predict", json={"pixels": [0] * 784}, timeout=10).json()
+        traceparent = f"00-{TRACE_ID}-{PARENT}-01"
+        answer = requests.post(
+            f"{base}/predict", json={"pixels": [0] * 784}, headers={"traceparent": traceparent}, timeout=10
+        ).json()
         assert answer["model"]["name"] == "mnist" and len(answer["predictions"][0]["probabilities"]) == 10
+        forward = [s for s in wait_for_spans(receiver, TRACE_ID, 3) if s["name"] == "forward pass"]
+        assert forward and forward[0]["attributes"]["backprop.model"] == "mnist", receiver.spans
         # The pages' templates and assets are in the installed package; Pillow reads pictures
         page = requests.get(f"{base}/", timeout=5)
         assert page.status_code == 200 and "Draw a digit" in page.text
@@ -158,6 +169,7 @@ def test_container_serves_and_stops_cleanly_on_sigterm(image):
         assert "Handling signal: term" in logs and "Shutting down: Master" in logs
     finally:
         subprocess.run([*engine, "rm", "-f", "-v", name], capture_output=True, check=False)
+        receiver.shutdown()
 
 
 def test_container_refuses_a_public_bind_without_a_token(image):

@@ -6,9 +6,7 @@ and the access log name the trace; a collector that cannot be reached costs no r
 from __future__ import annotations
 
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -17,65 +15,7 @@ from tests.conftest import free_port
 from tests.system.processes import AUTH, Service, children
 
 pytest.importorskip("opentelemetry.proto")
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-PARENT = "00f067aa0ba902b7"
-
-
-class Receiver(ThreadingHTTPServer):
-    """An OTLP/HTTP trace receiver on loopback: every span it gets, flattened."""
-
-    def __init__(self) -> None:
-        self.spans: list[dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
-                for resource_spans in request.resource_spans:
-                    resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
-                    for scope in resource_spans.scope_spans:
-                        for span in scope.spans:
-                            receiver.spans.append(
-                                {
-                                    "name": span.name,
-                                    "trace_id": span.trace_id.hex(),
-                                    "span_id": span.span_id.hex(),
-                                    "events": [
-                                        (e.name, {a.key: _value(a.value) for a in e.attributes})
-                                        for e in span.events
-                                    ],
-                                    "parent": span.parent_span_id.hex(),
-                                    "attributes": {a.key: _value(a.value) for a in span.attributes},
-                                    "resource": resource,
-                                }
-                            )
-                answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def of_trace(self, trace_id: str) -> list[dict]:
-        return [span for span in self.spans if span["trace_id"] == trace_id]
-
-
-def _value(value):
-    found = getattr(value, value.WhichOneof("value"))
-    return [_value(item) for item in found.values] if value.HasField("array_value") else found
+from tests.system.otlp import PARENT, TRACE_ID, Receiver, wait_for_spans
 
 
 def _traced(tmp_path, store_dir, endpoint: str, **settings) -> Service:
@@ -98,10 +38,7 @@ def test_a_predict_continues_the_clients_trace_in_a_gunicorn_worker(tmp_path, st
         )
         assert answer.status_code == 200
         assert re.fullmatch(f"00-{TRACE_ID}-[0-9a-f]{{16}}-01", answer.headers["traceresponse"])
-        deadline = time.monotonic() + 20
-        while len(receiver.of_trace(TRACE_ID)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        spans = {span["name"]: span for span in receiver.of_trace(TRACE_ID)}
+        spans = {span["name"]: span for span in wait_for_spans(receiver, TRACE_ID, 3)}
         decoding = spans.pop("decoding the body")
         forward = spans.pop("forward pass")
         (server,) = spans.values()  # the request's span, from the WSGI middleware
