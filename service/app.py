@@ -11,7 +11,7 @@ from flask.json.provider import JSONProvider
 from flask_openapi3 import Info, OpenAPI
 
 from service import __version__, tracing, web
-from service.api import access, explain, health, jobs, models, predict, traffic, transfer
+from service.api import access, explain, feedback, health, jobs, models, predict, traffic, transfer
 from service.api.bounded_body import BoundedBody
 from service.api.errors import register_error_handlers, validation_response
 from service.api.fast_lane import FastLane
@@ -21,6 +21,7 @@ from service.api.oip import routes as oip
 from service.api.openapi import restore_key_patterns
 from service.api.state import ServiceState
 from service.errors import UnsupportedMediaType
+from service.feedback.store import FeedbackStore
 from service.jobs.queue import JobQueue
 from service.registry import ModelRegistry
 from service.settings import Settings
@@ -76,6 +77,7 @@ def build_state(settings: Settings) -> ServiceState:
         router=router,
         verdicts=verdicts,
         shadows=ShadowQueue(verdicts),
+        feedback=FeedbackStore.from_settings(settings),
     )
 
 
@@ -101,7 +103,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     metrics = state.metrics
     state.init_app(app)
     api = (predict.bp, explain.bp, models.bp, transfer.bp, traffic.bp, jobs.bp, health.bp, oip.bp)
-    api += (oip_repository.bp,)
+    api += (oip_repository.bp, feedback.bp)
     for blueprint in api:
         app.register_api(blueprint)
     app.register_blueprint(web.bp)  # the pages for people: not part of the API's document

@@ -247,3 +247,36 @@ class FrontUnavailable(UnsafeConfiguration):
     """``backprop serve`` is to put nginx before gunicorn, and there is no nginx."""
 
     code = "front_unavailable"
+
+
+class ExampleNotFound(BackpropError):
+    """No stored correction or kept input of that id (or request id)."""
+
+    code = "example_not_found"
+    status = 404
+
+
+class RateLimited(BackpropError):
+    """One client address sent more than its share in the last minute."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FeedbackOff(BackpropError):
+    """The operator turned corrections off (BACKPROP_FEEDBACK=0)."""
+
+    code = "feedback_off"
+    status = 403
+
+
+class FeedbackUnavailable(BackpropError):
+    """The feedback store cannot be opened or is busy beyond its wait."""
+
+    code = "feedback_unavailable"
+    status = 503
+    retry_after = 1

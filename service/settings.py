@@ -121,6 +121,26 @@ class Settings(BaseSettings):
         description="most multiply-adds per training image (network multiply-adds x epochs) of a job",
     )
     allow_download: bool = Field(False, description="training workers may download missing datasets")
+    feedback: bool = Field(
+        True, description="POST /feedback takes corrections from anyone, the draw page's too (0: 403)"
+    )
+    feedback_max_examples: int = Field(
+        10_000,
+        ge=10,
+        le=1_000_000,
+        description="most examples the feedback store in BACKPROP_DATA_DIR holds (kept inputs at most "
+        "half); a correction beyond is refused with 507",
+    )
+    feedback_per_minute: int = Field(
+        30, ge=1, le=100_000, description="corrections one client address may send a minute (beyond: 429)"
+    )
+    capture_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of /predict and protocol requests whose inputs (up to 16 images) are kept with "
+        "their answers, for corrections to name by request id (0: nothing is kept)",
+    )
     drift: bool = Field(
         False,
         description="count every answer by label, confidence and out-of-distribution score for "

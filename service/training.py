@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service import drift
 from service.data import Dataset, stratified_split
-from service.errors import DatasetError
+from service.errors import Conflict, DatasetError
+from service.evaluation import honest_metrics, same_data_or_refuse
 from service.json_types import json_int
 from service.nn import MLP, Callback, EpochRecord, ModelSpec, Normalization, fit, make_optimizer
 from service.nn.augment import Augmentation
@@ -49,6 +50,15 @@ class TrainingConfig(BaseModel):
     init_std: float = Field(0.01, gt=0, le=1, description="std of the gaussian init", strict=True)
     seed: json_int(ge=0, lt=2**32) = 0
     validation_split: float = Field(0.1, ge=0, le=0.5, strict=True)
+    feedback_weight: json_int(ge=1, le=100) = Field(
+        10, description="with a +feedback dataset: times each correction is trained on per epoch"
+    )
+    fine_tune: bool = Field(
+        False,
+        strict=True,
+        description="start from the target model's default version (its weights, layer sizes and input "
+        "normalization; hidden is ignored) instead of random weights",
+    )
     augment: bool = Field(
         True, description="distort training images as the augment_* settings say", strict=True
     )
@@ -119,65 +129,44 @@ def split_indices(config: TrainingConfig, labels: np.ndarray) -> tuple[np.ndarra
     return stratified_split(labels, config.validation_split, _streams(config)[0])
 
 
-def honest_metrics(
-    network: MLP,
-    last: EpochRecord,
+def dataset_split(config: TrainingConfig, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices of ``dataset``: people's corrections, when it has them, all go to
+    training, and its own images split as they would without them, so that a version trained with
+    corrections is measured on the same held-out images as one trained without."""
+    if dataset.corrections is None:
+        return split_indices(config, dataset.train_y)
+    own = np.flatnonzero(~dataset.corrections)
+    train_idx, val_idx = split_indices(config, dataset.train_y[own])
+    return np.concatenate([own[train_idx], np.flatnonzero(dataset.corrections)]), own[val_idx]
+
+
+def train(
+    config: TrainingConfig,
     dataset: Dataset,
-    train_samples: int,
-    validation_samples: int,
-    *,
-    augmented: bool,
-) -> dict[str, Any]:
-    """The accuracies, with what each was measured on and its size; ``held_out_*`` name the best
-    measure of digits never trained on: the test split if the data has one, else the validation
-    split, standing in for it."""
-    metrics: dict[str, Any] = {
-        "train_samples": train_samples,
-        "validation_samples": validation_samples,
-        "loss": last.loss,
-        "train_accuracy": last.train_accuracy,
-        "validation_accuracy": last.val_accuracy,
-        "test_samples": None,
-        "test_accuracy": None,
-    }
-    measured_on = {
-        "train_accuracy": f"the {train_samples} training images as the last epoch trained on them"
-        + (", distorted" if augmented else ""),
-        "validation_accuracy": (
-            f"the {validation_samples} validation images, held out of the training file, never trained on"
-            if validation_samples
-            else "none: validation_split is 0"
-        ),
-    }
-    if dataset.test_x is not None and dataset.test_y is not None:
-        metrics["test_samples"] = int(len(dataset.test_y))
-        metrics["test_accuracy"] = network.accuracy(network.normalize(dataset.test_x), dataset.test_y)
-        measured_on["test_accuracy"] = f"the {metrics['test_samples']} images of the test files"
-        held_out = "test"
-    else:
-        measured_on["test_accuracy"] = "none: the training data has no test files"
-        held_out = "validation" if validation_samples else None
-    metrics["held_out_split"] = held_out
-    metrics["held_out_samples"] = metrics[f"{held_out}_samples"] if held_out else None
-    metrics["held_out_accuracy"] = metrics[f"{held_out}_accuracy"] if held_out else None
-    metrics["measured_on"] = measured_on
-    return metrics
-
-
-def train(config: TrainingConfig, dataset: Dataset, callback: Callback | None = None) -> TrainingResult:
-    """Split, normalize, initialize and train; evaluate on validation and test splits."""
+    callback: Callback | None = None,
+    start: MLP | None = None,
+) -> TrainingResult:
+    """Split, normalize, initialize (or start from ``start``, whose weights are changed) and train;
+    evaluate on validation and test splits. Corrections in the training split are repeated
+    ``feedback_weight`` times."""
     started = time.perf_counter()
     _, init_rng, train_rng = _streams(config)
-    train_idx, val_idx = split_indices(config, dataset.train_y)
+    train_idx, val_idx = dataset_split(config, dataset)
+    if dataset.corrections is not None:
+        corrections = np.flatnonzero(dataset.corrections)
+        train_idx = np.concatenate([train_idx, np.repeat(corrections, config.feedback_weight - 1)])
     train_pixels = dataset.train_x[train_idx]
-    spec = ModelSpec(
-        input_size=dataset.train_x.shape[1],
-        hidden=config.hidden,
-        num_classes=len(dataset.info.class_names),
-        normalization=input_normalization(train_pixels),
-        class_names=dataset.info.class_names,
-    )
-    network = MLP.initialize(spec, init_rng, init=config.weight_init, std=config.init_std)
+    if start is not None:
+        network = start
+    else:
+        spec = ModelSpec(
+            input_size=dataset.train_x.shape[1],
+            hidden=config.hidden,
+            num_classes=len(dataset.info.class_names),
+            normalization=input_normalization(train_pixels),
+            class_names=dataset.info.class_names,
+        )
+        network = MLP.initialize(spec, init_rng, init=config.weight_init, std=config.init_std)
     optimizer = make_optimizer(
         config.optimizer, config.learning_rate, momentum=config.momentum, weight_decay=config.weight_decay
     )
@@ -209,33 +198,13 @@ def train(config: TrainingConfig, dataset: Dataset, callback: Callback | None = 
     return TrainingResult(network, history, metrics, time.perf_counter() - started, list(dataset.notes))
 
 
-def same_data_or_refuse(meta: dict[str, Any], dataset: Dataset) -> None:
-    """A model's validation split can be drawn again only from the data it was trained on: from
-    other data (a subset, say) the "held-out" images would include ones it learned."""
-    recorded = meta.get("dataset") or {}
-    metrics = meta.get("metrics") or {}
-    samples = recorded.get("train_samples") or (
-        (metrics.get("train_samples") or 0) + (metrics.get("validation_samples") or 0)
-    )
-    fingerprint = recorded.get("train_sha256")
-    if (fingerprint or samples) and (
-        fingerprint != dataset.fingerprint() if fingerprint else samples != len(dataset.train_y)
-    ):
-        raise DatasetError(
-            f"{meta['name']} v{meta['version']} was trained on {samples:,} images of {recorded.get('name')}, "
-            f"and {dataset.source} holds other data ({len(dataset.train_y):,} images): its validation "
-            "split would include images the model learned; evaluate with the data it was trained on, "
-            "or with data that has test files"
-        )
-
-
 def drift_reference(network: MLP, config: TrainingConfig, dataset: Dataset) -> dict[str, Any] | None:
     """``service.drift.reference`` on the digits the network never trained on: its test split if
     the data has one, else its validation split; None without either."""
     if dataset.test_x is not None and len(dataset.test_x):
         held_out = dataset.test_x
     else:
-        held_out = dataset.train_x[split_indices(config, dataset.train_y)[1]]
+        held_out = dataset.train_x[dataset_split(config, dataset)[1]]
     if not len(held_out):
         return None
     return drift.reference(network.predict_proba(network.normalize(held_out)))
@@ -258,7 +227,11 @@ def train_and_save(
     ``before_save`` runs between training and saving: a job checks there that it still owns
     itself. Returns the saved version's metadata and the training result."""
     store.model_dir(model_name)  # a bad name fails now, not after the training
-    result = train(config, dataset, callback)
+    start, started_from = None, None
+    if config.fine_tune:
+        start, started_from, kept = _starting_point(store, model_name, dataset)
+        config = config.model_copy(update={"hidden": start.spec.hidden, **kept})
+    result = train(config, dataset, callback, start)
     if before_save is not None:
         before_save()
     meta = store.save(
@@ -277,9 +250,44 @@ def train_and_save(
             "drift_reference": drift_reference(result.network, config, dataset),
             "history": [record.to_dict() for record in result.history],
             "train_seconds": result.seconds,
+            "fine_tuned_from": started_from,
             "job": job,
         },
     )
     if make_default:
         store.set_default(model_name, meta["version"])
     return meta, result
+
+
+def _starting_point(
+    store: ModelStore, model_name: str, dataset: Dataset
+) -> tuple[MLP, dict[str, Any], dict[str, Any]]:
+    """The network a fine-tuning starts from (the model's default version), which it is, and the
+    settings it keeps from it: its split (validation_split and seed), so that the new version's
+    held-out images are the ones neither ever trained on; the data must be the same for that too."""
+    if not store.versions(model_name):
+        raise Conflict(f"{model_name} has no default version to fine-tune: train one first")
+    version = store.default_version(model_name)
+    stored, meta = store.load(model_name, version)
+    if stored.spec.class_names != dataset.info.class_names:
+        raise Conflict(f"{model_name} v{version} tells other classes apart than {dataset.info.name}'s")
+    own = (
+        dataset
+        if dataset.corrections is None
+        else replace(
+            dataset,
+            train_x=dataset.train_x[~dataset.corrections],
+            train_y=dataset.train_y[~dataset.corrections],
+        )
+    )
+    try:
+        same_data_or_refuse(meta, own)
+    except DatasetError as exc:
+        raise Conflict(
+            f"{model_name} v{version} cannot be fine-tuned on this data: {exc.message.split(': ')[0]}; its "
+            "held-out images would include ones it learned. Fine-tune with the data it was trained on"
+        ) from exc
+    trained = meta.get("training") or {}
+    kept = {key: trained[key] for key in ("validation_split", "seed") if key in trained}
+    network = stored.astype(stored.dtype)  # its own weights, which training changes
+    return network, {"model": model_name, "version": version}, kept

@@ -3,7 +3,7 @@ import pytest
 from pydantic import ValidationError
 
 from service.data import load_dataset
-from service.training import TrainingConfig, drift_reference, split_indices, train
+from service.training import TrainingConfig, dataset_split, drift_reference, split_indices, train
 
 
 @pytest.mark.parametrize(
@@ -89,3 +89,53 @@ def test_the_cli_and_jobs_save_a_version_the_same_way(tiny_dataset_dir, tmp_path
     assert reference["samples"] == len(dataset.test_x) and abs(sum(reference["labels"]) - 1) < 1e-4
     assert drift_reference(result.network, config, without_test)["samples"] == len(held_out)
     assert 0 < reference["ood_threshold"] <= 1 and reference["ood_share"] == 0.01
+
+
+def test_corrections_are_oversampled_and_measured_on_their_own(tiny_dataset_dir):
+    from service.feedback.dataset import load_training_data
+    from service.feedback.store import FeedbackStore
+
+    store = FeedbackStore(tiny_dataset_dir, max_examples=100, per_minute=100)
+    for label in range(10):
+        store.correct(np.full(784, 25 * label, np.uint8), label, "10.0.0.1")
+    data = load_training_data("mnist+feedback", tiny_dataset_dir, store)
+    config = TrainingConfig(hidden=(16,), epochs=2, feedback_weight=20)
+    own_train, own_val = split_indices(config, data.train_y[:600])
+    assert (dataset_split(config, data)[1] == own_val).all()  # MNIST's held-out images as without them
+    metrics = train(config, data).metrics
+    assert metrics["train_samples"] == len(own_train) + 8 * 20 and metrics["validation_samples"] == len(
+        own_val
+    )
+    assert metrics["corrections_samples"] == 2 and 0 <= metrics["corrections_accuracy"] <= 1
+    assert "held-out corrections" in metrics["measured_on"]["corrections_accuracy"]
+    assert (
+        "corrections_accuracy"
+        not in train(TrainingConfig(hidden=(16,), epochs=1), load_dataset("mnist", tiny_dataset_dir)).metrics
+    )
+
+
+def test_fine_tuning_starts_from_the_default_version_and_says_so(tiny_dataset_dir, tmp_path):
+    from service.errors import Conflict
+    from service.store import ModelStore
+    from service.training import train_and_save
+
+    data = load_dataset("mnist", tiny_dataset_dir)
+    store = ModelStore(tmp_path / "store")
+    tuning = TrainingConfig(
+        hidden=(99,), epochs=1, fine_tune=True, learning_rate=1e-9, seed=5, validation_split=0.3
+    )
+    with pytest.raises(Conflict, match="no default version to fine-tune"):
+        train_and_save(tuning, data, store, "m")
+    first, _ = train_and_save(TrainingConfig(hidden=(16,), epochs=2), data, store, "m", make_default=True)
+    tuned, result = train_and_save(tuning, data, store, "m")
+    assert tuned["fine_tuned_from"] == {"model": "m", "version": 1} and first["fine_tuned_from"] is None
+    assert tuned["spec"]["hidden"] == [16] and tuned["training"]["hidden"] == [16]
+    assert (tuned["training"]["seed"], tuned["training"]["validation_split"]) == (0, 0.1)  # the start's split
+    start, _ = store.load("m", 1)
+    for key, weights in start.params.items():  # a learning rate of 1e-9: still the starting weights
+        assert np.allclose(result.network.params[key], weights, atol=1e-6)
+    assert tuned["spec"]["normalization"] == first["spec"]["normalization"]
+    fewer = load_dataset("mnist", tiny_dataset_dir)
+    fewer.train_x, fewer.train_y = fewer.train_x[:500], fewer.train_y[:500]
+    with pytest.raises(Conflict, match="cannot be fine-tuned on this data"):
+        train_and_save(tuning, fewer, store, "m")

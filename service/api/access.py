@@ -14,12 +14,21 @@ from service.tracing import TRACE_ID_KEY
 
 log = logging.getLogger("service.access")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"  # a client's X-Request-ID is kept only when sane
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+
+
+def sane_request_id(given: str | None) -> str:
+    """``given`` when it is a sane request id, else a new one."""
+    return given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
 def request_id(environ: dict) -> str:
-    given = environ.get("HTTP_X_REQUEST_ID", "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    """The request's id, written back as its X-Request-ID header: whatever reads the header later
+    (a kept input, ``service.feedback``) gets the id the answer and the log carry."""
+    given = environ.get("HTTP_X_REQUEST_ID")
+    chosen = environ["HTTP_X_REQUEST_ID"] = sane_request_id(given)
+    return chosen
 
 
 def content_encoding(environ: dict) -> str | None:

@@ -59,6 +59,7 @@ class FastLane:
         if taken is None or length is None or length > self.state.settings.max_body_bytes:
             return self.app(environ, start_response)
         route, handler = taken
+        request_id = access.request_id(environ)
         body = environ["wsgi.input"].read(length)
         try:
             if len(body) != length:
@@ -67,7 +68,6 @@ class FastLane:
         except Exception:  # noqa: BLE001 - the app answers it, as it would have anyway
             environ["wsgi.input"] = io.BytesIO(body)
             return self.app(environ, start_response)
-        request_id = access.request_id(environ)
         start_response(
             "200 OK",
             [

@@ -15,9 +15,15 @@ bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="operations", descripti
 @bp.get("/healthz", responses={200: Health, **error_responses(422)})
 def healthz():
     """The process is alive; whether training and changing models need the API token (so that a
-    client, such as the dashboard, can ask for it up front), and whether drift is counted."""
+    client, such as the dashboard, can ask for it up front), whether drift is counted and whether
+    corrections are taken."""
     settings = service_state().settings
-    return {"status": "ok", "token_required": settings.api_token is not None, "drift_counted": settings.drift}
+    return {
+        "status": "ok",
+        "token_required": settings.api_token is not None,
+        "drift_counted": settings.drift,
+        "feedback_accepted": settings.feedback,
+    }
 
 
 @bp.get("/readyz", responses={200: Ready, **error_responses(422, 503)})

@@ -71,6 +71,10 @@ def predict():
     with state.tracing.decoding(request.content_length or 0):
         pixels, unit, name, version = _decoded(state, request.mimetype, query.model, query.version)
     document, after = answer(state, pixels, name, version, unit=unit, header=request.headers.get)
+    if query.with_pixels:
+        seen = np.clip(np.rint(pixels * 255.0 if unit else pixels), 0, 255).astype(np.uint8).tolist()
+        for prediction, image in zip(document["predictions"], seen, strict=True):
+            prediction["pixels"] = image
     response = current_app.json.response(document)
     if after is not None:
         response.call_on_close(after)  # a shadow answers after the client has its answer

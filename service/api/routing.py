@@ -3,23 +3,27 @@ the one the model's traffic policy picks (``service.traffic``), whose answer and
 toward the verdict. A shadow runs after the answer is sent: ``classify`` hands it back as a
 callable for the response's close (Flask's ``call_on_close``, the fast lane's closing iterator).
 
-Used by ``/predict`` (the draw page's requests included) and the protocol's infer, in the fast
-lane and in Flask alike.
+With BACKPROP_CAPTURE_FRACTION, a sampled request's first images are kept with their answers
+(``service.feedback``), also after the answer is sent. Used by ``/predict`` (the draw page's
+requests included) and the protocol's infer, in the fast lane and in Flask alike.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
 
 from service import drift
+from service.api import access
 from service.api.state import ServiceState
 from service.errors import ModelUnavailable
 from service.registry import LoadedModel
 from service.traffic.router import Header
 
 After = Callable[[], None] | None
+KEPT_PER_REQUEST = 16  # images of one request kept with BACKPROP_CAPTURE_FRACTION: a bounded write
 
 
 def no_header(_name: str) -> str | None:
@@ -43,7 +47,36 @@ def classify(
             span.set_attributes({"backprop.model": model.name, "backprop.version": model.version})
     if state.settings.drift:
         _count_drift(state, model, probabilities)
+    fraction = state.settings.capture_fraction
+    if fraction and state.capture_rng.random() < fraction:
+        request = access.sane_request_id(header("X-Request-ID"))
+        keep = functools.partial(_keep, state, model, pixels, probabilities, unit, request)
+        after = keep if after is None else _one_after_the_other(after, keep)
     return model, probabilities, after
+
+
+def _keep(
+    state: ServiceState,
+    model: LoadedModel,
+    pixels: np.ndarray,
+    probabilities: np.ndarray,
+    unit: bool,
+    request: str,
+) -> None:
+    """Keep the request's first images with their answers, once the answer is sent."""
+    kept = pixels[:KEPT_PER_REQUEST]
+    images = np.clip(np.rint(kept * 255.0 if unit else kept), 0, 255).astype(np.uint8)
+    state.feedback.capture(images, probabilities[:KEPT_PER_REQUEST], model.name, model.version, request)
+
+
+def _one_after_the_other(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        try:
+            first()
+        finally:
+            second()
+
+    return both
 
 
 def _count_drift(state: ServiceState, model: LoadedModel, probabilities: np.ndarray) -> None:

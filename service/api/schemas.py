@@ -45,6 +45,10 @@ def _instances(value: Any, info: ValidationInfo):
     return inputs.to_matrix(value, "instances", batch=True, max_batch=_max_batch(info))
 
 
+# One image's 784 pixels, validated by NumPy and described in full in the document.
+OneImage = Annotated[Any, PlainValidator(_pixels), WithJsonSchema(_ROW_SCHEMA)]
+
+
 class PredictRequest(BaseModel):
     """One image in ``pixels`` or several in ``instances``."""
 
@@ -72,7 +76,7 @@ class PredictRequest(BaseModel):
         },
     )
 
-    pixels: Annotated[Any, PlainValidator(_pixels), WithJsonSchema(_ROW_SCHEMA)] = None
+    pixels: OneImage = None
     instances: Annotated[
         Any,
         PlainValidator(_instances),
@@ -107,6 +111,11 @@ class PredictQuery(BaseModel):
 
     model: ModelName | None = None
     version: int | None = Field(None, ge=1, le=MAX_VERSION)
+    with_pixels: bool = Field(
+        False,
+        description="each prediction also gives the 784 pixels (0-255) the model saw: for a picture, as "
+        "the service prepared it; the draw page sends them back with a correction (POST /feedback)",
+    )
 
 
 class ExplainRequest(PredictRequest, ExplainOptions):
@@ -134,6 +143,7 @@ class ModelRef(BaseModel):
 class Prediction(BaseModel):
     label: int = Field(description="most probable class")
     probabilities: list[float] = Field(description="one probability per class, summing to 1")
+    pixels: list[int] | None = Field(None, description="with ?with_pixels=true: the image the model saw")
 
 
 class PredictResponse(BaseModel):
@@ -250,6 +260,7 @@ class Health(BaseModel):
         description="training and changing models need 'Authorization: Bearer <BACKPROP_API_TOKEN>'"
     )
     drift_counted: bool = Field(False, description="answers are counted for drift (BACKPROP_DRIFT)")
+    feedback_accepted: bool = Field(True, description="POST /feedback takes corrections (BACKPROP_FEEDBACK)")
 
 
 class Ready(BaseModel):

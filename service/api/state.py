@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 from flask import Flask, current_app
 
 from service.api.cost import ExpensiveSlot
 from service.api.metrics import Metrics
+from service.feedback.store import FeedbackStore
 from service.jobs.queue import JobQueue
 from service.registry import ModelRegistry
 from service.settings import Settings
@@ -31,6 +33,8 @@ class ServiceState:
     router: TrafficRouter
     verdicts: Verdicts
     shadows: ShadowQueue
+    feedback: FeedbackStore
+    capture_rng: np.random.Generator = field(default_factory=np.random.default_rng)  # which inputs are kept
     expensive: ExpensiveSlot = field(default_factory=ExpensiveSlot)
     tracing: Tracing = field(default_factory=Tracing)  # off unless create_app starts it
 

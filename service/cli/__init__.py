@@ -9,6 +9,7 @@ import argparse
 import logging
 import signal
 import sys
+import typing
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -28,6 +29,7 @@ from service.cli.transfer import cmd_export, cmd_push
 from service.data import DATASETS
 from service.errors import BackpropError
 from service.explaining import ExplainOptions
+from service.jobs.schemas import DatasetName
 from service.logs import configure as configure_logging
 from service.onnx_export import ExportOptions
 from service.repository import UploadOptions
@@ -54,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model and save it as a new version in the store")
     common(t, data=True)
-    t.add_argument("--dataset", default="mnist", choices=sorted(DATASETS))
+    t.add_argument("--dataset", default="mnist", choices=typing.get_args(DatasetName))
     add_training_flags(t)
     t.add_argument("--model", help="name to save under (default: the dataset's name)")
     t.add_argument("--set-default", action="store_true", help="make the result the default model")

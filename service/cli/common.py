@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from service.data import load_dataset
 from service.errors import BackpropError
+from service.feedback.dataset import load_training_data
+from service.feedback.store import FeedbackStore
 from service.settings import Settings
 from service.store import ModelStore
 
@@ -20,9 +21,11 @@ def store_of(args: argparse.Namespace, settings: Settings) -> ModelStore:
 
 
 def load_data(args: argparse.Namespace, settings: Settings):
-    return load_dataset(
+    data_dir = args.data_dir or settings.data_dir
+    return load_training_data(
         args.dataset,
-        args.data_dir or settings.data_dir,
+        data_dir,
+        FeedbackStore.from_settings(settings.model_copy(update={"data_dir": data_dir})),
         download=getattr(args, "download", False),
         mirrors=settings.dataset_mirrors or None,
     )

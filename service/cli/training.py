@@ -9,11 +9,12 @@ import sys
 import numpy as np
 
 from service.cli.common import add_option_flags, load_data, options_given, store_of
+from service.evaluation import same_data_or_refuse
 from service.nn import Callback
 from service.nn.gradcheck import random_check
 from service.reporters import JsonReporter, TerminalReporter, emit
 from service.settings import Settings
-from service.training import TrainingConfig, same_data_or_refuse, split_indices, train_and_save
+from service.training import TrainingConfig, split_indices, train_and_save
 
 GRADCHECK_TOLERANCE = 1e-6
 
@@ -33,7 +34,7 @@ def training_config(args: argparse.Namespace) -> TrainingConfig:
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     config = training_config(args)
     store = store_of(args, settings)
-    model_name = args.model or args.dataset
+    model_name = args.model or args.dataset.partition("+")[0]
     store.model_dir(model_name)  # fail on a bad name before loading the data, not after
     dataset = load_data(args, settings)
     if not args.json:

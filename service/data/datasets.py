@@ -42,6 +42,10 @@ class Dataset:
     test_x: np.ndarray | None = None
     test_y: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    # With people's corrections added (``service.feedback.dataset``): which training rows are
+    # corrections (N,), and the held-out corrections, pixels (M, 784) and labels (M,).
+    corrections: np.ndarray | None = None
+    held_out_corrections: tuple[np.ndarray, np.ndarray] | None = None
 
     def fingerprint(self) -> str:
         """sha256 of the training images and labels: which data a model's split was drawn from."""

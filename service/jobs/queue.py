@@ -31,6 +31,7 @@ from service.errors import (
     StorageFull,
     is_out_of_storage,
 )
+from service.feedback.store import FeedbackStore
 from service.jobs import transitions
 from service.jobs.reaper import Reaper
 from service.jobs.records import JobRecords, make_records, new_record
@@ -38,6 +39,7 @@ from service.jobs.runner import run_job, worker_id
 from service.jobs.schemas import JobRecord, TrainRequest
 from service.priority import lower_priority
 from service.settings import Settings
+from service.store import ModelStore
 from service.tracing import Tracing
 
 log = logging.getLogger(__name__)
@@ -121,7 +123,7 @@ class JobQueue:
             )
         if (
             not self.settings.allow_download
-            and locate(DATASETS[request.dataset], self.settings.data_dir) is None
+            and locate(DATASETS[request.dataset.partition("+")[0]], self.settings.data_dir) is None
         ):
             raise InvalidInput.at(
                 ["dataset"],
@@ -130,6 +132,23 @@ class JobQueue:
                 message=f"dataset {request.dataset!r} is not on this server: set BACKPROP_DATA_DIR (on the "
                 "server and its workers) to a folder holding its IDX files, or BACKPROP_ALLOW_DOWNLOAD=1 "
                 "to let workers download it",
+            )
+        if (
+            request.dataset.endswith("+feedback")
+            and not FeedbackStore.from_settings(self.settings).summary()["corrections"]
+        ):
+            raise InvalidInput.at(
+                ["dataset"],
+                "no corrections yet",
+                "dataset",
+                message="there are no corrections to train on yet",
+            )
+        if request.fine_tune and not ModelStore(self.settings.model_store).versions(request.target_model):
+            raise InvalidInput.at(
+                ["fine_tune"],
+                "no default version to start from",
+                "fine_tune",
+                message=f"{request.target_model} has no default version to fine-tune: train one first",
             )
 
     def submit(self, request: TrainRequest, trace_context: dict[str, str] | None = None) -> JobRecord:

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from service.data import load_dataset
 from service.errors import (
     BackpropError,
     JobNotFound,
@@ -32,6 +31,8 @@ from service.errors import (
     TrainingCancelled,
     TrainingInterrupted,
 )
+from service.feedback.dataset import load_training_data
+from service.feedback.store import FeedbackStore
 from service.jobs import transitions
 from service.jobs.records import Change, JobRecords
 from service.jobs.schemas import JobProgress, JobRecord, JobResult, TrainRequest
@@ -232,9 +233,10 @@ def _train(
     try:
         request = TrainRequest.model_validate(record.request)
         log.info("job %s: training %s on %s", job_id, request.target_model, request.dataset)
-        dataset = load_dataset(
+        dataset = load_training_data(
             request.dataset,
             settings.data_dir,
+            FeedbackStore.from_settings(settings),
             download=settings.allow_download,
             mirrors=settings.dataset_mirrors or None,
         )

@@ -14,7 +14,8 @@ from service.errors import Conflict
 from service.store import ModelName
 from service.training import TrainingConfig
 
-DatasetName = Literal["mnist", "fashion-mnist"]
+# A catalogue dataset, or MNIST with people's corrections added (service.feedback.dataset).
+DatasetName = Literal["mnist", "fashion-mnist", "mnist+feedback"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 ACTIVE: tuple[JobStatus, ...] = ("queued", "running")
 FINISHED: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled")
@@ -25,7 +26,7 @@ class TrainRequest(TrainingConfig):
 
     dataset: DatasetName = Field("mnist", description="dataset under the server's BACKPROP_DATA_DIR")
     model: ModelName | None = Field(
-        None, description="model to add a version to (default: the dataset's name)"
+        None, description="model to add a version to (default: the dataset's name, before any +)"
     )
     make_default: bool = Field(
         False, strict=True, description="make the new version the default (and the model the service's)"
@@ -37,7 +38,7 @@ class TrainRequest(TrainingConfig):
 
     @property
     def target_model(self) -> str:
-        return self.model or self.dataset
+        return self.model or self.dataset.partition("+")[0]
 
 
 class JobProgress(BaseModel):

@@ -8,12 +8,13 @@ import pytest
 def test_healthz_says_whether_the_token_is_required(client, make_client):
     from tests.conftest import TOKEN
 
-    off = {"status": "ok", "token_required": False, "drift_counted": False}
+    off = {"status": "ok", "token_required": False, "drift_counted": False, "feedback_accepted": True}
     assert client.get("/healthz").get_json() == off
-    assert make_client(api_token=TOKEN, drift=True).get("/healthz").get_json() == {
+    assert make_client(api_token=TOKEN, drift=True, feedback=False).get("/healthz").get_json() == {
         "status": "ok",
         "token_required": True,
         "drift_counted": True,
+        "feedback_accepted": False,
     }
 
 

@@ -1,7 +1,9 @@
+import io
 import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from service.api.state import service_state
 
@@ -166,7 +168,33 @@ def test_raw_query_parameters_are_validated_and_documented(client):
         client.post("/predict?colour=red", data=bytes(784), content_type="application/octet-stream")
     )
     params = client.get("/openapi.json").get_json()["paths"]["/predict"]["post"]["parameters"]
-    assert {p["name"] for p in params} == {"model", "version"} and all(p["in"] == "query" for p in params)
+    assert {p["name"] for p in params} == {"model", "version", "with_pixels"}
+    assert all(p["in"] == "query" for p in params)
+
+
+def test_with_pixels_each_prediction_gives_the_image_the_model_saw(client, real_digits):
+    digit = real_digits[0][0]
+    plain = client.post("/predict", json={"pixels": digit.tolist()}).get_json()["predictions"][0]
+    assert "pixels" not in plain
+    answer = client.post("/predict?with_pixels=true", json={"pixels": digit.tolist()}).get_json()
+    assert (
+        answer["predictions"][0]["pixels"] == digit.tolist()
+        and answer["predictions"][0]["label"] == plain["label"]
+    )
+    unit = client.post(
+        "/predict?with_pixels=1", json={"instances": [[0.5] * 784, [1.0] * 784], "scale": "unit"}
+    )
+    assert [p["pixels"][0] for p in unit.get_json()["predictions"]] == [128, 255]
+    picture = io.BytesIO()
+    Image.fromarray(255 - digit.reshape(28, 28).astype(np.uint8)).resize((112, 112)).save(
+        picture, format="PNG"
+    )
+    drawn = client.post(
+        "/predict?with_pixels=true", data=picture.getvalue(), content_type="image/png"
+    ).get_json()
+    seen = np.array(drawn["predictions"][0]["pixels"])
+    assert seen.shape == (784,) and seen.max() == 255 and seen.min() == 0  # prepared as MNIST's were
+    assert client.post("/predict?with_pixels=maybe", json={"pixels": [0] * 784}).status_code == 422
 
 
 def test_json_bodies_have_their_query_validated_too_and_filled_in_from_it(client):

@@ -103,6 +103,7 @@ class Service:
         defaults = {
             "model_store": tmp_path / "store",
             "state_dir": tmp_path / "var",
+            "data_dir": tmp_path / "data",  # the feedback store's too: never the repository's
             "workers": 2,
             "worker_nice": 0,
             "heartbeat_seconds": 0.2,

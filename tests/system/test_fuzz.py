@@ -78,6 +78,8 @@ def fuzzed(tmp_path_factory):
         max_body_mb=4,
         max_batch=64,
         drift=True,  # predictions go through the drift counting too
+        capture_fraction=0.5,  # and half of them are kept for corrections
+        feedback_per_minute=100_000,  # corrections are stored, not only refused for their rate
     )
     tally = Tally()
     session = requests.Session()

@@ -1,6 +1,7 @@
 "use strict";
-// What both pages share: calls to the service's own HTTP API, its error shape, and the API token
-// (asked for only once the server has answered 401; kept in this tab's sessionStorage).
+// What both pages share: calls to the service's own HTTP API, its error shape, the API token
+// (asked for only once the server has answered 401; kept in this tab's sessionStorage), and a
+// digit's 784 pixels as a small picture.
 
 const TOKEN_KEY = "backprop-token";
 
@@ -34,4 +35,20 @@ function rememberToken(value) {
 
 function percent(value) {
   return `${(value * 100).toFixed(1)}%`;
+}
+
+// A 28x28 canvas of 784 grey levels (255: ink, drawn dark on light), described by ``label``.
+function digitCanvas(pixels, label) {
+  const canvas = document.createElement("canvas");
+  canvas.width = 28;
+  canvas.height = 28;
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-label", label);
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(28, 28);
+  pixels.forEach((value, i) => {
+    image.data.set([255 - value, 255 - value, 255 - value, 255], i * 4);
+  });
+  context.putImageData(image, 0, 0);
+  return canvas;
 }

@@ -1,7 +1,8 @@
 "use strict";
 // The draw page: strokes on a canvas (mouse, pen or touch, through pointer events); after each
 // stroke the picture goes to POST /predict as a PNG, and the server prepares it as MNIST's digits
-// were prepared (service/images.py). Undo replays the strokes but the last.
+// were prepared (service/images.py). Undo replays the strokes but the last. After each prediction,
+// "Wrong? It was:" sends the pixels the model saw with the right digit to POST /feedback.
 
 const INK_WIDTH = 20;
 const pad = document.getElementById("pad");
@@ -9,6 +10,7 @@ const context = pad.getContext("2d");
 const strokes = [];
 let current = null;
 let asked = 0; // answers to older requests than the newest are dropped
+let answered = null; // what the last prediction saw and said: what a correction sends
 
 function paint() {
   context.fillStyle = "#ffffff";
@@ -83,6 +85,39 @@ function showNothing() {
   document.getElementById("model-used").textContent = "";
   document.getElementById("error").textContent = "";
   drawBars(null);
+  offerCorrection(null);
+}
+
+// The ten buttons of "Wrong? It was:", made once; shown while there is an answer to correct and
+// the service takes corrections (GET /healthz says so).
+const feedbackAccepted = callApi("GET", "/healthz").then((result) => result.ok && result.data.feedback_accepted);
+
+for (let digit = 0; digit <= 9; digit += 1) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "secondary";
+  button.textContent = String(digit);
+  button.setAttribute("aria-label", `It was a ${digit}`);
+  button.dataset.testid = `correct-${digit}`;
+  button.addEventListener("click", () => sendCorrection(digit));
+  document.getElementById("digits").append(button);
+}
+
+async function offerCorrection(answer) {
+  answered = answer;
+  document.getElementById("correction-status").textContent = "";
+  document.getElementById("correction").hidden = !(answer && (await feedbackAccepted));
+}
+
+async function sendCorrection(digit) {
+  const status = document.getElementById("correction-status");
+  if (!answered) return;
+  const body = { ...answered, label: digit };
+  status.textContent = "Sending…";
+  const result = await callApi("POST", "/feedback", { json: body });
+  status.textContent = result.ok
+    ? `Thank you: saved as a ${digit}, for the next training on corrections.`
+    : `Not saved: ${apiError(result)}`;
 }
 
 function drawBars(probabilities) {
@@ -118,7 +153,7 @@ function predictDrawing() {
 async function predict(blob, type) {
   const mine = ++asked;
   const [model, version] = document.getElementById("model").value.split("@");
-  const query = new URLSearchParams();
+  const query = new URLSearchParams({ with_pixels: "true" });
   if (model) query.set("model", model);
   if (version) query.set("version", version);
   let result;
@@ -140,6 +175,8 @@ async function predict(blob, type) {
   document.getElementById("model-used").textContent =
     `by ${result.data.model.name} version ${result.data.model.version}`;
   drawBars(answer.probabilities);
+  const { name, version: used } = result.data.model;
+  offerCorrection({ pixels: answer.pixels, predicted: answer.label, model: name, version: used });
 }
 
 async function listModels() {
