@@ -13,7 +13,6 @@ transaction as the insert, so the limit holds across gunicorn workers and replic
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 import threading
@@ -30,15 +29,14 @@ from service.errors import (
     FeedbackUnavailable,
     RateLimited,
     StorageFull,
-    is_out_of_storage,
 )
+from service.feedback import rows
+from service.feedback.rows import PIXELS
 from service.settings import Settings
 
-PIXELS = 784
 CLASSES = 10
 RATE_WINDOW_SECONDS = 60
 CAPTURE_TIMEOUT_SECONDS = 0.05  # a kept input is dropped rather than hold up the answer it came with
-_COLUMNS = "id, created, label, predicted, model, version, probabilities, request_id, position, corrected"
 
 
 def store_path(data_dir: Path) -> Path:
@@ -67,30 +65,30 @@ class FeedbackStore:
             per_minute=settings.feedback_per_minute,
         )
 
-    def _connect(self, timeout: float = 10.0) -> sqlite3.Connection:
+    def _connect(self, timeout: float = 10.0, *, create: bool = True) -> sqlite3.Connection:
+        """The store's connection (this thread's); with ``create`` False and no store yet, an empty
+        one in memory: reading leaves no file behind in the data folder."""
         key = f"db_{timeout}"
         db = getattr(self._local, key, None)
-        if db is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS examples (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                    "created REAL NOT NULL, pixels BLOB NOT NULL, label INTEGER, predicted INTEGER, "
-                    "model TEXT, version INTEGER, probabilities TEXT, request_id TEXT, position INTEGER, "
-                    "client TEXT, corrected REAL)"
-                )
-                db.execute("CREATE INDEX IF NOT EXISTS by_request ON examples (request_id, position)")
-                db.execute("CREATE INDEX IF NOT EXISTS by_client ON examples (client, corrected)")
-            except (OSError, sqlite3.Error) as exc:
-                raise _storage_error(exc) from exc
-            setattr(self._local, key, db)
+        if db is not None:
+            return db
+        if not create and not self.path.exists():
+            return rows.with_schema(sqlite3.connect(":memory:", isolation_level=None))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            rows.with_schema(db)
+        except (OSError, sqlite3.Error) as exc:
+            raise rows.storage_error(exc) from exc
+        setattr(self._local, key, db)
         return db
 
-    def _transaction(self, work: Callable[[sqlite3.Connection], Any], timeout: float = 10.0) -> Any:
-        db = self._connect(timeout)
+    def _transaction(
+        self, work: Callable[[sqlite3.Connection], Any], timeout: float = 10.0, *, create: bool = True
+    ) -> Any:
+        db = self._connect(timeout, create=create)
         try:
             db.execute("BEGIN IMMEDIATE")
             result = work(db)
@@ -99,7 +97,7 @@ class FeedbackStore:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise _storage_error(exc) from exc
+                raise rows.storage_error(exc) from exc
             raise
         return result
 
@@ -122,7 +120,7 @@ class FeedbackStore:
             cursor = db.execute(
                 "INSERT INTO examples (created, pixels, label, predicted, model, version, client, corrected) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (now, _blob(pixels), label, predicted, model, version, client, now),
+                (now, rows.blob(pixels), label, predicted, model, version, client, now),
             )
             return int(cursor.lastrowid)
 
@@ -152,7 +150,7 @@ class FeedbackStore:
             )
             return int(row[0])
 
-        return self.get(self._transaction(work))
+        return self.get(self._transaction(work, create=False))
 
     def capture(
         self, pixels: np.ndarray, probabilities: np.ndarray, model: str, version: int, request_id: str
@@ -172,7 +170,16 @@ class FeedbackStore:
                 db.execute(
                     "INSERT INTO examples (created, pixels, predicted, model, version, probabilities, "
                     "request_id, position) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (now, _blob(image), int(label), model, version, _rounded(answer), request_id, position),
+                    (
+                        now,
+                        rows.blob(image),
+                        int(label),
+                        model,
+                        version,
+                        rows.rounded(answer),
+                        request_id,
+                        position,
+                    ),
                 )
             return True
 
@@ -209,13 +216,15 @@ class FeedbackStore:
         return total < self.max_examples
 
     def get(self, example_id: int, *, pixels: bool = False) -> dict[str, Any]:
-        columns = _COLUMNS + (", pixels" if pixels else "")
+        columns = rows.COLUMNS + (", pixels" if pixels else "")
         row = (
-            self._connect().execute(f"SELECT {columns} FROM examples WHERE id = ?", (example_id,)).fetchone()
+            self._connect(create=False)
+            .execute(f"SELECT {columns} FROM examples WHERE id = ?", (example_id,))
+            .fetchone()
         )
         if row is None:
             raise ExampleNotFound(f"no example {example_id}")
-        return _example(row)
+        return rows.example(row)
 
     def list(
         self, *, limit: int, offset: int, corrected: bool | None = None, pixels: bool = False
@@ -223,13 +232,13 @@ class FeedbackStore:
         """The newest examples first (``corrected``: only corrections, or only uncorrected kept
         inputs), with their pixels or not, and how many there are."""
         where = "" if corrected is None else f"WHERE label IS {'NOT ' if corrected else ''}NULL"
-        columns = _COLUMNS + (", pixels" if pixels else "")
-        db = self._connect()
+        columns = rows.COLUMNS + (", pixels" if pixels else "")
+        db = self._connect(create=False)
         total = db.execute(f"SELECT COUNT(*) FROM examples {where}").fetchone()[0]
-        rows = db.execute(
+        found = db.execute(
             f"SELECT {columns} FROM examples {where} ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)
         ).fetchall()
-        return [_example(row) for row in rows], int(total)
+        return [rows.example(row) for row in found], int(total)
 
     def relabel(self, example_id: int, label: int) -> dict[str, Any]:
         now = self._clock()
@@ -242,7 +251,7 @@ class FeedbackStore:
             if not changed:
                 raise ExampleNotFound(f"no example {example_id}")
 
-        self._transaction(work)
+        self._transaction(work, create=False)
         return self.get(example_id)
 
     def delete(self, example_id: int) -> None:
@@ -250,12 +259,12 @@ class FeedbackStore:
             if not db.execute("DELETE FROM examples WHERE id = ?", (example_id,)).rowcount:
                 raise ExampleNotFound(f"no example {example_id}")
 
-        self._transaction(work)
+        self._transaction(work, create=False)
 
     def summary(self) -> dict[str, Any]:
         """How many corrections of each digit, and the confusions they reveal: ``confusions[p][c]``
         counts examples answered ``p`` and corrected to ``c``."""
-        db = self._connect()
+        db = self._connect(create=False)
         per_label = np.zeros(CLASSES, dtype=int)
         confusions = np.zeros((CLASSES, CLASSES), dtype=int)
         for label, predicted, count in db.execute(
@@ -276,35 +285,11 @@ class FeedbackStore:
 
     def labelled(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every correction, oldest first: ids (N,), pixels (N, 784) uint8 and labels (N,)."""
-        rows = (
-            self._connect()
+        found = (
+            self._connect(create=False)
             .execute("SELECT id, pixels, label FROM examples WHERE label IS NOT NULL ORDER BY id")
             .fetchall()
         )
-        ids = np.array([row[0] for row in rows], dtype=np.int64)
-        images = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.uint8).reshape(len(rows), PIXELS)
-        return ids, images, np.array([row[2] for row in rows], dtype=np.int64)
-
-
-def _blob(pixels: np.ndarray) -> bytes:
-    return np.ascontiguousarray(pixels, dtype=np.uint8).reshape(PIXELS).tobytes()
-
-
-def _rounded(probabilities: np.ndarray) -> str:
-    return json.dumps([round(float(p), 6) for p in probabilities])
-
-
-def _example(row: tuple) -> dict[str, Any]:
-    names = [name.strip() for name in _COLUMNS.split(",")] + (["pixels"] if len(row) > 10 else [])
-    example = dict(zip(names, row, strict=True))
-    if example["probabilities"] is not None:
-        example["probabilities"] = json.loads(example["probabilities"])
-    if "pixels" in example:
-        example["pixels"] = list(example["pixels"])
-    return example
-
-
-def _storage_error(exc: BaseException) -> Exception:
-    if is_out_of_storage(exc):
-        return StorageFull(f"the feedback store cannot be written ({exc}): free space in BACKPROP_DATA_DIR")
-    return FeedbackUnavailable(f"the feedback store is unavailable: {exc}")
+        ids = np.array([row[0] for row in found], dtype=np.int64)
+        images = np.frombuffer(b"".join(row[1] for row in found), dtype=np.uint8).reshape(len(found), PIXELS)
+        return ids, images, np.array([row[2] for row in found], dtype=np.int64)

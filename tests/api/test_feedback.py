@@ -69,8 +69,11 @@ def test_nothing_is_kept_when_the_fraction_is_zero(feedback_client, tmp_path):
     client = feedback_client()
     for _ in range(20):
         client.post("/predict", json={"pixels": BLANK}).close()
-    assert not (tmp_path / "data" / ".feedback").exists()  # not even the store's file
     assert client.get("/feedback", headers=AUTH).get_json()["total"] == 0
+    assert client.get("/feedback/1", headers=AUTH).status_code == 404
+    assert client.delete("/feedback/1", headers=AUTH).status_code == 404
+    assert client.post("/feedback", json={"request_id": "r", "label": 1}).status_code == 404
+    assert not (tmp_path / "data" / ".feedback").exists()  # reading makes no file either
 
 
 def test_the_rate_the_bound_and_the_switch(feedback_client):

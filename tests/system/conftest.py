@@ -73,13 +73,24 @@ def pages(browser):
     assert not opened.errors, opened.errors
 
 
+def data_folder(tmp_path: Path, mnist5k_dir: Path) -> Path:
+    """A data folder of the tests' own holding the 5,000 digits (a link): what the service writes
+    there (the store of corrections) stays out of the shared data."""
+    folder = tmp_path / "data"
+    folder.mkdir(exist_ok=True)
+    if not (folder / "mnist").exists():
+        (folder / "mnist").symlink_to(mnist5k_dir)
+    return folder
+
+
 @pytest.fixture
 def server(store_dir, tmp_path, mnist5k_dir):
     """A real ``backprop serve`` (nginx, gunicorn with two workers, a training worker, drift
     counted); yields (url, process)."""
     from tests.system.processes import running
 
-    with running(tmp_path, model_store=store_dir, data_dir=mnist5k_dir, drift=True) as service:
+    data = data_folder(tmp_path, mnist5k_dir)
+    with running(tmp_path, model_store=store_dir, data_dir=data, drift=True) as service:
         yield service.url, service.proc
 
 
@@ -92,7 +103,7 @@ def service(tmp_path, store_dir, mnist5k_dir):
     started: list[Service] = []
 
     def start(**settings) -> Service:
-        options = {"model_store": store_dir, "data_dir": mnist5k_dir, **settings}
+        options = {"model_store": store_dir, "data_dir": data_folder(tmp_path, mnist5k_dir), **settings}
         started.append(Service(tmp_path, **options))  # recorded first: killed even if it never comes up
         return started[-1].start()
 
@@ -110,7 +121,7 @@ def module_server(tmp_path_factory, mnist5k_dir):
 
     tmp_path = tmp_path_factory.mktemp("served")
     store = copy_shipped_store(tmp_path / "store")
-    with running(tmp_path, model_store=store, data_dir=mnist5k_dir) as service:
+    with running(tmp_path, model_store=store, data_dir=data_folder(tmp_path, mnist5k_dir)) as service:
         yield service.url, service.proc
 
 

@@ -4,7 +4,6 @@ keyboard use, phone-sized screens, and an automated accessibility check (axe-cor
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from pathlib import Path
@@ -14,64 +13,10 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from tests.system.drawing import DIGITS, draw, draw_by_touch, prediction
 from tests.system.processes import AUTH, wait_until
 
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
-PAD = 280  # the canvas's own pixels
-
-
-def _arc(cx, cy, rx, ry, start=0.0, end=360.0, n=36) -> list[tuple[float, float]]:
-    angles = [math.radians(start + (end - start) * i / n) for i in range(n + 1)]
-    return [(cx + rx * math.sin(a), cy - ry * math.cos(a)) for a in angles]
-
-
-# Strokes as people draw them, in the pad's pixels; each a list of points.
-DIGITS = {
-    0: [_arc(140, 140, 60, 95)],
-    1: [[(140, 40), (140, 240)]],
-    2: [_arc(140, 95, 60, 55, -80, 120, 20) + [(80, 240), (210, 240)]],
-    3: [_arc(135, 90, 55, 50, -60, 180, 24) + _arc(135, 190, 60, 50, 0, 240, 24)],
-    4: [[(160, 40), (70, 170), (215, 170)], [(170, 90), (170, 245)]],
-    7: [[(70, 50), (210, 50), (120, 240)]],
-    8: [_arc(140, 85, 45, 45, 180, 540, 30) + _arc(140, 190, 55, 55, 0, 360, 30)],
-}
-
-
-def draw(page, strokes) -> None:
-    """Draw with the mouse; returns once the prediction of the last stroke has arrived."""
-    box = page.locator("#pad").bounding_box()
-    scale = box["width"] / PAD
-    for stroke in strokes:
-        (x, y), rest = stroke[0], stroke[1:]
-        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
-        page.mouse.down()
-        for x, y in rest:
-            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=2)
-        with page.expect_response(lambda r: "/predict" in r.url and r.request.method == "POST"):
-            page.mouse.up()
-
-
-def draw_by_touch(page, strokes) -> None:
-    """Draw with a finger: real touch events (Chrome DevTools Protocol), as a phone sends them."""
-    box = page.locator("#pad").bounding_box()
-    scale = box["width"] / PAD
-    touch = page.context.new_cdp_session(page)
-
-    def send(kind: str, points) -> None:
-        touched = [{"x": box["x"] + x * scale, "y": box["y"] + y * scale} for x, y in points]
-        touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": touched})
-
-    for stroke in strokes:
-        send("touchStart", stroke[:1])
-        for point in stroke[1:]:
-            send("touchMove", [point])
-        with page.expect_response(lambda r: "/predict" in r.url and r.request.method == "POST"):
-            send("touchEnd", [])
-    touch.detach()
-
-
-def prediction(page) -> str:
-    return page.get_by_test_id("prediction").inner_text()
 
 
 def test_drawn_digits_get_their_label_and_ten_bars(module_server, pages, screenshots):
@@ -114,10 +59,15 @@ def test_every_control_works_from_the_keyboard(module_server, pages, digit_png):
     page = pages.open(f"{base}/")
     draw(page, DIGITS[1])
     reached = set()
-    for _ in range(12):
+    for _ in range(24):
         page.keyboard.press("Tab")
         reached.add(page.evaluate("document.activeElement.id || document.activeElement.textContent"))
-    assert {"undo", "clear", "model", "upload", "Draw", "Dashboard"} <= reached
+    assert {"undo", "clear", "model", "upload", "Draw", "Dashboard", *"0123456789"} <= reached
+    page.get_by_role("button", name="It was a 1", exact=True).focus()  # "Wrong? It was:", by keyboard
+    with page.expect_response(lambda r: r.url.endswith("/feedback")) as sent:
+        page.keyboard.press("Enter")
+    assert sent.value.status == 201
+    expect(page.get_by_test_id("correction-status")).to_have_text(re.compile("saved as a 1"))
     page.locator("#clear").focus()
     page.keyboard.press("Enter")
     assert prediction(page) == "Nothing drawn yet"

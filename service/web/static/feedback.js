@@ -86,6 +86,11 @@ async function refreshCorrections() {
   clearTimeout(correctionsTimer);
   const status = document.getElementById("corrections-status");
   try {
+    await health; // whether the token is needed: without it, the list is not asked for
+    if (tokenRequired && !sessionStorage.getItem(TOKEN_KEY)) {
+      status.textContent = "Enter the API token above to see the corrections.";
+      return;
+    }
     const path = `/feedback?corrected=true&with_pixels=true&limit=${SHOWN_CORRECTIONS}`;
     const result = await callApi("GET", path, { auth: true });
     if (result.status === 401) {
@@ -133,6 +138,11 @@ async function trainOnCorrections(fineTune) {
   if (result.ok) refreshJobs();
 }
 
+let tokenTyped = null;
+document.getElementById("token").addEventListener("input", () => {
+  clearTimeout(tokenTyped); // a token being typed: look again once it rests
+  tokenTyped = setTimeout(refreshCorrections, 300);
+});
 document.getElementById("fine-tune").addEventListener("click", () => trainOnCorrections(true));
 document.getElementById("train-with-corrections").addEventListener("click", () => trainOnCorrections(false));
 document.addEventListener("visibilitychange", () => {

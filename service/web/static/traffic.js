@@ -63,6 +63,55 @@ function examplePicture(example) {
   return figure;
 }
 
+function policyForm(name) {
+  const form = document.createElement("form");
+  form.className = "traffic-form";
+  form.noValidate = true;
+  const id = (field) => `traffic-${name}-${field}`;
+  const fields = [
+    ["split", "Split (version:weight …)", "1:90 2:10"],
+    ["sticky", "Sticky header (optional)", "X-User-ID"],
+    ["shadow", "Shadow version (optional)", ""],
+    ["fraction", "Shadow fraction", "1"],
+  ];
+  const grid = document.createElement("div");
+  grid.className = "fields";
+  for (const [field, label, placeholder] of fields) {
+    const labelElement = document.createElement("label");
+    labelElement.htmlFor = id(field);
+    labelElement.textContent = `${label} for ${name}`;
+    const input = document.createElement("input");
+    input.id = id(field);
+    input.name = field;
+    input.placeholder = placeholder;
+    if (field === "fraction") input.value = "1";
+    grid.append(labelElement, input);
+  }
+  const set = document.createElement("button");
+  set.type = "submit";
+  set.textContent = `Set the policy of ${name}`;
+  const clear = document.createElement("button");
+  clear.type = "button";
+  clear.className = "secondary";
+  clear.textContent = `Clear the policy of ${name}`;
+  form.append(grid, set, clear);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = (field) => form.elements[field].value.trim();
+    const split = {};
+    for (const pair of value("split").split(/[\s,]+/).filter(Boolean)) {
+      const [version, weight] = pair.split(":");
+      split[version] = Number(weight ?? 1);
+    }
+    const body = { split };
+    if (value("sticky")) body.sticky_header = value("sticky");
+    if (value("shadow")) body.shadow = { version: Number(value("shadow")), fraction: Number(value("fraction") || 1) };
+    changePolicy(name, "PUT", body);
+  });
+  clear.addEventListener("click", () => changePolicy(name, "DELETE"));
+  return form;
+}
+
 async function changePolicy(name, method, json) {
   const status = document.getElementById("traffic-status");
   if (!tokenReady(status)) return;
