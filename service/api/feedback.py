@@ -37,7 +37,8 @@ class CorrectionRequest(BaseModel):
 
     label: Digit = Field(description="the digit the image shows")
     pixels: OneImage = None
-    request_id: str | None = Field(
+    # Not nullable: either is sent as a value or left out, as the one-of above says.
+    request_id: str = Field(
         None, pattern=REQUEST_ID_PATTERN, description="the X-Request-ID of a kept /predict"
     )
     position: json_int(ge=0, le=15) = Field(0, description="which image of that request (0: the first)")
@@ -87,6 +88,8 @@ class ExampleList(BaseModel):
 
 
 class ExamplesQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     limit: int = Field(50, ge=1, le=500)
     offset: int = Field(0, ge=0, le=1_000_000_000)
     corrected: bool | None = Field(None, description="only corrections (true) or only kept inputs (false)")

@@ -51,7 +51,7 @@ def _public(record: JobRecord) -> dict:
 
 @bp.post(
     "/train",
-    responses={202: JobAccepted, **error_responses(401, 415, 422, 429, 503, 507)},
+    responses={202: JobAccepted, **error_responses(401, 409, 415, 422, 429, 503, 507)},
     security=BEARER_SECURITY,
 )
 @require_token
@@ -59,7 +59,8 @@ def submit(body: TrainRequest):
     """Queue a training job; poll the Location for its progress.
 
     429 (with Retry-After) when BACKPROP_MAX_QUEUED_JOBS jobs wait already; 422 when the job would
-    cost more than BACKPROP_MAX_JOB_COST or its dataset is not on the server."""
+    cost more than BACKPROP_MAX_JOB_COST or its dataset is not on the server; 409 for a job on
+    corrections when there are none, or a fine-tuning of a model without versions."""
     record = _queue().submit(body, service_state().tracing.carrier())
     location = f"/jobs/{record.id}"
     return {"id": record.id, "status": record.status, "location": location}, 202, {"Location": location}

@@ -26,6 +26,7 @@ from service import tracing
 from service.data import DATASETS, locate
 from service.errors import (
     BackpropError,
+    Conflict,
     InvalidInput,
     QueueUnavailable,
     StorageFull,
@@ -137,19 +138,9 @@ class JobQueue:
             request.dataset.endswith("+feedback")
             and not FeedbackStore.from_settings(self.settings).summary()["corrections"]
         ):
-            raise InvalidInput.at(
-                ["dataset"],
-                "no corrections yet",
-                "dataset",
-                message="there are no corrections to train on yet",
-            )
+            raise Conflict("there are no corrections to train on yet (POST /feedback adds them)")
         if request.fine_tune and not ModelStore(self.settings.model_store).versions(request.target_model):
-            raise InvalidInput.at(
-                ["fine_tune"],
-                "no default version to start from",
-                "fine_tune",
-                message=f"{request.target_model} has no default version to fine-tune: train one first",
-            )
+            raise Conflict(f"{request.target_model} has no default version to fine-tune: train one first")
 
     def submit(self, request: TrainRequest, trace_context: dict[str, str] | None = None) -> JobRecord:
         """Record a queued job (with the trace it belongs to) and put it on the queue."""

@@ -142,14 +142,14 @@ def test_token_holders_routes_refuse_bad_ids_and_labels(feedback_client):
 def test_a_job_on_corrections_needs_some_and_fine_tuning_needs_a_version(make_client):
     client = make_client(api_token=TOKEN)  # the tiny MNIST-like data folder: the store goes beside it
     none_yet = client.post("/train", json={"dataset": "mnist+feedback", "epochs": 1}, headers=AUTH)
-    assert none_yet.status_code == 422 and "no corrections" in none_yet.get_json()["error"]["message"]
+    assert none_yet.status_code == 409 and "no corrections" in none_yet.get_json()["error"]["message"]
     assert client.post("/feedback", json={"pixels": BLANK, "label": 3}).status_code == 201
     body = {"dataset": "mnist+feedback", "epochs": 1, "fine_tune": True, "feedback_weight": 5}
     accepted = client.post("/train", json=body, headers=AUTH)
     assert accepted.status_code == 202, accepted.get_json()
     assert client.get(accepted.headers["Location"]).get_json()["request"]["dataset"] == "mnist+feedback"
     fresh = client.post("/train", json={"model": "new", "fine_tune": True, "epochs": 1}, headers=AUTH)
-    assert fresh.status_code == 422 and "no default version" in fresh.get_json()["error"]["message"]
+    assert fresh.status_code == 409 and "no default version" in fresh.get_json()["error"]["message"]
     for bad in (
         {"dataset": "mnist+other"},
         {"feedback_weight": 0},

@@ -18,7 +18,7 @@ from service.data import load_dataset
 from service.feedback.dataset import held_out
 from service.training import TrainingConfig, split_indices
 from tests.conftest import TOKEN, copy_shipped_store
-from tests.system.drawing import draw, draw_by_touch
+from tests.system.drawing import draw
 from tests.system.processes import AUTH, running
 
 CORRECTIONS = 60
@@ -52,16 +52,14 @@ def test_corrections_drawn_on_the_page_fine_tune_a_better_version(tmp_path, page
     rng = np.random.default_rng(2026)
     with running(tmp_path, model_store=store, data_dir=data, feedback_per_minute=1000) as service:
         base = service.url
-        page = pages.open(f"{base}/", has_touch=True)
+        page = pages.open(f"{base}/")
         for drawn in range(CORRECTIONS):
             if drawn:
                 page.locator("#clear").click()
-            if drawn == 0:  # with the mouse: the model gets it wrong, and the person says what it was
-                draw(page, flagged_one(rng))
+            draw(page, flagged_one(rng))
+            if drawn == 0:  # the model gets it wrong, and the person says what it was
                 expect(page.get_by_test_id("prediction")).to_have_text(re.compile(r"^7"))
                 expect(page.get_by_text("Wrong? It was:")).to_be_visible()
-            else:  # the rest with a finger (Chromium answers a mouse's last stroke a second later)
-                draw_by_touch(page, flagged_one(rng))
             with page.expect_response(lambda r: r.url.endswith("/feedback")) as sent:
                 page.get_by_test_id("correct-1").click()
             assert sent.value.status == 201

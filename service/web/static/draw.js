@@ -147,7 +147,10 @@ function drawBars(probabilities) {
 }
 
 function predictDrawing() {
-  pad.toBlob((blob) => predict(blob, "image/png"), "image/png");
+  // toDataURL, not toBlob: Chromium encodes a toBlob in idle time, which can come a second later.
+  const [, data] = pad.toDataURL("image/png").split(",");
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  predict(new Blob([bytes], { type: "image/png" }), "image/png");
 }
 
 async function predict(blob, type) {
