@@ -27,10 +27,14 @@ class BackpropError(Exception):
     status = 400
     retry_after: int | None = None  # seconds, sent as Retry-After: the request may succeed then
 
-    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: list[dict[str, Any]] | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+        if retry_after is not None:
+            self.retry_after = retry_after
 
 
 class DatasetError(BackpropError):
@@ -168,10 +172,6 @@ class TooManyJobs(BackpropError):
     code = "too_many_jobs"
     status = 429
 
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
 
 class Busy(BackpropError):
     """An expensive request (an explanation, a picture) beyond the capacity set aside for them:
@@ -261,10 +261,6 @@ class RateLimited(BackpropError):
 
     code = "rate_limited"
     status = 429
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class FeedbackOff(BackpropError):

@@ -50,7 +50,7 @@ def test_the_rate_holds_across_workers_and_kept_inputs_are_named_by_nginx_reques
         service.close()
 
 
-def test_a_full_data_disk_refuses_corrections_and_keeps_the_stored_ones(tmp_path, store_dir):
+def test_a_full_data_disk_refuses_corrections_and_keeps_the_stored_ones(tmp_path, store_dir, robustness):
     with small_disk(tmp_path / "data", 2048) as data:
         service = Service(tmp_path, model_store=store_dir, worker=False, data_dir=data)
         service.start()
@@ -58,6 +58,7 @@ def test_a_full_data_disk_refuses_corrections_and_keeps_the_stored_ones(tmp_path
             stored = [_correct(service.url, label) for label in range(5)]
             assert stored == [201] * 5
             filler = fill(data)
+            robustness.fault("data disk full (the store of corrections)")
             refused = [
                 requests.post(f"{service.url}/feedback", json={"pixels": [9] * 784, "label": 1}, timeout=10)
                 for _ in range(40)  # beyond what the store's free pages take

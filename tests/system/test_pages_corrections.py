@@ -44,7 +44,9 @@ def _labels(base: str, pixels: np.ndarray, version: int) -> np.ndarray:
     return np.array([p["label"] for p in answer.json()["predictions"]])
 
 
-def test_corrections_drawn_on_the_page_fine_tune_a_better_version(tmp_path, pages, mnist_dir, screenshots):
+def test_corrections_drawn_on_the_page_fine_tune_a_better_version(
+    tmp_path, pages, mnist_dir, screenshots, robustness
+):
     data = tmp_path / "data"
     data.mkdir()
     (data / "mnist").symlink_to(mnist_dir)  # the store of corrections goes beside it, not into it
@@ -107,5 +109,17 @@ def test_corrections_drawn_on_the_page_fine_tune_a_better_version(tmp_path, page
         accuracy = {v: float((_labels(base, mnist.train_x[held], v) == truth).mean()) for v in (1, 2)}
         assert len(held) >= 10_000 and accuracy[2] >= accuracy[1] - 0.001, accuracy
         assert accuracy[2] == pytest.approx(tuned["metrics"]["held_out_accuracy"])
+        robustness.record(
+            "corrections",
+            drawn_and_corrected=CORRECTIONS,
+            read_as_seven=int(answered[7][1]),
+            held_out_corrections=len(pixels),
+            right_before=round(before * len(pixels)),
+            right_after=round(after * len(pixels)),
+            mnist_held_out=len(held),
+            mnist_accuracy_before=round(accuracy[1], 5),
+            mnist_accuracy_after=round(accuracy[2], 5),
+            fine_tuning_seconds=round(tuned["train_seconds"], 1),
+        )
         page.close()  # no page asks the service anything once it stops
         dashboard.close()
