@@ -304,3 +304,44 @@ def test_predict_says_which_image_and_which_label(tmp_path, real_digits, shipped
     assert out[0].startswith(f"image 0: label {labels[0]} (") and out[1].startswith(
         f"image 1: label {labels[300]} ("
     )
+
+
+def test_train_on_corrections_fine_tunes_and_says_so_in_one_sentence_when_it_cannot(
+    tiny_dataset_dir, settings, capsys
+):
+    from service.feedback.store import FeedbackStore
+
+    plus = ["train", "--data-dir", str(tiny_dataset_dir), "--dataset", "mnist+feedback", "--json"]
+    assert main([*plus, "--hidden", "16", "--epochs", "1"], settings) == 1
+    assert "no corrections to train on yet" in capsys.readouterr().err
+    store = FeedbackStore(tiny_dataset_dir, max_examples=100, per_minute=100)
+    for _ in range(10):
+        store.correct(np.full(784, 200, np.uint8), 3, "10.0.0.1")
+    assert main([*plus, "--fine-tune", "--epochs", "1"], settings) == 1  # nothing to start from yet
+    assert "no default version to fine-tune" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(tiny_dataset_dir),
+                "--hidden",
+                "16",
+                "--epochs",
+                "2",
+                "--set-default",
+            ],
+            settings,
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main([*plus, "--fine-tune", "--epochs", "1", "--feedback-weight", "20"], settings) == 0
+    done = _lines(capsys.readouterr().out)[-1]
+    assert (done["model"], done["version"]) == ("mnist", 2)
+    meta = json.loads((settings.model_store / "mnist" / "v2.json").read_text())
+    assert (
+        meta["fine_tuned_from"] == {"model": "mnist", "version": 1}
+        and meta["metrics"]["corrections_samples"] == 2
+    )
+    assert meta["training"]["feedback_weight"] == 20 and meta["spec"]["hidden"] == [16]

@@ -59,10 +59,16 @@ def test_a_kept_input_is_corrected_by_the_request_id_its_answer_carried(feedback
         kept = corrected.get_json()
         assert kept["request_id"] == request_id and kept["position"] == 0 and kept["label"] == 3
         assert kept["model"] == "mnist" and len(kept["probabilities"]) == 10
+    pixels = {"name": "pixels", "shape": [1, 784], "datatype": "UINT8", "data": BLANK}
+    inferred = client.post(
+        "/v2/models/mnist/infer", json={"inputs": [pixels]}, headers={"X-Request-ID": "oip-1"}
+    )
+    inferred.close()  # the protocol's inputs are kept as /predict's are
+    assert client.post("/feedback", json={"request_id": "oip-1", "label": 0}).status_code == 201
     second = client.post("/feedback", json={"request_id": answer.headers["X-Request-ID"], "label": 3})
     assert second.status_code == 409
     summary = client.get("/feedback", headers=AUTH).get_json()["summary"]
-    assert summary["corrections"] == 3 and summary["kept_inputs"] == 1  # the batch's second image
+    assert summary["corrections"] == 4 and summary["kept_inputs"] == 1  # the batch's second image
 
 
 def test_nothing_is_kept_when_the_fraction_is_zero(feedback_client, tmp_path):
