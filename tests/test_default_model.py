@@ -13,7 +13,13 @@ from service.store import ModelStore
 from service.training import TrainingConfig, split_indices
 from tests.conftest import REPO
 
-NEWER_OPTIONS = {"feedback_weight": 10, "fine_tune": False}
+NEWER_OPTIONS = {
+    "feedback_weight": 10,
+    "fine_tune": False,
+    "dropout": 0.0,
+    "label_smoothing": 0.0,
+    "weight_average": 0.0,
+}
 
 
 @pytest.fixture(scope="module")

@@ -139,3 +139,15 @@ def test_fine_tuning_starts_from_the_default_version_and_says_so(tiny_dataset_di
     fewer.train_x, fewer.train_y = fewer.train_x[:500], fewer.train_y[:500]
     with pytest.raises(Conflict, match="cannot be fine-tuned on this data"):
         train_and_save(tuning, fewer, store, "m")
+
+
+def test_dropout_smoothing_and_averaging_train_reproducibly_by_seed(tiny_dataset_dir):
+    data = load_dataset("mnist", tiny_dataset_dir)
+    config = TrainingConfig(hidden=(16,), epochs=2, dropout=0.3, label_smoothing=0.1, weight_average=0.9)
+    first, again = train(config, data), train(config, data)
+    for key, weights in first.network.params.items():
+        assert np.array_equal(weights, again.network.params[key])
+    other = train(config.model_copy(update={"seed": 1}), data)
+    assert not np.array_equal(other.network.params["W1"], first.network.params["W1"])
+    assert first.metrics["held_out_accuracy"] > 0.5  # measured on the averaged weights it keeps
+    assert first.history[-1].val_accuracy == first.metrics["validation_accuracy"]

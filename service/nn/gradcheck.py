@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.nn.layers import Dropout
 from service.nn.network import MLP, ModelSpec
 
 
@@ -52,6 +53,9 @@ def check_network(network: MLP, x: np.ndarray, targets: np.ndarray, eps: float =
     net = network.astype(np.float64)
     x = np.asarray(x, dtype=np.float64)
     net.gradient(x, targets)
+    for layer in net.layers:  # dropout keeps the masks of that pass: the same function every call
+        if isinstance(layer, Dropout):
+            layer.frozen = True
     analytic = {key: grad.copy() for key, grad in net.grads.items()}
     results = []
     for key, param in net.params.items():
@@ -75,8 +79,11 @@ def random_check(
     num_classes: int = 5,
     batch: int = 7,
     one_hot: bool = False,
+    dropout: float = 0.0,
+    label_smoothing: float = 0.0,
 ) -> list[ParamCheck]:
-    """Gradient check of a freshly initialized network on random data (what ``gradcheck`` runs)."""
+    """Gradient check of a freshly initialized network on random data (what ``gradcheck`` runs),
+    with dropout (its masks held for the check) and label smoothing when asked."""
     spec = ModelSpec(
         input_size=input_size,
         hidden=hidden,
@@ -88,6 +95,7 @@ def random_check(
     for key, param in network.params.items():
         if key.startswith("b"):
             param[...] = rng.normal(0.0, 0.1, size=param.shape)
+    network.regularize(dropout=dropout, label_smoothing=label_smoothing, rng=rng)
     x = rng.standard_normal((batch, input_size))
     labels = rng.integers(0, num_classes, size=batch)
     targets = np.eye(num_classes)[labels] if one_hot else labels

@@ -90,14 +90,52 @@ class ReLU:
         return np.multiply(dout, self._active, out=dx)
 
 
+class Dropout:
+    """Inverted dropout: in training, each value is zeroed with probability ``rate`` and the rest
+    scaled by ``1 / (1 - rate)``, so inference (``MLP.logits``, which has no dropout) needs no
+    rescaling. The masks come from ``rng``; shape-preserving, no parameters."""
+
+    def __init__(self, rate: float, rng: np.random.Generator) -> None:
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        self.rate, self.rng = rate, rng
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.frozen = False  # keep the last mask: a gradient check needs the same function each call
+        self._mask: np.ndarray | None = None
+        self._out: np.ndarray | None = None
+        self._dx: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """(N, D) -> (N, D)."""
+        if not (self.frozen and self._mask is not None and self._mask.shape == x.shape):
+            mask = self._mask = _workspace(self._mask, x.shape, x.dtype)
+            self.rng.random(dtype=x.dtype, out=mask)  # float32 or float64, as the network is
+            np.multiply(mask >= self.rate, x.dtype.type(1.0 / (1.0 - self.rate)), out=mask)
+        out = self._out = _workspace(self._out, x.shape, x.dtype)
+        return np.multiply(x, self._mask, out=out)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """(N, D) -> (N, D)."""
+        if self._mask is None:
+            raise RuntimeError("Dropout.backward called before forward")
+        dx = self._dx = _workspace(self._dx, dout.shape, np.result_type(dout, self._mask))
+        return np.multiply(dout, self._mask, out=dx)
+
+
 class SoftmaxCrossEntropy:
     """Softmax over logits fused with the mean cross-entropy loss.
 
     Accepts integer class labels of shape (N,) or one-hot/probability targets of shape (N, C).
-    The loss is computed from log-softmax, so it stays finite for any logits.
+    The loss is computed from log-softmax, so it stays finite for any logits. With
+    ``label_smoothing`` e, a label's target is ``1 - e`` on its class and ``e / C`` spread over all
+    C classes (Szegedy et al. 2016): the network is not pushed towards infinite logits.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = label_smoothing
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self._probs: np.ndarray | None = None
@@ -113,6 +151,9 @@ class SoftmaxCrossEntropy:
         if targets.ndim == 1:
             picked = shifted[np.arange(n), targets] - log_norm[:, 0]
             loss = -float(picked.mean())
+            if self.label_smoothing:
+                spread = float((shifted - log_norm).mean())  # the mean log-probability over classes
+                loss = (1.0 - self.label_smoothing) * loss - self.label_smoothing * spread
         elif targets.shape == logits.shape:
             loss = -float(np.sum(targets * (shifted - log_norm)) / n)
         else:
@@ -129,9 +170,11 @@ class SoftmaxCrossEntropy:
         probs, targets = self._probs, self._targets
         n = probs.shape[0]
         if targets.ndim == 1:
-            # Subtracting 1 at the label avoids building a one-hot matrix for every batch.
+            # Subtracting at the label avoids building a one-hot matrix for every batch.
             dx = probs.copy()
-            dx[np.arange(n), targets] -= 1
+            dx[np.arange(n), targets] -= 1.0 - self.label_smoothing
+            if self.label_smoothing:
+                dx -= self.label_smoothing / probs.shape[1]
         else:
             dx = probs - targets
         dx *= dout / n

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.nn.layers import Linear, ReLU, SoftmaxCrossEntropy, softmax
+from service.nn.layers import Dropout, Linear, ReLU, SoftmaxCrossEntropy, softmax
 
 PIXEL_MAX = 255.0
 MAX_PARAMETERS = 20_000_000  # 80 MB of float32: forty times the default network
@@ -92,7 +92,7 @@ class MLP:
 
     def __init__(self, spec: ModelSpec, params: dict[str, np.ndarray]) -> None:
         self.spec = spec
-        self.layers: list[Linear | ReLU] = []
+        self.layers: list[Linear | ReLU | Dropout] = []
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         depth = len(spec.hidden) + 1
@@ -106,6 +106,24 @@ class MLP:
                 self.layers.append(ReLU())
         self.layers[0].needs_input_grad = False
         self.loss_layer = SoftmaxCrossEntropy()
+        self.dropout_rate = 0.0
+        self._dropout_rng: np.random.Generator | None = None
+
+    def regularize(self, *, dropout: float, label_smoothing: float, rng: np.random.Generator | None) -> None:
+        """The training path's regularizers: inverted dropout after every hidden layer's ReLU (masks
+        from ``rng``), and label smoothing in the loss. Inference (``logits``) has neither."""
+        if dropout and rng is None:
+            raise ValueError("dropout needs a random generator for its masks")
+        self.layers = [layer for layer in self.layers if not isinstance(layer, Dropout)]
+        if dropout:
+            with_dropout: list[Linear | ReLU | Dropout] = []
+            for layer in self.layers:
+                with_dropout.append(layer)
+                if isinstance(layer, ReLU):
+                    with_dropout.append(Dropout(dropout, rng))
+            self.layers = with_dropout
+        self.loss_layer = SoftmaxCrossEntropy(label_smoothing)
+        self.dropout_rate, self._dropout_rng = dropout, rng
 
     @classmethod
     def initialize(cls, spec: ModelSpec, rng: np.random.Generator, **init_options) -> MLP:
@@ -116,8 +134,12 @@ class MLP:
         return self.params["W1"].dtype
 
     def astype(self, dtype: np.dtype | type) -> MLP:
-        """A copy with every parameter cast to ``dtype`` (float64 for gradient checks)."""
-        return MLP(self.spec, {k: v.astype(dtype, copy=True) for k, v in self.params.items()})
+        """A copy with every parameter cast to ``dtype`` (float64 for gradient checks), regularized
+        as this one is."""
+        copy = MLP(self.spec, {k: v.astype(dtype, copy=True) for k, v in self.params.items()})
+        smoothing = self.loss_layer.label_smoothing
+        copy.regularize(dropout=self.dropout_rate, label_smoothing=smoothing, rng=self._dropout_rng)
+        return copy
 
     def normalize(self, pixels: np.ndarray, *, unit_scale: bool = False) -> np.ndarray:
         """Raw pixels (N, 784), 0-255 (or 0-1 with ``unit_scale``) -> network input, float."""

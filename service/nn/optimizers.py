@@ -9,7 +9,9 @@ matrices (``W*`` keys) only, never to biases.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
@@ -20,13 +22,18 @@ OptimizerName = Literal["sgd", "momentum", "adam"]
 class Optimizer:
     state_names: tuple[str, ...] = ()
 
-    def __init__(self, lr: float, weight_decay: float = 0.0) -> None:
+    def __init__(self, lr: float, weight_decay: float = 0.0, average: float = 0.0) -> None:
         if lr <= 0:
             raise ValueError("learning rate must be positive")
+        if not 0.0 <= average < 1.0:
+            raise ValueError("the weights' average decays by a factor in [0, 1)")
         self.lr = lr
         self.weight_decay = weight_decay
+        self.average = average
         self.state: dict[str, dict[str, np.ndarray]] = {name: {} for name in self.state_names}
+        self.averages: dict[str, np.ndarray] = {}
         self._scratch: dict[str, np.ndarray] = {}
+        self._steps = 0
 
     def _next_scalars(self) -> tuple:
         """Constants of this step for ``_kernel``; called once per step."""
@@ -52,6 +59,44 @@ class Optimizer:
             cast = param.dtype.type
             states = [self.state[name][key] for name in self.state_names]
             self._kernel(param, grad, tmp, *states, *(cast(s) for s in scalars))
+        if self.average:
+            self._average(params)
+
+    def _average(self, params: dict[str, np.ndarray]) -> None:
+        # Polyak averaging, as an exponential moving average whose decay grows to ``average`` over
+        # the first steps: the random initial weights fade out of it at once.
+        self._steps += 1
+        decay = min(self.average, (1.0 + self._steps) / (10.0 + self._steps))
+        for key, param in params.items():
+            averaged = self.averages.get(key)
+            if averaged is None:
+                self.averages[key] = param.copy()
+                continue
+            tmp = self._scratch[key]
+            np.multiply(param, param.dtype.type(1.0 - decay), out=tmp)
+            averaged *= param.dtype.type(decay)
+            averaged += tmp
+
+    @contextlib.contextmanager
+    def averaged_weights(self, params: dict[str, np.ndarray]) -> Iterator[None]:
+        """``params`` hold the averaged weights inside the block (no average kept: unchanged)."""
+        if not self.averages:
+            yield
+            return
+        kept = {key: param.copy() for key, param in params.items()}
+        for key, param in params.items():
+            param[...] = self.averages[key]
+        try:
+            yield
+        finally:
+            for key, param in params.items():
+                param[...] = kept[key]
+
+    def keep_averages(self, params: dict[str, np.ndarray]) -> None:
+        """Replace ``params`` with the averaged weights, for good (the end of training)."""
+        for key, param in params.items():
+            if key in self.averages:
+                param[...] = self.averages[key]
 
 
 class SGD(Optimizer):
@@ -70,8 +115,10 @@ class Momentum(Optimizer):
 
     state_names = ("velocity",)
 
-    def __init__(self, lr: float, momentum: float = 0.9, weight_decay: float = 0.0) -> None:
-        super().__init__(lr, weight_decay)
+    def __init__(
+        self, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, average: float = 0.0
+    ) -> None:
+        super().__init__(lr, weight_decay, average)
         self.momentum = momentum
 
     def _next_scalars(self) -> tuple:
@@ -101,8 +148,9 @@ class Adam(Optimizer):
         beta2: float = 0.999,
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        average: float = 0.0,
     ) -> None:
-        super().__init__(lr, weight_decay)
+        super().__init__(lr, weight_decay, average)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.t = 0
 
@@ -132,11 +180,14 @@ def make_optimizer(
     *,
     momentum: float = 0.9,
     weight_decay: float = 0.0,
+    average: float = 0.0,
 ) -> Optimizer:
+    """``average`` > 0: the optimizer also keeps an exponential moving average of the weights with
+    that decay (``averages``), which ``fit`` measures and leaves in the network at the end."""
     if name == "sgd":
-        return SGD(lr, weight_decay=weight_decay)
+        return SGD(lr, weight_decay=weight_decay, average=average)
     if name == "momentum":
-        return Momentum(lr, momentum=momentum, weight_decay=weight_decay)
+        return Momentum(lr, momentum=momentum, weight_decay=weight_decay, average=average)
     if name == "adam":
-        return Adam(lr, weight_decay=weight_decay)
+        return Adam(lr, weight_decay=weight_decay, average=average)
     raise ValueError(f"unknown optimizer {name!r}")

@@ -86,7 +86,9 @@ def fit(
     Each epoch visits every sample once in a fresh random order. The same ``rng`` state, data
     and settings give identical weights, whether or not batches are prepared ahead: ``prefetch``
     batches (0: none) in a background thread. ``schedule="cosine"`` anneals the optimizer's
-    learning rate from its initial value to zero over all steps. Returns one record per epoch.
+    learning rate from its initial value to zero over all steps. An optimizer that averages the
+    weights has its average measured each epoch and left in ``network`` at the end. Returns one
+    record per epoch.
     """
     callback = callback or Callback()
     n = len(y)
@@ -137,7 +139,8 @@ def fit(
             overflowed = network.non_finite_params()
             if overflowed:
                 raise TrainingDiverged(epoch, steps, f"parameters {', '.join(overflowed)} overflowed")
-            val_accuracy = network.accuracy(*validation) if validation and len(validation[1]) else None
+            with optimizer.averaged_weights(network.params):  # what training will leave, measured
+                val_accuracy = network.accuracy(*validation) if validation and len(validation[1]) else None
             record = EpochRecord(
                 epoch=epoch,
                 loss=loss_sum / n,
@@ -147,4 +150,5 @@ def fit(
             )
             history.append(record)
             callback.on_epoch_end(record)
+    optimizer.keep_averages(network.params)
     return history
