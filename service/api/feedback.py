@@ -92,7 +92,8 @@ class ExamplesQuery(BaseModel):
 
     limit: int = Field(50, ge=1, le=500)
     offset: int = Field(0, ge=0, le=1_000_000_000)
-    corrected: bool | None = Field(None, description="only corrections (true) or only kept inputs (false)")
+    # Not nullable: left out, it lists both (a nullable query parameter has no single spelling).
+    corrected: bool = Field(None, description="only corrections (true) or only kept inputs (false)")
     with_pixels: bool = Field(False, description="each example with its pixels")
 
 

@@ -77,7 +77,6 @@ def fuzzed(tmp_path_factory):
         allow_download=True,  # ... whatever their dataset; no worker runs them
         max_body_mb=4,
         max_batch=64,
-        explain_max_batch=4,  # an explanation's worst case stays a second or so: the suite's minutes
         drift=True,  # predictions go through the drift counting too
         capture_fraction=0.5,  # and half of them are kept for corrections
         feedback_per_minute=100_000,  # corrections are stored, not only refused for their rate
