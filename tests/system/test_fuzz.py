@@ -156,8 +156,12 @@ def _excluded(case) -> list:
     """Checks that cannot judge this case. schemathesis derives negative multipart uploads from
     positive ones (once their file is a real model) and then cannot say which part it made invalid:
     there, only the answers are checked, not that the request was refused (the refusals of
-    multipart uploads are tested in tests/api/test_transfer.py)."""
+    multipart uploads are tested in tests/api/test_transfer.py). A query parameter it made up with an
+    empty array for a value is never sent (requests writes nothing for it), so the server gets a
+    valid request that schemathesis takes for an invalid one."""
     if case.operation.path == _UPLOAD and case.media_type == "multipart/form-data":
+        return [negative_data_rejection]
+    if any(value == [] for value in (case.query or {}).values()):
         return [negative_data_rejection]
     return []
 

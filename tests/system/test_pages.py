@@ -135,7 +135,7 @@ def test_making_a_version_the_default_changes_what_the_draw_page_uses(server, pa
     _train(base)  # mnist version 2
     draw_page = pages.open(f"{base}/")
     draw(draw_page, DIGITS[1])
-    assert draw_page.get_by_test_id("model-used").inner_text() == "by mnist version 1"
+    expect(draw_page.get_by_test_id("model-used")).to_have_text("by mnist version 1")  # shown once it came
 
     page = pages.open(f"{base}/dashboard")
     button = page.get_by_role("button", name="Make default: mnist version 2")
