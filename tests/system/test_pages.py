@@ -40,8 +40,8 @@ def test_each_stroke_updates_the_prediction_and_undo_and_clear_work(module_serve
     base, _ = module_server
     page = pages.open(f"{base}/")
     first, second = DIGITS[4]
-    draw(page, [first])  # half a 4: some digit, and the bars already
-    assert page.get_by_test_id("bar").count() == 10
+    draw(page, [first])  # half a 4: some digit, and the bars already (once the answer is shown)
+    expect(page.get_by_test_id("bar")).to_have_count(10)
     draw(page, [second])
     expect(page.get_by_test_id("prediction")).to_have_text(re.compile(r"^4"))
     with page.expect_response(lambda r: "/predict" in r.url):
@@ -163,7 +163,7 @@ def test_making_a_version_the_default_changes_what_the_draw_page_uses(server, pa
     while "version 2" not in used.inner_text() and time.monotonic() < deadline:
         draw_page.get_by_role("button", name="Undo").click()
         draw(draw_page, DIGITS[1])
-    assert draw_page.get_by_test_id("model-used").inner_text() == "by mnist version 2"
+    expect(draw_page.get_by_test_id("model-used")).to_have_text("by mnist version 2")
 
 
 def _accessibility_violations(page) -> list[dict]:

@@ -123,3 +123,13 @@ def test_corrections_drawn_on_the_page_fine_tune_a_better_version(
         )
         page.close()  # no page asks the service anything once it stops
         dashboard.close()
+
+
+def test_with_corrections_turned_off_the_page_offers_none(service, pages):
+    served = service(worker=False, feedback=False)
+    page = pages.open(f"{served.url}/")
+    draw(page, [[(140, 40), (140, 240)]])
+    expect(page.get_by_test_id("model-used")).to_have_text("by mnist version 1")
+    expect(page.get_by_test_id("correction")).to_be_hidden()
+    refused = requests.post(f"{served.url}/feedback", json={"pixels": [0] * 784, "label": 1}, timeout=10)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "feedback_off"
