@@ -17,7 +17,12 @@ from tests.conftest import REPO
 
 # The quick tier installs only the test extra, without the dev extra's tools: modules that import
 # them are not collected then (their tests are all in this slow tier anyway).
-NEEDS = {"test_fuzz.py": "schemathesis", "test_compose.py": "yaml", "test_pages.py": "playwright"}
+NEEDS = {
+    "test_fuzz.py": "schemathesis",
+    "test_compose.py": "yaml",
+    "test_pages.py": "playwright",
+    "test_pages_corrections.py": "playwright",
+}
 collect_ignore = [module for module, package in NEEDS.items() if importlib.util.find_spec(package) is None]
 
 CHROMIUM = os.environ.get("BACKPROP_CHROMIUM", "/usr/bin/chromium")

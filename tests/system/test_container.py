@@ -13,7 +13,6 @@ import requests
 from PIL import Image
 
 from tests.conftest import free_port, shipped_files
-from tests.system.otlp import PARENT, TRACE_ID, Receiver, wait_for_spans
 from tests.system.processes import wait_until
 
 pytestmark = pytest.mark.slow
@@ -83,6 +82,8 @@ def _grpc_serving(address: str) -> bool:
 
 
 def test_container_serves_traces_and_stops_cleanly_on_sigterm(image):
+    from tests.system.otlp import PARENT, TRACE_ID, Receiver, wait_for_spans  # the dev extra's
+
     engine, tag = image
     port, grpc_port = free_port(), free_port()
     receiver = Receiver()  # the image has the otel extra: tracing is one variable away
