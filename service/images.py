@@ -24,6 +24,13 @@ WORKING_SIDE = 1024  # larger pictures are shrunk to this first: the result is 2
 MAX_PIXELS = 16_000_000  # a 16-megapixel phone photo; JPEGs count after their reduced decoding
 
 
+def grey_levels(pixels: np.ndarray, *, unit: bool = False) -> np.ndarray:
+    """Pixels as MNIST's whole grey levels, uint8 of the same shape: rounded and clipped to 0-255,
+    from the 0-1 scale when ``unit``."""
+    scaled = np.asarray(pixels, dtype=np.float64) * (255.0 if unit else 1.0)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
 def mnist_style(gray: np.ndarray) -> np.ndarray:
     """A 2-D grayscale array (0-255, any size) -> (784,) float pixels, MNIST-style."""
     a = np.asarray(gray, dtype=np.float64)

@@ -60,3 +60,11 @@ def test_a_phone_photo_passes_the_pixel_bound_and_a_png_bomb_does_not(tmp_path, 
     Image.new("1", (5000, 5000), 1).save(bomb)
     with pytest.raises(UnreadableImage, match="5000x5000 pixels as decoded"):
         decode_digit(bomb)
+
+
+def test_grey_levels_round_and_clip_from_either_scale():
+    from service.images import grey_levels
+
+    assert grey_levels(np.array([-3.0, 0.4, 127.5, 254.6, 300.0])).tolist() == [0, 0, 128, 255, 255]
+    assert grey_levels(np.array([[0.0, 0.5, 1.0]]), unit=True).tolist() == [[0, 128, 255]]
+    assert grey_levels(np.array([7], dtype=np.uint8)).dtype == np.uint8

@@ -4,7 +4,6 @@ examples, their counts per digit and the confusions they reveal (``service.feedb
 
 from __future__ import annotations
 
-import numpy as np
 from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -15,6 +14,7 @@ from service.api.schemas import OneImage, error_responses
 from service.api.security import BEARER_SECURITY, require_token
 from service.api.state import service_state
 from service.errors import FeedbackOff
+from service.images import grey_levels
 from service.json_types import json_int
 from service.store import MAX_VERSION, ModelName
 
@@ -129,9 +129,13 @@ def correct(body: CorrectionRequest):
         raise FeedbackOff("corrections are turned off here (BACKPROP_FEEDBACK=0)")
     client = client_address()
     if body.pixels is not None:
-        pixels = np.clip(np.rint(body.pixels[0]), 0, 255).astype(np.uint8)
         example = state.feedback.correct(
-            pixels, body.label, client, predicted=body.predicted, model=body.model, version=body.version
+            grey_levels(body.pixels[0]),
+            body.label,
+            client,
+            predicted=body.predicted,
+            model=body.model,
+            version=body.version,
         )
     else:
         example = state.feedback.correct_request(body.request_id, body.position, body.label, client)

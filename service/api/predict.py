@@ -12,6 +12,7 @@ from service.api.routing import After, classify, no_header
 from service.api.schemas import PredictQuery, PredictRequest, PredictResponse, error_responses
 from service.api.state import ServiceState, service_state
 from service.errors import UnsupportedMediaType
+from service.images import grey_levels
 from service.traffic.router import Header
 
 bp = APIBlueprint("predict", __name__, abp_tags=[Tag(name="predict", description="classify digits")])
@@ -72,7 +73,7 @@ def predict():
         pixels, unit, name, version = _decoded(state, request.mimetype, query.model, query.version)
     document, after = answer(state, pixels, name, version, unit=unit, header=request.headers.get)
     if query.with_pixels:
-        seen = np.clip(np.rint(pixels * 255.0 if unit else pixels), 0, 255).astype(np.uint8).tolist()
+        seen = grey_levels(pixels, unit=unit).tolist()
         for prediction, image in zip(document["predictions"], seen, strict=True):
             prediction["pixels"] = image
     response = current_app.json.response(document)

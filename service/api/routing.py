@@ -19,6 +19,7 @@ from service import drift
 from service.api import access
 from service.api.state import ServiceState
 from service.errors import ModelUnavailable
+from service.images import grey_levels
 from service.registry import LoadedModel
 from service.traffic.router import Header
 
@@ -64,8 +65,7 @@ def _keep(
     request: str,
 ) -> None:
     """Keep the request's first images with their answers, once the answer is sent."""
-    kept = pixels[:KEPT_PER_REQUEST]
-    images = np.clip(np.rint(kept * 255.0 if unit else kept), 0, 255).astype(np.uint8)
+    images = grey_levels(pixels[:KEPT_PER_REQUEST], unit=unit)
     state.feedback.capture(images, probabilities[:KEPT_PER_REQUEST], model.name, model.version, request)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from service.api.metrics import Metrics
 from service.errors import BackpropError
 from service.files import atomic_write
+from service.images import grey_levels
 from service.registry import ModelRegistry
 from service.store import ModelStore
 from service.traffic import policy as policies
@@ -128,10 +129,9 @@ class Verdicts:
         try:
             if path.exists() and time.time() - path.stat().st_mtime < EXAMPLE_REFRESH_SECONDS:
                 return
-            image = np.asarray(pixels[row], dtype=np.float64) * (255.0 if unit else 1.0)
             example = {
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "pixels": np.clip(np.rint(image), 0, 255).astype(int).tolist(),
+                "pixels": grey_levels(pixels[row], unit=unit).tolist(),
                 "answered": _answer(answered, ours[row]),
                 "shadow": _answer(route.shadow, theirs[row]),
             }
