@@ -10,6 +10,7 @@ import numpy as np
 
 from service.cli.common import add_option_flags, load_data, options_given, store_of
 from service.evaluation import same_data_or_refuse
+from service.feedback.dataset import base_dataset
 from service.nn import Callback
 from service.nn.gradcheck import random_check
 from service.reporters import JsonReporter, TerminalReporter, emit
@@ -34,7 +35,7 @@ def training_config(args: argparse.Namespace) -> TrainingConfig:
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     config = training_config(args)
     store = store_of(args, settings)
-    model_name = args.model or args.dataset.partition("+")[0]
+    model_name = args.model or base_dataset(args.dataset)
     store.model_dir(model_name)  # fail on a bad name before loading the data, not after
     dataset = load_data(args, settings)
     if not args.json:

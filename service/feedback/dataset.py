@@ -31,6 +31,11 @@ KEPT_EXPORTS = 3
 SIDE = 28
 
 
+def base_dataset(name: str) -> str:
+    """The catalogue dataset of a dataset name: ``mnist`` of ``mnist+feedback``."""
+    return name.partition("+")[0]
+
+
 def held_out(ids: np.ndarray) -> np.ndarray:
     """Which examples (ids (N,)) are held out: a mask (N,)."""
     return ids % HELD_OUT_EVERY == 0
@@ -85,8 +90,8 @@ def load_training_data(
     """Dataset ``name`` (``mnist``), or with ``+feedback`` the same with the corrections exported
     now: the training ones added to its training images (marked, to be oversampled), the held-out
     ones beside its test split."""
-    base_name, plus, extra = name.partition("+")
-    base = load_dataset(base_name, data_dir, download=download, mirrors=mirrors)
+    _, plus, extra = name.partition("+")
+    base = load_dataset(base_dataset(name), data_dir, download=download, mirrors=mirrors)
     if not plus:
         return base
     if extra != "feedback":

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from service import sqlite
 from service.errors import (
     Conflict,
     ExampleNotFound,
@@ -76,10 +77,7 @@ class FeedbackStore:
             return rows.with_schema(sqlite3.connect(":memory:", isolation_level=None))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            rows.with_schema(db)
+            db = rows.with_schema(sqlite.connect(self.path, timeout))
         except (OSError, sqlite3.Error) as exc:
             raise rows.storage_error(exc) from exc
         setattr(self._local, key, db)
@@ -88,18 +86,7 @@ class FeedbackStore:
     def _transaction(
         self, work: Callable[[sqlite3.Connection], Any], timeout: float = 10.0, *, create: bool = True
     ) -> Any:
-        db = self._connect(timeout, create=create)
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            result = work(db)
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise rows.storage_error(exc) from exc
-            raise
-        return result
+        return sqlite.transaction(self._connect(timeout, create=create), work, rows.storage_error)
 
     def correct(
         self,

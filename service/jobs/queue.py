@@ -32,6 +32,7 @@ from service.errors import (
     StorageFull,
     is_out_of_storage,
 )
+from service.feedback.dataset import base_dataset
 from service.feedback.store import FeedbackStore
 from service.jobs import transitions
 from service.jobs.reaper import Reaper
@@ -124,7 +125,7 @@ class JobQueue:
             )
         if (
             not self.settings.allow_download
-            and locate(DATASETS[request.dataset.partition("+")[0]], self.settings.data_dir) is None
+            and locate(DATASETS[base_dataset(request.dataset)], self.settings.data_dir) is None
         ):
             raise InvalidInput.at(
                 ["dataset"],

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from service import sqlite
 from service.errors import JobNotFound, QueueUnavailable, StorageFull, is_out_of_storage
 from service.jobs.records import Change, JobRecords, decoded, encoded, queue_full
 from service.jobs.schemas import JobRecord
@@ -31,26 +32,11 @@ class SqliteJobRecords(JobRecords):
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) where they matter.
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
+            db = self._local.db = sqlite.connect(self.path, timeout=30)
         return db
 
     def _transaction(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            result = work(db)
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
-                db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError):
-                raise _sqlite_error(exc) from exc
-            raise
-        return result
+        return sqlite.transaction(self._connect(), work, _sqlite_error, sqlite3.OperationalError)
 
     def create(self, record: JobRecord, *, max_queued: int | None = None) -> None:
         def work(db: sqlite3.Connection) -> None:

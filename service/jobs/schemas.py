@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.errors import Conflict
+from service.feedback.dataset import base_dataset
 from service.store import ModelName
 from service.training import TrainingConfig
 
@@ -38,7 +39,7 @@ class TrainRequest(TrainingConfig):
 
     @property
     def target_model(self) -> str:
-        return self.model or self.dataset.partition("+")[0]
+        return self.model or base_dataset(self.dataset)
 
 
 class JobProgress(BaseModel):
