@@ -5,17 +5,33 @@ SQLite errors become the caller's own."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 
-def connect(path: str | Path, timeout: float) -> sqlite3.Connection:
-    """A connection to ``path`` that waits up to ``timeout`` seconds for another writer."""
+def connect(
+    path: str | Path, timeout: float, setup: Callable[[sqlite3.Connection], object] | None = None
+) -> sqlite3.Connection:
+    """A connection to ``path`` that waits up to ``timeout`` seconds for another writer, in WAL
+    mode, with ``setup`` (its tables) run on it. Processes that open a new file at the same moment
+    race to switch it to WAL, and SQLite answers the losers "database is locked" at once, without
+    the wait: so the switch and the setup are tried again until ``timeout``."""
     db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    return db
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            if setup is not None:
+                setup(db)
+            return db
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                db.close()
+                raise
+            time.sleep(0.01)
 
 
 def transaction(

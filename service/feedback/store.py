@@ -77,7 +77,7 @@ class FeedbackStore:
             return rows.with_schema(sqlite3.connect(":memory:", isolation_level=None))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = rows.with_schema(sqlite.connect(self.path, timeout))
+            db = sqlite.connect(self.path, timeout, rows.with_schema)
         except (OSError, sqlite3.Error) as exc:
             raise rows.storage_error(exc) from exc
         setattr(self._local, key, db)

@@ -2,10 +2,15 @@
 address holds across the workers, an input kept from a /predict is corrected by the request id
 nginx gave it, and a full data disk refuses with 507 and loses no stored example."""
 
+import multiprocessing
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import numpy as np
 import requests
 
+from service.feedback.store import FeedbackStore
 from tests.system.processes import AUTH, Service, fill, small_disk
 
 BLANK = [0] * 784
@@ -74,3 +79,31 @@ def test_a_full_data_disk_refuses_corrections_and_keeps_the_stored_ones(tmp_path
             assert "Traceback" not in service.log() and service.proc.poll() is None
         finally:
             service.close()
+
+
+def _correct_at(folder: str, start: float, results) -> None:
+    store = FeedbackStore(Path(folder), max_examples=100, per_minute=100)
+    while time.time() < start:
+        pass
+    try:
+        store.correct(np.zeros(784, np.uint8), 1, "10.0.0.1")
+        results.put("stored")
+    except Exception as exc:  # noqa: BLE001 - what went wrong is the test's answer
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_that_open_a_new_store_at_once_all_store_their_correction(tmp_path):
+    # Two gunicorn workers may both be the first to write: the loser of the switch to WAL was told
+    # "database is locked" at once (503) before the store tried again.
+    for trial in range(8):
+        folder, results = tmp_path / str(trial), multiprocessing.Queue()
+        start = time.time() + 0.3
+        racing = [
+            multiprocessing.Process(target=_correct_at, args=(str(folder), start, results)) for _ in range(4)
+        ]
+        for process in racing:
+            process.start()
+        for process in racing:
+            process.join(30)
+        assert [results.get(timeout=5) for _ in racing] == ["stored"] * 4
+        assert FeedbackStore(folder, max_examples=100, per_minute=100).summary()["corrections"] == 4
