@@ -65,9 +65,16 @@ def ratio(a: dict, b: dict) -> float:
 
 
 def grpc_beside_rest(
-    base: str, grpc_target: str, digits: np.ndarray, *, seconds: int, rounds: int, workdir: Path
+    base: str,
+    grpc_target: str,
+    digits: np.ndarray,
+    *,
+    seconds: int,
+    rounds: int,
+    callers: list[int],
+    workdir: Path,
 ) -> dict:
-    """gRPC and REST driven by one load generator (``benchmarks.h2load``) at 1 and 8 callers, in
+    """gRPC and REST driven by one load generator (``benchmarks.h2load``) at each count of ``callers``, in
     interleaved rounds: each side's best p50 for one image, its best throughput for batches; and
     their ratios."""
     h2load.wait_for(grpc_target)
@@ -84,7 +91,7 @@ def grpc_beside_rest(
         },
     }
     found: dict = {}
-    for count in (1, 8):
+    for count in callers:
         for kind, calls in sides.items():
             runs: dict[str, list[dict]] = {side: [] for side in calls}
             for _ in range(rounds):
@@ -116,6 +123,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256, help="images per batch request")
     parser.add_argument(
         "--grpc-batch", type=int, default=1000, help="images per batch in the gRPC comparison"
+    )
+    parser.add_argument(
+        "--grpc-callers", type=int, nargs="+", default=[1, 8], help="caller counts of the gRPC comparison"
     )
     parser.add_argument(
         "--front", choices=["nginx", "none"], default="nginx", help="BACKPROP_FRONT of both servers"
@@ -195,6 +205,7 @@ def main() -> None:
                 sample_digits(args.grpc_batch),
                 seconds=args.duration,
                 rounds=args.rounds,
+                callers=args.grpc_callers,
                 workdir=work,
             )
 

@@ -56,10 +56,14 @@ class Pages:
         self.contexts = []
         self.errors: list[str] = []
 
-    def open(self, url: str, **context_options):
+    def open(self, url: str, *, fake_clock: bool = False, **context_options):
+        """A new page at ``url``; with ``fake_clock`` its timers run on Playwright's clock, which
+        flows as time does until the test pauses it (``page.clock.pause_at``) to run it by hand."""
         context = self.browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **context_options})
         self.contexts.append(context)
         page = context.new_page()
+        if fake_clock:
+            page.clock.install()
         page.on("console", lambda m: m.type == "error" and self.errors.append(f"{page.url}: {m.text}"))
         page.on("pageerror", lambda e: self.errors.append(f"{page.url}: {e}"))
         page.goto(url)

@@ -33,7 +33,7 @@ from tests.system.processes import AUTH, Service
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES_PER_OPERATION = 55  # about 3,700 requests over 42 operations: the suite stays in its 10 minutes
+EXAMPLES_PER_OPERATION = 48  # about 3,200 requests over 42 operations: the suite stays in its 10 minutes
 LEAST_REQUESTS = 2000
 
 

@@ -229,7 +229,7 @@ def test_without_a_token_the_dashboard_trains_at_once_and_rests_when_hidden(
     service = Service(tmp_path, model_store=store_dir, data_dir=mnist5k_dir, api_token=None)
     try:
         service.start()
-        page = pages.open(f"{service.url}/dashboard")
+        page = pages.open(f"{service.url}/dashboard", fake_clock=True)
         page.wait_for_load_state("networkidle")
         expect(page.locator("#token-card")).to_be_hidden()
         page.get_by_label("Hidden layers").fill("16")
@@ -237,22 +237,32 @@ def test_without_a_token_the_dashboard_trains_at_once_and_rests_when_hidden(
         page.get_by_role("button", name="Start training").click()
         expect(page.get_by_test_id("job-status").first).to_have_text("succeeded", timeout=120_000)
 
-        # A hidden tab stops polling the jobs; shown again, it polls at once
+        # A hidden tab stops polling the jobs; shown again, it polls at once. The page's clock is
+        # paused and run by hand, so that seconds of polling pass at once.
         polls = []
         page.on("request", lambda r: "/jobs?" in r.url and polls.append(r.url))
+        page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 0.01)  # seconds
+        page.wait_for_timeout(300)  # a poll already sent is answered and sets its next timer
+        shown = len(polls)
+        page.clock.run_for(4100)  # one idle interval: the page polls as usual while shown
+        page.wait_for_timeout(300)
+        assert len(polls) == shown + 1, polls
         page.evaluate(
             "Object.defineProperty(document, 'hidden', {value: true, configurable: true});"
             "document.dispatchEvent(new Event('visibilitychange'))"
         )
-        page.wait_for_timeout(5000)  # the last poll in flight may still land
+        hidden = len(polls)
+        page.clock.run_for(4100)  # the timer set before it was hidden may still fire, once
+        page.wait_for_timeout(300)
         before = len(polls)
-        page.wait_for_timeout(5000)
-        assert len(polls) == before <= 1
+        page.clock.run_for(12_000)  # three idle intervals
+        page.wait_for_timeout(300)
+        assert len(polls) == before <= hidden + 1
         page.evaluate(
             "Object.defineProperty(document, 'hidden', {value: false, configurable: true});"
             "document.dispatchEvent(new Event('visibilitychange'))"
         )
-        page.wait_for_timeout(1000)
+        page.wait_for_timeout(500)
         assert len(polls) > before
     finally:
         service.close()
