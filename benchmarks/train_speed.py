@@ -1,6 +1,5 @@
 """One training epoch of 60,000 images: this engine, plain and augmented, with batches made ahead
-(by the loader thread, or warped in a process of their own) or in turn, vs. its matrix products
-alone vs. PyTorch CPU.
+by the loader thread or in turn, vs. its matrix products alone vs. PyTorch CPU.
 
 Prints one JSON object. All runs use the default architecture, batch size and optimizer of
 ``TrainingConfig``, the same images, and run in this one process so the ratios compare like with
@@ -48,7 +47,7 @@ def default_engine(config: TrainingConfig, seed: int):
     return rng, network, make_optimizer(config.optimizer, config.learning_rate)
 
 
-def engine_epoch(x, y, config: TrainingConfig, seed: int, augmentation=None, **loading):
+def engine_epoch(x, y, config: TrainingConfig, seed: int, augmentation=None, prefetch: int = 2):
     rng, network, optimizer = default_engine(config, seed)
     x = network.normalize(x)
 
@@ -62,7 +61,7 @@ def engine_epoch(x, y, config: TrainingConfig, seed: int, augmentation=None, **l
             batch_size=config.batch_size,
             rng=rng,
             augmentation=augmentation,
-            **loading,
+            prefetch=prefetch,
         )
 
     return run
@@ -208,7 +207,6 @@ def main() -> None:
         "engine": engine_epoch(x, y, config, 0),
         "engine_in_turn": engine_epoch(x, y, config, 0, prefetch=0),
         "engine_augmented": engine_epoch(x, y, config, 0, augmentation),
-        "engine_augmented_thread": engine_epoch(x, y, config, 0, augmentation, warp_in_process=False),
         "engine_augmented_in_turn": engine_epoch(x, y, config, 0, augmentation, prefetch=0),
         "matmul_only": matmul_epoch(n, config, 0),
         "optimizer_only": optimizer_epoch(n, config, 0),
@@ -228,7 +226,6 @@ def main() -> None:
     result["loader_speedup"] = {
         "plain": best["engine_in_turn"] / best["engine"],
         "augmented": best["engine_augmented_in_turn"] / best["engine_augmented"],
-        "augmented_process_over_thread": best["engine_augmented_thread"] / best["engine_augmented"],
     }
     # The products, the optimizer's update and the batch gather are work every step must do.
     # Run one after another, as NumPy's single-threaded elementwise kernels run, their sum bounds

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import os
 import time
@@ -15,11 +14,9 @@ from threadpoolctl import threadpool_limits
 
 from service.errors import TrainingDiverged
 from service.nn.augment import Augmentation
-from service.nn.loader import BatchProcess, Prefetcher, batches, can_fork
+from service.nn.loader import Prefetcher, batches
 from service.nn.network import MLP
 from service.nn.optimizers import Optimizer
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,7 +78,6 @@ def fit(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     augmentation: Augmentation | None = None,
     prefetch: int = 2,
-    warp_in_process: bool = True,
     schedule: Literal["constant", "cosine"] = "constant",
     callback: Callback | None = None,
 ) -> list[EpochRecord]:
@@ -89,11 +85,10 @@ def fit(
 
     Each epoch visits every sample once in a fresh random order. The same ``rng`` state, data
     and settings give identical weights, whether or not batches are prepared ahead: ``prefetch``
-    batches (0: none) in a background thread, or, when they are warped, ``warp_in_process`` and the
-    platform can fork, in a process of their own (:class:`BatchProcess`). ``schedule="cosine"``
-    anneals the optimizer's learning rate from its initial value to zero over all steps. An
-    optimizer that averages the weights has its average measured each epoch and left in
-    ``network`` at the end. Returns one record per epoch.
+    batches (0: none) in a background thread. ``schedule="cosine"`` anneals the optimizer's
+    learning rate from its initial value to zero over all steps. An optimizer that averages the
+    weights has its average measured each epoch and left in ``network`` at the end. Returns one
+    record per epoch.
     """
     callback = callback or Callback()
     n = len(y)
@@ -117,25 +112,13 @@ def fit(
         background=background,
         dtype=network.dtype,
     )
-    warped = bool(prefetch and augmentation and augmentation.warps)
-    if warped and warp_in_process and can_fork():
-        loader = BatchProcess(
-            source,
-            depth=prefetch + 1,
-            batch_size=batch_size,
-            features=x.shape[1],
-            dtype=network.dtype,
-            label_dtype=y.dtype,
-            rng=rng,
-        )
-        blas = contextlib.nullcontext()
-    else:
-        if warped:
-            why = "as asked" if not warp_in_process else "this platform cannot fork BLAS safely"
-            log.info("warping training images in a thread of this process, %s", why)
-        loader = Prefetcher(source, prefetch) if prefetch else contextlib.nullcontext(source)
-        blas = _blas_leaving_a_core() if warped else contextlib.nullcontext()
-    with np.errstate(over="ignore", invalid="ignore"), blas, loader as loader:
+    with (
+        np.errstate(over="ignore", invalid="ignore"),
+        _blas_leaving_a_core()
+        if prefetch and augmentation and augmentation.warps
+        else contextlib.nullcontext(),
+        Prefetcher(source, prefetch) if prefetch else contextlib.nullcontext(source) as loader,
+    ):
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
             loss_sum = 0.0
