@@ -84,6 +84,8 @@ def test_corrections_drawn_on_the_page_fine_tune_a_better_version(
         expect(counts).to_contain_text(str(CORRECTIONS))
         expect(dashboard.get_by_test_id("correction")).to_have_count(48)  # the newest, as pictures
         expect(dashboard.get_by_test_id("confusions")).to_contain_text("answered 7 when it was 1")
+        polls = []  # from now on the corrections do not change: the dashboard's polls ask for no pixels
+        dashboard.on("request", lambda r: "/feedback?" in r.url and polls.append(r.url))
         dashboard.get_by_test_id("fine-tune").click()
         expect(dashboard.get_by_test_id("corrections-status")).to_contain_text("fine-tuning")
         job = dashboard.get_by_test_id("job").first
@@ -92,6 +94,11 @@ def test_corrections_drawn_on_the_page_fine_tune_a_better_version(
             assert time.monotonic() < deadline and "failed" not in job.inner_text(), job.inner_text()
             dashboard.wait_for_timeout(200)
         assert "made mnist version 2" in job.inner_text()
+        expect(dashboard.get_by_test_id("correction")).to_have_count(48)
+        while not polls:  # the dashboard polls the corrections every 5 s
+            assert time.monotonic() < deadline
+            dashboard.wait_for_timeout(200)
+        assert all("with_pixels=false" in url for url in polls), polls
         dashboard.screenshot(path=screenshots / "corrections.png", full_page=True)
 
         tuned = requests.get(f"{base}/models/mnist/versions/2", timeout=10).json()

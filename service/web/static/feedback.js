@@ -91,8 +91,9 @@ async function refreshCorrections() {
       status.textContent = "Enter the API token above to see the corrections.";
       return;
     }
-    const path = `/feedback?corrected=true&with_pixels=true&limit=${SHOWN_CORRECTIONS}`;
-    const result = await callApi("GET", path, { auth: true });
+    // Pixels (about 3 KB a correction) are asked for only when the list changed.
+    const path = (pixels) => `/feedback?corrected=true&with_pixels=${pixels}&limit=${SHOWN_CORRECTIONS}`;
+    const result = await callApi("GET", path(false), { auth: true });
     if (result.status === 401) {
       status.textContent = "Enter the API token above to see the corrections.";
       return;
@@ -107,10 +108,13 @@ async function refreshCorrections() {
     }
     document.getElementById("corrections-counts").replaceChildren(countsTable(summary));
     document.getElementById("confusions").replaceChildren(...confusionItems(summary));
-    const shown = examples.map((e) => `${e.id}:${e.label}`).join();
-    if (shown !== correctionsShown) {
-      correctionsShown = shown;
-      document.getElementById("corrections").replaceChildren(...examples.map(correctionFigure));
+    const listed = (list) => list.map((e) => `${e.id}:${e.label}`).join();
+    if (listed(examples) !== correctionsShown) {
+      const full = await callApi("GET", path(true), { auth: true });
+      if (full.ok) {
+        correctionsShown = listed(full.data.examples);
+        document.getElementById("corrections").replaceChildren(...full.data.examples.map(correctionFigure));
+      }
     }
   } finally {
     correctionsTimer = document.hidden ? null : setTimeout(refreshCorrections, 5000);
