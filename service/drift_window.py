@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from service import drift
+from service.files import open_allocated
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +110,8 @@ class AnswerWindows:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 size = int(np.prod(shape)) * 8
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = open_allocated(path, size)
                 try:
-                    os.posix_fallocate(fd, 0, size)
                     # A plain array over the map: np.memmap's indexing costs microseconds a request.
                     ring = np.frombuffer(mmap.mmap(fd, size), dtype=np.int64).reshape(shape)
                 finally:

@@ -31,6 +31,19 @@ def storage_errors(what: str) -> Iterator[None]:
         raise
 
 
+def open_allocated(path: str | Path, size: int) -> int:
+    """A read-write descriptor of ``path`` (made if absent) whose first ``size`` bytes have their
+    disk blocks: writes through a map of it never meet a full disk, which would be a SIGBUS.
+    Raises ``OSError`` (the descriptor closed) when the disk cannot give them."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -31,6 +31,7 @@ from prometheus_client import (
 
 from service import drift
 from service.drift_window import AnswerWindows
+from service.files import open_allocated
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +60,8 @@ def preallocate_files(folder: str, pid: int) -> bool:
     try:
         for kind in _FILE_KINDS:
             path = os.path.join(folder, f"{kind}_{pid}.db")
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             made.append(path)
-            try:
-                if os.fstat(fd).st_size == 0:
-                    os.posix_fallocate(fd, 0, PREALLOCATED_BYTES)
-            finally:
-                os.close(fd)
+            os.close(open_allocated(path, PREALLOCATED_BYTES))
     except OSError as exc:
         log.warning(
             "metrics files cannot be allocated in %s (%s): this worker keeps them in memory", folder, exc
