@@ -16,8 +16,8 @@ from tests.system.processes import AUTH, Service, children, partial_files, wait_
 
 pytestmark = pytest.mark.slow
 
-LOAD_SECONDS = 15
-KILL_AFTER_SECONDS = 6
+LOAD_SECONDS = 10
+KILL_AFTER_SECONDS = 4
 CONNECTIONS = 8
 MAY_FAIL = 2
 # Longer than the load on any machine (CI's finished 30 epochs before the kill): cancelled after it.
