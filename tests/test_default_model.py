@@ -1,5 +1,5 @@
-"""The shipped default model: the documented command trained it on MNIST's 60,000 training digits, and
-it classifies the 10,000 and more it was trained without."""
+"""The shipped default model: the README's command trained it on MNIST's 60,000 training digits, and
+it classifies the 10,000 and more it was trained without as well as the README says."""
 
 import re
 import shlex
@@ -13,6 +13,8 @@ from service.store import ModelStore
 from service.training import TrainingConfig, split_indices
 from tests.conftest import REPO
 
+MINIMUM_ACCURACY = 0.99  # issue 31 asks for 0.995: not reached yet (README, "The default model")
+# Options added after the default model was trained, at their defaults: they change nothing on MNIST alone.
 NEWER_OPTIONS = {
     "feedback_weight": 10,
     "fine_tune": False,
@@ -28,15 +30,23 @@ def shipped(shipped_store):
     return network, meta
 
 
+def readme_section() -> str:
+    readme = (REPO / "README.md").read_text()
+    return readme.split("## The default model", 1)[1].split("\n## ", 1)[0]
+
+
 def documented_command() -> list[str]:
-    """The arguments of the ``backprop train`` command in docs/model-store.md's "shipped default
-    model"."""
-    page = (REPO / "docs" / "model-store.md").read_text()
-    section = page.split("## The shipped default model", 1)[1]
-    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    """The arguments of the ``backprop train`` command in the README's "The default model"."""
+    block = re.search(r"```sh\n(.*?)```", readme_section(), re.S).group(1)
     argv = shlex.split(block.replace("\\\n", " "))
     assert argv[:2] == ["backprop", "train"]
     return argv[1:]
+
+
+def documented_accuracy() -> tuple[float, int]:
+    """(accuracy in percent, held-out digits) as the README's section states them."""
+    found = re.search(r"\*\*(\d+\.\d+)% on ([\d,]+) digits it never trained on\*\*", readme_section())
+    return float(found.group(1)), int(found.group(2).replace(",", ""))
 
 
 def _validation(meta, mnist_dir):
@@ -50,14 +60,12 @@ def test_the_documented_command_is_how_the_default_model_was_trained(shipped):
     args = build_parser().parse_args(documented_command())
     documented = training_config(args).model_dump(mode="json")
     assert {key: documented[key] for key in meta["training"]} == meta["training"]
-    # Options added after it was trained, at their defaults: they change nothing on MNIST alone.
     assert {key: v for key, v in documented.items() if key not in meta["training"]} == NEWER_OPTIONS
     assert (meta["name"], args.model, args.set_default) == ("mnist", "mnist", True)
-    assert meta["spec"]["hidden"] == [512, 256]  # predictions cost what they did before
     metrics = meta["metrics"]
     assert metrics["train_samples"] + metrics["validation_samples"] == 60_000
     assert (metrics["held_out_split"], metrics["test_accuracy"]) == ("validation", None)
-    assert metrics["held_out_samples"] >= 10_000 and metrics["held_out_accuracy"] >= 0.99
+    assert metrics["held_out_samples"] >= 10_000
     assert "never trained on" in metrics["measured_on"]["validation_accuracy"]
 
 
@@ -72,11 +80,13 @@ def test_the_documented_command_runs(shipped, digits_dir, tmp_path):
     }
 
 
-def test_the_default_model_gets_99_percent_of_10_000_digits_it_never_saw(shipped, mnist_dir):
+def test_the_default_model_scores_what_the_readme_says_on_10_000_digits_it_never_saw(shipped, mnist_dir):
     network, meta = shipped
     x, y = _validation(meta, mnist_dir)
     accuracy = network.accuracy(network.normalize(x), y)
-    assert len(y) >= 10_000 and accuracy >= 0.99
+    percent, digits = documented_accuracy()
+    assert len(y) == digits >= 10_000
+    assert round(100 * accuracy, 2) == percent and accuracy >= MINIMUM_ACCURACY
     assert accuracy == pytest.approx(meta["metrics"]["held_out_accuracy"])
 
 
