@@ -158,10 +158,14 @@ def test_one_client_keeps_to_the_first_worker_and_many_spread_over_all(tmp_path,
         assert max(shares) >= 0.95, shares
         before = requests_per_worker(metrics_dir)
 
+        # Batches of 64 images, so that the work is the service's rather than these Python clients'
+        # (with single images, eight client threads barely kept one worker busy).
+        batch = {"instances": [[0] * 784] * 64}
+
         def client():
             with requests.Session() as session:  # one keep-alive connection each, as wrk keeps them
                 for _ in range(40):
-                    session.post(f"{service.url}/predict", json={"pixels": [0] * 784}, timeout=10)
+                    session.post(f"{service.url}/predict", json=batch, timeout=10)
 
         threads = [threading.Thread(target=client) for _ in range(8)]
         for thread in threads:
