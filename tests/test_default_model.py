@@ -62,6 +62,7 @@ def test_the_documented_command_is_how_the_default_model_was_trained(shipped):
     assert {key: documented[key] for key in meta["training"]} == meta["training"]
     assert {key: v for key, v in documented.items() if key not in meta["training"]} == NEWER_OPTIONS
     assert (meta["name"], args.model, args.set_default) == ("mnist", "mnist", True)
+    assert meta["spec"]["hidden"] == [512, 256]  # predictions cost what they did before
     metrics = meta["metrics"]
     assert metrics["train_samples"] + metrics["validation_samples"] == 60_000
     assert (metrics["held_out_split"], metrics["test_accuracy"]) == ("validation", None)

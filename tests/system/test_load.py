@@ -1,4 +1,4 @@
-"""Load with faults: 15 s of mixed /predict traffic through the real front (wrk, 8 keep-alive
+"""Load with faults: 10 s of mixed /predict traffic through the real front (wrk, 8 keep-alive
 connections) while a job trains, and one gunicorn worker is SIGKILLed in the middle of it."""
 
 import json
