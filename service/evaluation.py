@@ -19,6 +19,7 @@ def honest_metrics(
     validation_samples: int,
     *,
     augmented: bool,
+    members: int = 1,
 ) -> dict[str, Any]:
     """The accuracies, with what each was measured on and its size; ``held_out_*`` name the best
     measure of digits never trained on: the test split if the data has one, else the validation
@@ -34,7 +35,8 @@ def honest_metrics(
     }
     measured_on = {
         "train_accuracy": f"the {train_samples} training images as the last epoch trained on them"
-        + (", distorted" if augmented else ""),
+        + (", distorted" if augmented else "")
+        + (f"; the mean of the {members} members'" if members > 1 else ""),
         "validation_accuracy": (
             f"the {validation_samples} validation images, held out of the training file, never trained on"
             if validation_samples

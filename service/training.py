@@ -20,7 +20,8 @@ from service import drift
 from service.data import Dataset, stratified_split
 from service.errors import Conflict, DatasetError
 from service.evaluation import honest_metrics, same_data_or_refuse
-from service.nn import MLP, Callback, EpochRecord, ModelSpec, Normalization, fit, make_optimizer
+from service.nn import MLP, Callback, EpochRecord, ModelSpec, Normalization, Progress, fit, make_optimizer
+from service.nn.ensemble import merge_members
 from service.store import ModelStore
 from service.training_config import TrainingConfig
 
@@ -42,10 +43,12 @@ def input_normalization(pixels: np.ndarray) -> Normalization:
     return Normalization(mean=float(unit.mean()), std=float(unit.std()) or 1.0)
 
 
-def _streams(config: TrainingConfig) -> tuple[np.random.Generator, ...]:
-    # Independent streams (split, init, training, dropout), so e.g. a different split fraction
-    # does not change the initial weights; spawned children do not depend on how many are spawned.
-    return tuple(np.random.default_rng(config.seed).spawn(4))
+def _streams(config: TrainingConfig, member: int = 0) -> tuple[np.random.Generator, ...]:
+    # Independent streams (split, then init, training and dropout per member), so e.g. a different
+    # split fraction does not change the initial weights; spawned children do not depend on how many
+    # are spawned, so member 0 of an ensemble is the network trained alone with the same seed.
+    streams = np.random.default_rng(config.seed).spawn(1 + 3 * (member + 1))
+    return (streams[0], *streams[1 + 3 * member :])
 
 
 def split_indices(config: TrainingConfig, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,59 +75,99 @@ def train(
 ) -> TrainingResult:
     """Split, normalize, initialize (or start from ``start``, whose weights are changed) and train;
     evaluate on validation and test splits. Corrections in the training split are repeated
-    ``feedback_weight`` times."""
+    ``feedback_weight`` times. With ``config.members`` > 1 (and no ``start``) that many networks
+    are trained on the same split, one after another, and merged (``service.nn.ensemble``)."""
     started = time.perf_counter()
-    _, init_rng, train_rng, dropout_rng = _streams(config)
     train_idx, val_idx = dataset_split(config, dataset)
     if dataset.corrections is not None:
         corrections = np.flatnonzero(dataset.corrections)
         train_idx = np.concatenate([train_idx, np.repeat(corrections, config.feedback_weight - 1)])
     train_pixels = dataset.train_x[train_idx]
-    if start is not None:
-        network = start
-    else:
-        spec = ModelSpec(
-            input_size=dataset.train_x.shape[1],
-            hidden=config.hidden,
-            num_classes=len(dataset.info.class_names),
-            normalization=input_normalization(train_pixels),
-            class_names=dataset.info.class_names,
-        )
-        network = MLP.initialize(spec, init_rng, init=config.weight_init, std=config.init_std)
-    network.regularize(dropout=config.dropout, label_smoothing=config.label_smoothing, rng=dropout_rng)
-    optimizer = make_optimizer(
-        config.optimizer,
-        config.learning_rate,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        average=config.weight_average,
+    spec = ModelSpec(
+        input_size=dataset.train_x.shape[1],
+        hidden=config.hidden,
+        num_classes=len(dataset.info.class_names),
+        normalization=input_normalization(train_pixels),
+        class_names=dataset.info.class_names,
     )
-    x_train, y_train = network.normalize(train_pixels), dataset.train_y[train_idx]
-    validation = (network.normalize(dataset.train_x[val_idx]), dataset.train_y[val_idx])
     log.info(
-        "training %s on %d samples (%d validation), hidden=%s, %d epochs",
+        "training %s on %d samples (%d validation), hidden=%s, %d epochs, %d member(s)",
         dataset.info.name,
-        len(y_train),
+        len(train_idx),
         len(val_idx),
         list(config.hidden),
         config.epochs,
+        1 if start is not None else config.members,
     )
-    history = fit(
-        network,
-        optimizer,
-        x_train,
-        y_train,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        rng=train_rng,
-        validation=validation if len(val_idx) else None,
-        augmentation=config.augmentation,
-        schedule=config.lr_schedule,
-        callback=callback,
-    )
+    members: list[MLP] = []
+    history: list[EpochRecord] = []
+    for member in range(1 if start is not None else config.members):
+        _, init_rng, train_rng, dropout_rng = _streams(config, member)
+        if start is not None:
+            network = start
+        else:
+            network = MLP.initialize(spec, init_rng, init=config.weight_init, std=config.init_std)
+        network.regularize(dropout=config.dropout, label_smoothing=config.label_smoothing, rng=dropout_rng)
+        optimizer = make_optimizer(
+            config.optimizer,
+            config.learning_rate,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            average=config.weight_average,
+        )
+        validation = (network.normalize(dataset.train_x[val_idx]), dataset.train_y[val_idx])
+        records = fit(
+            network,
+            optimizer,
+            network.normalize(train_pixels),
+            dataset.train_y[train_idx],
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            rng=train_rng,
+            validation=validation if len(val_idx) else None,
+            augmentation=config.augmentation,
+            schedule=config.lr_schedule,
+            callback=_MemberCallback(callback, member, config) if config.members > 1 else callback,
+        )
+        history += [replace(record, epoch=record.epoch + member * config.epochs) for record in records]
+        members.append(network)
+    network, last = members[0], history[-1]
+    if len(members) > 1:
+        network = merge_members(members)
+        last = _ensemble_record(network, history[config.epochs - 1 :: config.epochs], validation)
     augmented = config.augmentation is not None and config.augmentation.active
-    metrics = honest_metrics(network, history[-1], dataset, len(y_train), len(val_idx), augmented=augmented)
+    metrics = honest_metrics(
+        network, last, dataset, len(train_idx), len(val_idx), augmented=augmented, members=len(members)
+    )
     return TrainingResult(network, history, metrics, time.perf_counter() - started, list(dataset.notes))
+
+
+def _ensemble_record(
+    network: MLP, last_epochs: list[EpochRecord], validation: tuple[np.ndarray, np.ndarray]
+) -> EpochRecord:
+    """The merged network's last epoch: its members' mean loss and training accuracy (as their last
+    epochs saw them), and its own validation accuracy."""
+    return EpochRecord(
+        epoch=last_epochs[-1].epoch,
+        loss=float(np.mean([record.loss for record in last_epochs])),
+        train_accuracy=float(np.mean([record.train_accuracy for record in last_epochs])),
+        val_accuracy=network.accuracy(*validation) if len(validation[1]) else None,
+        seconds=last_epochs[-1].seconds,
+    )
+
+
+class _MemberCallback(Callback):
+    """Reports an ensemble's training as one run of ``members * epochs`` epochs."""
+
+    def __init__(self, inner: Callback | None, member: int, config: TrainingConfig) -> None:
+        self.inner, self.offset = inner or Callback(), member * config.epochs
+        self.epochs = config.members * config.epochs
+
+    def on_batch_end(self, progress: Progress) -> None:
+        self.inner.on_batch_end(replace(progress, epoch=progress.epoch + self.offset, epochs=self.epochs))
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        self.inner.on_epoch_end(replace(record, epoch=record.epoch + self.offset))
 
 
 def drift_reference(network: MLP, config: TrainingConfig, dataset: Dataset) -> dict[str, Any] | None:
@@ -159,7 +202,7 @@ def train_and_save(
     start, started_from = None, None
     if config.fine_tune:
         start, started_from, kept = _starting_point(store, model_name, dataset)
-        config = config.model_copy(update={"hidden": start.spec.hidden, **kept})
+        config = config.model_copy(update={"hidden": start.spec.hidden, "members": 1, **kept})
     result = train(config, dataset, callback, start)
     if before_save is not None:
         before_save()

@@ -22,6 +22,11 @@ class TrainingConfig(BaseModel):
         (512, 256), min_length=1, max_length=8, description="hidden layer sizes, input to output"
     )
     epochs: json_int(ge=1, le=500) = 30
+    members: json_int(ge=1, le=4) = Field(
+        1,
+        description="networks trained one after another, each with streams of its own and one split, "
+        "saved as one whose logits are their mean (hidden sizes times members, block-diagonal)",
+    )
     batch_size: json_int(ge=1, le=8192) = 256
     optimizer: Literal["sgd", "momentum", "adam"] = "adam"
     learning_rate: float = Field(2e-3, gt=0, le=10, strict=True)
@@ -39,7 +44,7 @@ class TrainingConfig(BaseModel):
         False,
         strict=True,
         description="start from the target model's default version (its weights, layer sizes and input "
-        "normalization; hidden is ignored) instead of random weights",
+        "normalization; hidden and members are ignored) instead of random weights",
     )
     dropout: float = Field(
         0.0, ge=0, le=0.8, strict=True, description="inverted dropout after each hidden layer, in training"
@@ -98,6 +103,7 @@ class TrainingConfig(BaseModel):
         )
 
     def multiply_adds(self, input_size: int = 784, num_classes: int = 10) -> int:
-        """Multiply-adds of one image through the network, times epochs: the job's cost per image."""
+        """Multiply-adds of one image through the network, times epochs and members: the job's cost
+        per image."""
         sizes = [input_size, *self.hidden, num_classes]
-        return self.epochs * sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+        return self.members * self.epochs * sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))

@@ -21,6 +21,7 @@ NEWER_OPTIONS = {
     "dropout": 0.0,
     "label_smoothing": 0.0,
     "weight_average": 0.0,
+    "members": 1,
 }
 
 

@@ -17,6 +17,8 @@ from service.training import TrainingConfig, dataset_split, drift_reference, spl
         ("optimizer", "rmsprop"),
         ("validation_split", 0.9),
         ("weight_init", "xavier"),
+        ("members", 0),
+        ("members", 5),
         ("unknown", 1),
     ],
 )
@@ -151,3 +153,52 @@ def test_dropout_smoothing_and_averaging_train_reproducibly_by_seed(tiny_dataset
     assert not np.array_equal(other.network.params["W1"], first.network.params["W1"])
     assert first.metrics["held_out_accuracy"] > 0.5  # measured on the averaged weights it keeps
     assert first.history[-1].val_accuracy == first.metrics["validation_accuracy"]
+
+
+def test_members_train_on_one_split_and_are_saved_as_one_network(tiny_dataset_dir, tmp_path):
+    from service.nn import Callback
+    from service.store import ModelStore
+    from service.training import train_and_save
+
+    class Seen(Callback):
+        def __init__(self):
+            self.epochs, self.totals, self.records = [], set(), []
+
+        def on_batch_end(self, progress):
+            self.epochs.append(progress.epoch)
+            self.totals.add(progress.epochs)
+
+        def on_epoch_end(self, record):
+            self.records.append(record.epoch)
+
+    data = load_dataset("mnist", tiny_dataset_dir)
+    alone = train(TrainingConfig(hidden=(16, 8), epochs=2, seed=3), data)
+    seen = Seen()
+    store = ModelStore(tmp_path / "store")
+    meta, result = train_and_save(
+        TrainingConfig(hidden=(16, 8), epochs=2, seed=3, members=3), data, store, "m", callback=seen
+    )
+    # member 1 is the network trained alone with the seed; the others draw streams of their own
+    np.testing.assert_array_equal(result.network.params["W1"][:, :16], alone.network.params["W1"])
+    assert not np.array_equal(result.network.params["W1"][:, 16:32], alone.network.params["W1"])
+    assert meta["spec"]["hidden"] == [48, 24] and meta["training"]["members"] == 3
+    assert [record.epoch for record in result.history] == [1, 2, 3, 4, 5, 6] == seen.records
+    assert seen.totals == {6} and seen.epochs == sorted(seen.epochs) and seen.epochs[-1] == 6
+    _, validation = dataset_split(TrainingConfig(seed=3), data)
+    saved, _ = store.load("m", 1)
+    x, labels = saved.normalize(data.train_x[validation]), data.train_y[validation]
+    assert meta["metrics"]["validation_accuracy"] == saved.accuracy(x, labels)
+    members_loss = np.mean([result.history[i].loss for i in (1, 3, 5)])
+    assert meta["metrics"]["loss"] == pytest.approx(members_loss)
+    assert "the mean of the 3 members'" in meta["metrics"]["measured_on"]["train_accuracy"]
+    store.set_default("m", 1)
+    tuned, tuned_result = train_and_save(
+        TrainingConfig(epochs=1, members=2, fine_tune=True, learning_rate=1e-9), data, store, "m"
+    )  # one network, the saved ensemble's shape, fine-tuned as a whole
+    assert tuned["training"]["members"] == 1 and tuned["spec"]["hidden"] == [48, 24]
+    assert len(tuned_result.history) == 1
+
+
+def test_an_ensemble_costs_its_members_times_one_network():
+    one = TrainingConfig(hidden=(64,), epochs=3)
+    assert one.model_copy(update={"members": 4}).multiply_adds() == 4 * one.multiply_adds()

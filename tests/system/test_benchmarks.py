@@ -170,3 +170,29 @@ def test_tracing_cost_measures_off_and_on_and_the_off_path():
 def test_drift_cost_times_both_sides_and_the_on_side_counts_every_answer():
     found = _run("drift_cost.py", "--calls", "300", "--repeats", "2")["one_image_classification_us"]
     assert found["off"] > 0 and found["on"] > 0 and found["answers_counted_on"] == 600
+
+
+def test_model_cost_prices_a_two_member_ensemble_against_the_shipped_model(shipped_store, tmp_path):
+    from service.nn.ensemble import merge_members
+    from service.store import ModelStore
+
+    network, _ = ModelStore(shipped_store).load()
+    candidate = ModelStore(tmp_path / "store")
+    meta = candidate.save("mnist", merge_members([network, network]), {"training": {"members": 2}})
+    candidate.set_default("mnist", meta["version"])
+    result = _run("model_cost.py", "--candidate", str(tmp_path / "store"), "--duration", "1", "--rounds", "1")
+    hidden = list(network.spec.hidden)
+    assert result["models"]["baseline"]["hidden"] == hidden and result["models"]["baseline"]["members"] == 1
+    assert result["models"]["candidate"] == {
+        "model": "mnist v1",
+        "hidden": [2 * h for h in hidden],
+        "members": 2,
+    }
+    for side in ("baseline", "candidate"):
+        figures = result["served_one_image"][side]
+        assert (
+            figures["requests"] > 0 and figures["non_2xx"] == 0 and 0 < figures["p50_ms"] <= figures["p99_ms"]
+        )
+    forward = result["forward_one_image_us"]
+    assert result["forward_ratio"] == pytest.approx(forward["candidate"] / forward["baseline"])
+    assert forward["candidate"] > forward["baseline"] > 0  # twice the weights to read
