@@ -45,12 +45,18 @@ def test_the_digits_of_the_reference_are_ok_and_inverted_ones_drift(make_client,
     assert all(isinstance(reason, str) and reason for reason in report["reasons"])
 
 
-def test_what_cannot_be_judged_says_why(make_client, referenced):
+def test_what_cannot_be_judged_says_why(make_client, referenced, app_settings):
     off = make_client()
     assert "BACKPROP_DRIFT=1" in off.get("/models/mnist/versions/2/drift").get_json()["error"]["message"]
+    store = ModelStore(app_settings.model_store)
+    store.save("mnist", store.load("mnist", 1)[0], {})  # v3: a model file from before references
     client = make_client(drift=True)
-    seed = client.get("/models/mnist/versions/1/drift")
-    assert seed.status_code == 409 and "no drift reference" in seed.get_json()["error"]["message"]
+    unreferenced = client.get("/models/mnist/versions/3/drift")
+    assert (
+        unreferenced.status_code == 409
+        and "no drift reference" in unreferenced.get_json()["error"]["message"]
+    )
+    assert client.get("/models/mnist/versions/1/drift").status_code == 200  # the seed has its own
     assert client.get("/models/mnist/versions/9/drift").status_code == 404
     assert client.get("/models/nothing/versions/1/drift").status_code == 404
     assert client.get("/models/mnist/versions/0/drift").status_code == 422

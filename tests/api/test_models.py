@@ -23,7 +23,9 @@ def test_list_and_describe(client):
     assert version["is_default"] and len(version["sha256"]) == 64 and "history" not in version
     detail = client.get("/models/mnist/versions/1").get_json()
     assert detail["metrics"]["held_out_accuracy"] >= 0.99 and detail["metrics"]["held_out_samples"] >= 10_000
-    assert len(detail["history"]) == detail["training"]["epochs"] and detail["spec"]["hidden"] == [512, 256]
+    members = detail["training"]["members"]
+    assert len(detail["history"]) == members * detail["training"]["epochs"]
+    assert detail["spec"]["hidden"] == [members * size for size in detail["training"]["hidden"]]
     assert detail["created"] and detail["job"] is None
     assert client.get("/models/mnist").get_json()["versions"][0]["version"] == 1
 
