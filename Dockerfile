@@ -11,7 +11,8 @@ ARG PYTHON_IMAGE=python:3.11-slim
 # .../model.onnx (about 60 MB more).
 ARG EXTRAS=redis,otel
 
-# 1. Install the package and its runtime dependencies (no torch, no dev tools) into a venv.
+# 1. Install the package and its runtime dependencies (no torch, no dev tools) into a venv, less
+#    what only builds extensions (NumPy's f2py, distutils and C headers).
 FROM ${PYTHON_IMAGE} AS build
 ARG EXTRAS
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
@@ -22,7 +23,8 @@ RUN /opt/venv/bin/pip install "/src[${EXTRAS}]" \
  && /opt/venv/bin/pip uninstall -y pip setuptools \
  && find /opt/venv -depth -type d \( -name tests -o -name __pycache__ \) -exec rm -rf {} + \
  && find /opt/venv -name '*.pyi' -delete \
- && rm -rf /opt/venv/lib/python3.11/site-packages/numpy/f2py /opt/venv/lib/python3.11/site-packages/numpy/_core/include \
+ && rm -rf /opt/venv/lib/python3.11/site-packages/numpy/f2py /opt/venv/lib/python3.11/site-packages/numpy/distutils \
+          /opt/venv/lib/python3.11/site-packages/numpy/_core/include \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 # 2. The base system and nginx (the front that buffers slow clients), without what a service never
