@@ -172,21 +172,22 @@ def test_drift_cost_times_both_sides_and_the_on_side_counts_every_answer():
     assert found["off"] > 0 and found["on"] > 0 and found["answers_counted_on"] == 600
 
 
-def test_model_cost_prices_a_two_member_ensemble_against_the_shipped_model(shipped_store, tmp_path):
+def test_model_cost_prices_an_ensemble_of_the_shipped_model_against_it(shipped_store, tmp_path):
     from service.nn.ensemble import merge_members
     from service.store import ModelStore
 
-    network, _ = ModelStore(shipped_store).load()
+    network, meta = ModelStore(shipped_store).load()
+    members = meta["training"]["members"]
     candidate = ModelStore(tmp_path / "store")
-    meta = candidate.save("mnist", merge_members([network, network]), {"training": {"members": 2}})
-    candidate.set_default("mnist", meta["version"])
+    saved = candidate.save("mnist", merge_members([network, network]), {"training": {"members": 2 * members}})
+    candidate.set_default("mnist", saved["version"])
     result = _run("model_cost.py", "--candidate", str(tmp_path / "store"), "--duration", "1", "--rounds", "1")
     hidden = list(network.spec.hidden)
-    assert result["models"]["baseline"]["hidden"] == hidden and result["models"]["baseline"]["members"] == 1
+    assert result["models"]["baseline"] == {"model": "mnist v1", "hidden": hidden, "members": members}
     assert result["models"]["candidate"] == {
         "model": "mnist v1",
-        "hidden": [2 * h for h in hidden],
-        "members": 2,
+        "hidden": [2 * size for size in hidden],
+        "members": 2 * members,
     }
     for side in ("baseline", "candidate"):
         figures = result["served_one_image"][side]
@@ -195,4 +196,4 @@ def test_model_cost_prices_a_two_member_ensemble_against_the_shipped_model(shipp
         )
     forward = result["forward_one_image_us"]
     assert result["forward_ratio"] == pytest.approx(forward["candidate"] / forward["baseline"])
-    assert forward["candidate"] > forward["baseline"] > 0  # twice the weights to read
+    assert forward["candidate"] > forward["baseline"] > 0  # more weights to read

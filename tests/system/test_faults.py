@@ -113,7 +113,7 @@ def test_redis_restarted_without_persistence_loses_no_job(service, redis_servers
 
 
 def test_a_full_model_store(service, tmp_path, robustness):
-    with small_disk(tmp_path / "small-store", 3 * 1024) as store:
+    with small_disk(tmp_path / "small-store", 7 * 1024) as store:
         copy_shipped_store(store)
         svc = service(model_store=store)
         fill(store, leave_kib=200)  # room for a pointer file, not for a model

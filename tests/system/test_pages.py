@@ -13,6 +13,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from tests.model_files import good_model
 from tests.system.drawing import DIGITS, draw, draw_by_touch, prediction
 from tests.system.processes import AUTH, wait_until
 
@@ -133,6 +134,13 @@ def test_a_job_started_from_the_dashboard_shows_its_progress_and_curves(server, 
 def test_making_a_version_the_default_changes_what_the_draw_page_uses(server, pages):
     base, _ = server
     _train(base)  # mnist version 2
+    uploaded = requests.post(  # mnist version 3, trained elsewhere: nothing to judge its answers by
+        f"{base}/models/mnist/versions",
+        data=good_model(hidden=(8,)),
+        headers={**AUTH, "Content-Type": "application/octet-stream"},
+        timeout=30,
+    )
+    assert uploaded.status_code == 201 and uploaded.json()["version"] == 3
     draw_page = pages.open(f"{base}/")
     draw(draw_page, DIGITS[1])
     expect(draw_page.get_by_test_id("model-used")).to_have_text("by mnist version 1")  # shown once it came
@@ -153,7 +161,9 @@ def test_making_a_version_the_default_changes_what_the_draw_page_uses(server, pa
     expect(version_2.get_by_test_id("drift")).to_have_text("watch, 0 answers")
     assert "a status needs 200" in version_2.get_by_test_id("drift").get_attribute("title")
     version_1 = page.locator('[data-testid="version"][data-model="mnist"][data-version="1"]')
-    expect(version_1.get_by_test_id("drift")).to_have_text("no reference")  # the shipped seed
+    expect(version_1.get_by_test_id("drift")).to_have_text(re.compile(r"^watch, [1-9]\d* answers$"))  # drawn
+    version_3 = page.locator('[data-testid="version"][data-model="mnist"][data-version="3"]')
+    expect(version_3.get_by_test_id("drift")).to_have_text("no reference")
 
     draw_page.reload()
     draw(draw_page, DIGITS[1])

@@ -132,7 +132,7 @@ def test_a_model_trained_on_one_store_serves_the_same_from_another(
 
 
 def test_an_upload_to_a_full_store_is_507_and_leaves_nothing(service, tmp_path, robustness):
-    with small_disk(tmp_path / "small-store", 3 * 1024) as store:
+    with small_disk(tmp_path / "small-store", 7 * 1024) as store:
         copy_shipped_store(store)
         svc = service(model_store=store, worker=False)
         fill(store, leave_kib=100)  # room for a pointer file, not for a model
