@@ -34,8 +34,8 @@ from tests.system.processes import AUTH, Service
 
 pytestmark = pytest.mark.slow
 
-# About 2,500 requests over 42 operations, so that the suite stays in its 10 minutes; set
-# BACKPROP_TEST_FUZZ_EXAMPLES for a deeper run (500: about 40,000 requests).
+# About 3,300 requests over 42 operations, so that the suite stays in its 10 minutes; set
+# BACKPROP_TEST_FUZZ_EXAMPLES for a deeper run (500: about 50,000 requests).
 EXAMPLES_PER_OPERATION = int(os.environ.get("BACKPROP_TEST_FUZZ_EXAMPLES", "32"))
 LEAST_REQUESTS = 40 * EXAMPLES_PER_OPERATION  # invalid cases add about one request per example
 
