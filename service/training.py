@@ -90,6 +90,7 @@ def train(
         normalization=input_normalization(train_pixels),
         class_names=dataset.info.class_names,
     )
+    count = 1 if start is not None else config.members
     log.info(
         "training %s on %d samples (%d validation), hidden=%s, %d epochs, %d member(s)",
         dataset.info.name,
@@ -97,11 +98,11 @@ def train(
         len(val_idx),
         list(config.hidden),
         config.epochs,
-        1 if start is not None else config.members,
+        count,
     )
     members: list[MLP] = []
     history: list[EpochRecord] = []
-    for member in range(1 if start is not None else config.members):
+    for member in range(count):
         _, init_rng, train_rng, dropout_rng = _streams(config, member)
         if start is not None:
             network = start
@@ -127,7 +128,7 @@ def train(
             validation=validation if len(val_idx) else None,
             augmentation=config.augmentation,
             schedule=config.lr_schedule,
-            callback=_MemberCallback(callback, member, config) if config.members > 1 else callback,
+            callback=_MemberCallback(callback, member, count, config.epochs) if count > 1 else callback,
         )
         history += [replace(record, epoch=record.epoch + member * config.epochs) for record in records]
         members.append(network)
@@ -159,9 +160,8 @@ def _ensemble_record(
 class _MemberCallback(Callback):
     """Reports an ensemble's training as one run of ``members * epochs`` epochs."""
 
-    def __init__(self, inner: Callback | None, member: int, config: TrainingConfig) -> None:
-        self.inner, self.offset = inner or Callback(), member * config.epochs
-        self.epochs = config.members * config.epochs
+    def __init__(self, inner: Callback | None, member: int, members: int, epochs: int) -> None:
+        self.inner, self.offset, self.epochs = inner or Callback(), member * epochs, members * epochs
 
     def on_batch_end(self, progress: Progress) -> None:
         self.inner.on_batch_end(replace(progress, epoch=progress.epoch + self.offset, epochs=self.epochs))
