@@ -6,6 +6,7 @@ checked for console errors, and screenshots go to the artifacts folder."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -134,16 +135,36 @@ def module_server(tmp_path_factory, mnist5k_dir):
         yield service.url, service.proc
 
 
+_IMAGE_BUILD = pytest.StashKey()
+
+
+def pytest_collection_finish(session):
+    """Start building the production image now when a collected test will use it."""
+    if session.config.option.collectonly:
+        return
+    if any("service_image" in getattr(item, "fixturenames", ()) for item in session.items):
+        from tests.system.containers import BackgroundBuild
+
+        session.config.stash[_IMAGE_BUILD] = BackgroundBuild()
+
+
+def pytest_sessionfinish(session):
+    """A build started for tests that did not run (a run stopped early) leaves nothing behind."""
+    building = session.config.stash.get(_IMAGE_BUILD, None)
+    if building is not None:
+        with contextlib.suppress(BaseException):
+            building.wait()
+        building.remove()
+
+
 @pytest.fixture(scope="session")
-def service_image(tmp_path_factory):
+def service_image(request):
     """(engine, tag) of the production image, built once for the container and compose tests, from
     the tracked files and a store holding a user's own model too (which must stay out of it)."""
-    import subprocess
-    import uuid
+    from tests.system.containers import BackgroundBuild
 
-    from tests.system.containers import build, context_with_local_models, engine
-
-    context = context_with_local_models(tmp_path_factory.mktemp("context"))
-    tag = build(engine(), context, f"backprop-service:test-{uuid.uuid4().hex[:8]}")
-    yield engine(), tag
-    subprocess.run([*engine(), "rmi", "-f", tag], capture_output=True, check=False)
+    building = request.config.stash.get(_IMAGE_BUILD, None) or BackgroundBuild()
+    try:
+        yield building.wait()
+    finally:
+        building.remove()
