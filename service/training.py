@@ -83,13 +83,14 @@ def train(
         corrections = np.flatnonzero(dataset.corrections)
         train_idx = np.concatenate([train_idx, np.repeat(corrections, config.feedback_weight - 1)])
     train_pixels = dataset.train_x[train_idx]
-    spec = ModelSpec(
-        input_size=dataset.train_x.shape[1],
-        hidden=config.hidden,
-        num_classes=len(dataset.info.class_names),
-        normalization=input_normalization(train_pixels),
-        class_names=dataset.info.class_names,
-    )
+    if start is None:
+        spec = ModelSpec(
+            input_size=dataset.train_x.shape[1],
+            hidden=config.hidden,
+            num_classes=len(dataset.info.class_names),
+            normalization=input_normalization(train_pixels),
+            class_names=dataset.info.class_names,
+        )
     count = 1 if start is not None else config.members
     log.info(
         "training %s on %d samples (%d validation), hidden=%s, %d epochs, %d member(s)",
@@ -116,11 +117,13 @@ def train(
             weight_decay=config.weight_decay,
             average=config.weight_average,
         )
-        validation = (network.normalize(dataset.train_x[val_idx]), dataset.train_y[val_idx])
+        if not members:  # members share the split and its input normalization: normalized once
+            x_train = network.normalize(train_pixels)
+            validation = (network.normalize(dataset.train_x[val_idx]), dataset.train_y[val_idx])
         records = fit(
             network,
             optimizer,
-            network.normalize(train_pixels),
+            x_train,
             dataset.train_y[train_idx],
             epochs=config.epochs,
             batch_size=config.batch_size,
