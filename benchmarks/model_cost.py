@@ -26,28 +26,23 @@ from pathlib import Path
 
 from benchmarks import best_microseconds, machine, shipped_store
 from benchmarks.serving import JSON, sample_digits, served, wrk
+from service.store import ModelStore
 
 
-def forward_microseconds(stores: dict[str, Path], repeats: int = 5, calls: int = 2000) -> dict[str, float]:
-    """One image through each store's default network, in turn, best of ``repeats``."""
+def forward_microseconds(networks: dict, image, repeats: int = 5, calls: int = 2000) -> dict[str, float]:
+    """``image`` (1, 784) through each network, in turn, best of ``repeats``."""
     from threadpoolctl import threadpool_limits
 
-    from service.store import ModelStore
-
-    image = sample_digits(1)
-    calls_by_side = {}
-    for side, store in stores.items():
-        network, _ = ModelStore(store).load()
-        x = network.normalize(image)
-        calls_by_side[side] = lambda network=network, x=x: network.predict_proba(x.copy())
+    inputs = {side: network.normalize(image) for side, network in networks.items()}
+    calls_by_side = {
+        side: lambda network=network, x=inputs[side]: network.predict_proba(x.copy())
+        for side, network in networks.items()
+    }
     with threadpool_limits(limits=1, user_api="blas"):
         return best_microseconds(calls_by_side, repeats, calls)
 
 
-def describe(store: Path) -> dict:
-    from service.store import ModelStore
-
-    _, meta = ModelStore(store).load()
+def describe(meta: dict) -> dict:
     return {
         "model": f"{meta['name']} v{meta['version']}",
         "hidden": meta["spec"]["hidden"],
@@ -68,8 +63,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as running:
         work = Path(tmp)
         stores = {"baseline": args.baseline or shipped_store(work / "store"), "candidate": args.candidate}
+        loaded = {side: ModelStore(store).load() for side, store in stores.items()}
+        image = sample_digits(1)
         single = work / "single.json"
-        single.write_text(json.dumps({"pixels": sample_digits(1)[0].tolist()}))
+        single.write_text(json.dumps({"pixels": image[0].tolist()}))
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         urls = {
             side: running.enter_context(
@@ -85,13 +82,12 @@ def main() -> None:
                 )
                 runs[side].append(figures)
         kept = {side: min(found, key=lambda figures: figures["p50_ms"]) for side, found in runs.items()}
-        forward = forward_microseconds(stores)
-        models = {side: describe(store) for side, store in stores.items()}
+    forward = forward_microseconds({side: network for side, (network, _) in loaded.items()}, image)
     print(
         json.dumps(
             {
                 "machine": machine(),
-                "models": models,
+                "models": {side: describe(meta) for side, (_, meta) in loaded.items()},
                 "forward_one_image_us": forward,
                 "forward_ratio": forward["candidate"] / forward["baseline"],
                 "served_one_image": kept,
