@@ -149,7 +149,7 @@ def pytest_collection_finish(session):
 
 
 def pytest_sessionfinish(session):
-    """A build started for tests that did not run (a run stopped early) leaves nothing behind."""
+    """The image and its build folder go at the end of the run, whether or not a test used them."""
     building = session.config.stash.get(_IMAGE_BUILD, None)
     if building is not None:
         with contextlib.suppress(BaseException):
@@ -161,10 +161,4 @@ def pytest_sessionfinish(session):
 def service_image(request):
     """(engine, tag) of the production image, built once for the container and compose tests, from
     the tracked files and a store holding a user's own model too (which must stay out of it)."""
-    from tests.system.containers import BackgroundBuild
-
-    building = request.config.stash.get(_IMAGE_BUILD, None) or BackgroundBuild()
-    try:
-        yield building.wait()
-    finally:
-        building.remove()
+    return request.config.stash[_IMAGE_BUILD].wait()  # started by pytest_collection_finish
