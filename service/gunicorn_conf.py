@@ -87,6 +87,15 @@ def on_starting(server) -> None:
         server.log.warning("metrics folder %s unavailable (%s)", _metrics_dir, exc)
 
 
+def when_ready(server) -> None:
+    # The app's modules (NumPy, Flask, Pydantic and the schemas built from them: over a second of
+    # CPU) are imported once here, after the BLAS setting above, rather than by every worker: a
+    # worker forks with them loaded and only builds its app (create_app, tens of ms), so the pool
+    # starts sooner and a worker that replaces a killed one answers at once. Only modules: the
+    # app itself, with its connections, random generators and metrics files, is each worker's own.
+    import service.app  # noqa: F401
+
+
 def post_fork(server, worker) -> None:
     # Requests gunicorn refuses before the app sees them (a bad request line, headers too large)
     # get its HTML page; gunicorn has no hook for that page, so its writer is replaced here.

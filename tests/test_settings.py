@@ -56,6 +56,25 @@ def test_the_gunicorn_master_loads_no_numpy_before_it_sets_the_blas_threads():
     assert out.split() == ["False", "False"]
 
 
+def test_the_gunicorn_master_imports_the_app_once_ready_with_blas_on_one_thread_and_no_thread_started():
+    # Workers fork from the master with the app's modules loaded; threads would not survive the fork.
+    import json
+    import subprocess
+    import sys
+
+    code = """if True:
+        import json, sys, threading, service.gunicorn_conf as conf
+        conf.when_ready(None)
+        from threadpoolctl import threadpool_info
+        blas = sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        loaded = sorted({"service.app", "flask", "numpy"} & set(sys.modules))
+        print(json.dumps([loaded, blas, threading.active_count()]))
+    """
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert json.loads(out.stdout) == [["flask", "numpy", "service.app"], [1], 1]
+
+
 def test_the_developers_environment_stays_out_of_the_tests():
     # Run with BACKPROP_PORT=1 BACKPROP_API_TOKEN=... set: the defaults still hold here.
     assert not [name for name in os.environ if name.startswith("BACKPROP_") and "_TEST_" not in name]

@@ -38,7 +38,7 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from service.jobs.queue import run_worker
+    from service.jobs.worker import run_worker
 
     run_worker(settings)
     return 0

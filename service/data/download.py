@@ -13,11 +13,13 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-
-import requests
+from typing import TYPE_CHECKING
 
 from service.data.catalogue import DatasetInfo
 from service.errors import DownloadError
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ def _fetch(url: str, dest: Path, expected_md5: str, session: requests.Session) -
 
 
 def download_with_requests(info: DatasetInfo, raw_dir: Path, mirrors: tuple[str, ...]) -> None:
+    import requests  # here: every process that reads datasets imports this module, few download
+
     raw_dir.mkdir(parents=True, exist_ok=True)
     with requests.Session() as session:
         for filename, expected in info.md5.items():

@@ -1,28 +1,21 @@
 """The job queue: Huey (SQLite by default, Redis with ``BACKPROP_REDIS_URL``) plus job records.
 
-``JobQueue`` is what the API uses (submit, cancel, read); ``run_worker`` is ``backprop worker``.
-Both build the same Huey instance from the settings and register the same task on it, so a job
-submitted anywhere runs on any worker that shares the queue. Storage is opened on first use, so a
-full or missing state folder costs the job endpoints only, never the app's start.
+``JobQueue`` is what the API uses (submit, cancel, read); ``service.jobs.worker.run_worker`` is
+``backprop worker``. Both build the same Huey instance from the settings and register the same task
+on it, so a job submitted anywhere runs on any worker that shares the queue. Storage is opened on
+first use, so a full or missing state folder costs the job endpoints only, never the app's start;
+Huey itself is imported then too (with Redis' client, a tenth of a second that a serving process
+that never queues a job does not pay).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from huey import RedisHuey, SqliteHuey
-from huey.api import Huey
-from huey.consumer import Consumer
-
-from service import tracing
 from service.data import DATASETS, locate
 from service.errors import (
     BackpropError,
@@ -35,19 +28,19 @@ from service.errors import (
 from service.feedback.dataset import base_dataset
 from service.feedback.store import FeedbackStore
 from service.jobs import transitions
-from service.jobs.reaper import Reaper
 from service.jobs.records import JobRecords, make_records, new_record
-from service.jobs.runner import run_job, worker_id
+from service.jobs.runner import run_job
 from service.jobs.schemas import JobRecord, TrainRequest
-from service.priority import lower_priority
 from service.settings import Settings
 from service.store import ModelStore
 from service.tracing import Tracing
 
+if TYPE_CHECKING:
+    from huey.api import Huey
+
 log = logging.getLogger(__name__)
 
 TASK_NAME = "backprop.train"
-SHUTDOWN_SECONDS = 30  # a graceful stop waits this long for running jobs to reach a batch boundary
 
 
 def _state_errors(what: str, exc: Exception) -> Exception:
@@ -73,6 +66,8 @@ class JobQueue:
 
     @cached_property
     def huey(self) -> Huey:
+        from huey import RedisHuey, SqliteHuey
+
         try:
             if self.settings.redis_url:
                 huey: Huey = RedisHuey("backprop", url=self.settings.redis_url, results=False)
@@ -181,87 +176,3 @@ class JobQueue:
             return
         if problem:
             log.warning("%s", problem)
-
-
-class GracefulConsumer(Consumer):
-    """Huey's consumer with SIGTERM and SIGINT both graceful: running jobs stop at their next batch
-    and go back on the queue (see ``run_job``); a second signal stops at once."""
-
-    def __init__(self, huey: Huey, **options) -> None:
-        super().__init__(huey, graceful_signal="TERM", shutdown_timeout=SHUTDOWN_SECONDS, **options)
-        self._signal_actions[signal.SIGINT] = (False, True)  # Huey makes SIGINT abrupt otherwise
-
-
-def _watch(reaper: Reaper, present: Callable[[], None], interval: float, stop: threading.Event) -> None:
-    """Say this worker is alive, and look for lost jobs, every ``interval`` seconds."""
-    while not stop.wait(interval):
-        try:
-            present()
-            reaper.run_once()
-        except QueueUnavailable as exc:
-            log.warning("reaper: the job store is unreachable (%s); watching afresh when it is back", exc)
-        except Exception:  # keep watching
-            log.warning("reaper pass failed", exc_info=True)
-
-
-def _wait_for_the_store(present: Callable[[], None], patience: float) -> None:
-    """Start once the job store answers (Redis may come up after the workers, as in a compose
-    stack), saying so meanwhile; give up after ``patience`` seconds (BACKPROP_OUTAGE_SECONDS)."""
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            present()
-            return
-        except StorageFull as exc:
-            log.warning("%s", exc.message)  # it can still train and save models
-            return
-        except QueueUnavailable as exc:
-            if time.monotonic() >= deadline:
-                raise QueueUnavailable(
-                    f"{exc.message}; gave up after {patience:.0f} s (BACKPROP_OUTAGE_SECONDS)"
-                ) from exc
-            log.warning("waiting for the job store: %s", exc.message)
-            time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
-
-
-def run_worker(settings: Settings) -> None:
-    """Run a training worker until SIGTERM or SIGINT: a running job stops at its next batch and
-    goes back on the queue without using an attempt."""
-    lower_priority(settings.worker_nice)  # /predict latency first: training takes what is left
-    queue = JobQueue(settings)
-    queue.tracing = tracing.start("worker")
-    queue.warn_if_not_persistent()
-    consumer = GracefulConsumer(
-        queue.huey,
-        workers=settings.job_concurrency,
-        worker_type="thread",
-        periodic=False,
-        initial_delay=0.1,
-        max_delay=1.0,
-    )
-    queue.stopping = consumer.stop_flag
-    reaper = Reaper(settings, queue.records, pending=queue.pending, requeue=queue.enqueue)
-    me = worker_id()
-
-    def present() -> None:
-        # Seen by /readyz and by the jobs waiting for a worker; forgotten stale_seconds after the
-        # last word, if this process dies without saying goodbye.
-        queue.records.worker_alive(me, ttl=settings.stale_seconds)
-
-    _wait_for_the_store(present, settings.outage_seconds)
-    stop = threading.Event()
-    interval = max(0.5, min(2.0, settings.heartbeat_seconds * 2))
-    args = (reaper, present, interval, stop)
-    threading.Thread(target=_watch, args=args, name="reaper", daemon=True).start()
-    log.info(
-        "worker %d: %d job(s) at a time, queue %s",
-        os.getpid(),
-        settings.job_concurrency,
-        "redis" if settings.redis_url else settings.state_dir,
-    )
-    try:
-        consumer.run()
-    finally:
-        stop.set()
-        with contextlib.suppress(BackpropError):
-            queue.records.worker_gone(me)

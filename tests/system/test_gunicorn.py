@@ -14,7 +14,7 @@ import requests
 
 from benchmarks.serving import requests_per_worker, spread
 from tests.conftest import TOKEN, free_port
-from tests.system.processes import wait_until, with_environment
+from tests.system.processes import children, wait_until, with_environment
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +64,23 @@ def test_metrics_add_up_across_workers(service):
         x for x in text.splitlines() if x.startswith('backprop_http_requests_total{endpoint="/healthz"')
     )
     assert float(line.rsplit(" ", 1)[1]) == 40.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_each_pool_master_loads_the_app_once_and_its_workers_fork_with_it(service):
+    svc = service(worker=False)
+    masters = [pid for pid, cmd in children(svc.proc.pid) if "gunicorn" in cmd]
+    assert len(masters) == 2  # the cheap pool and the expensive one
+    for master in masters:
+        assert "_multiarray_umath" in Path(f"/proc/{master}/maps").read_text()  # NumPy, with the app
+        # /readyz answers from the cheap pool: the expensive one may still be starting
+        workers = wait_until(lambda: [pid for pid, _ in children(master)], 30, f"workers of {master}")  # noqa: B023
+        for worker in workers:  # importing the app takes over a second of CPU; building it, tens of ms
+            assert _cpu_seconds(worker) < _cpu_seconds(master) / 3, (master, worker)
 
 
 def test_oversize_body_is_a_json_413(module_server):
