@@ -114,8 +114,12 @@ def make_digits(n: int, rng: np.random.Generator, classes: int = 10) -> tuple[np
 @pytest.fixture
 def tiny_dataset_dir(tmp_path: Path) -> Path:
     """A plain folder of gzipped IDX files: 600 training and 200 test synthetic digits."""
+    return write_tiny_dataset(tmp_path / "tiny")
+
+
+def write_tiny_dataset(folder: Path) -> Path:
+    """``tiny_dataset_dir``'s files, in ``folder`` (made here)."""
     rng = np.random.default_rng(7)
-    folder = tmp_path / "tiny"
     folder.mkdir()
     train_x, train_y = make_digits(600, rng)
     test_x, test_y = make_digits(200, rng)

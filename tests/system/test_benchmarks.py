@@ -1,25 +1,98 @@
-"""The benchmark scripts run end to end (on tiny data) and print the JSON they promise."""
+"""The benchmark scripts run end to end (on tiny data) and print the JSON they promise.
+
+The tests check that the figures are there and consistent, not what they are, so the runs share the
+cores: they start together when the module's first test does, three at a time (each mostly waits
+on its wrk rounds and its servers' start), and each test waits for its own."""
 
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, write_tiny_dataset
+
+AT_ONCE = 3
 
 
 def _run(script: str, *args: str) -> dict:
-    module = "benchmarks." + script.removesuffix(".py")
-    proc = subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, check=True, cwd=REPO
-    )
+    module = "benchmarks." + script
+    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, f"{module} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
     return json.loads(proc.stdout)
 
 
+def _commands(tiny: str, candidate: str) -> dict[str, tuple[str, ...]]:
+    """The benchmark each test runs, by test name; the longest first."""
+    return {
+        "test_predict_load_reports_single_and_batch_figures": (
+            *("predict_load", "--duration", "1", "--rounds", "1", "--batch", "50", "--connections", "1"),
+            *("--grpc-batch", "100", "--grpc-callers", "2"),
+        ),
+        "test_tracing_cost_measures_off_and_on_and_the_off_path": (
+            *("tracing_cost", "--duration", "1", "--rounds", "1", "--calls", "1000", "--baseline", "HEAD"),
+        ),
+        "test_predict_budget_times_both_fronts_over_http": (
+            *("predict_budget", "--requests", "100", "--duration", "1", "--rounds", "1"),
+        ),
+        "test_model_cost_prices_an_ensemble_of_the_shipped_model_against_it": (
+            *("model_cost", "--candidate", candidate, "--duration", "1", "--rounds", "1"),
+        ),
+        "test_traffic_shadow_compares_latency_with_and_without_a_shadow": (
+            *("traffic_shadow", "--duration", "1", "--rounds", "1", "--connections", "2", "--pause-ms", "1"),
+        ),
+        "test_predict_during_training_compares_idle_and_busy_latency": (
+            *("predict_during_training", "--duration", "1", "--connections", "1"),
+        ),
+        "test_train_speed_reports_engine_matmul_floor_and_ratios": (
+            *("train_speed", "--data-dir", tiny, "--repeats", "1"),
+        ),
+        "test_train_accuracy_runs_the_cli_on_both_datasets": (
+            *("train_accuracy", "--fashion-dir", tiny, "--mnist5k-dir", tiny),
+        ),
+        "test_predict_budget_splits_one_request_into_its_parts": (
+            *("predict_budget", "--no-http", "--requests", "200"),
+        ),
+        "test_drift_cost_times_both_sides_and_the_on_side_counts_every_answer": (
+            *("drift_cost", "--calls", "300", "--repeats", "2"),
+        ),
+        "test_explain_speed_times_every_method_beside_predict": ("explain_speed", "--repeats", "1"),
+    }
+
+
+def _doubled(shipped_store: Path, folder: Path) -> Path:
+    """A store whose mnist v1 is an ensemble of two copies of the shipped model."""
+    from service.nn.ensemble import merge_members
+    from service.store import ModelStore
+
+    network, meta = ModelStore(shipped_store).load()
+    candidate = ModelStore(folder)
+    members = 2 * meta["training"]["members"]
+    saved = candidate.save("mnist", merge_members([network, network]), {"training": {"members": members}})
+    candidate.set_default("mnist", saved["version"])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(request, tmp_path_factory, shipped_store):
+    folder = tmp_path_factory.mktemp("benchmarks")
+    tiny, candidate = write_tiny_dataset(folder / "tiny"), _doubled(shipped_store, folder / "candidate")
+    selected = {item.name for item in request.session.items if item.module is request.module}
+    commands = _commands(str(tiny), str(candidate))
+    with ThreadPoolExecutor(AT_ONCE) as pool:
+        yield {name: pool.submit(_run, *command) for name, command in commands.items() if name in selected}
+
+
+@pytest.fixture
+def result(runs, request) -> dict:
+    """What this test's benchmark printed."""
+    return runs[request.node.name].result()
+
+
 @pytest.mark.slow
-def test_train_speed_reports_engine_matmul_floor_and_ratios(tiny_dataset_dir):
-    result = _run("train_speed.py", "--data-dir", str(tiny_dataset_dir), "--repeats", "1")
+def test_train_speed_reports_engine_matmul_floor_and_ratios(result):
     assert result["images"] == 600 and result["machine"]["cpus"] >= 1
     seconds = {name: result[name]["epoch_seconds"] for name in ("engine", "matmul_only", "optimizer_only")}
     assert all(s > 0 for s in seconds.values())
@@ -43,22 +116,14 @@ def test_train_speed_reports_engine_matmul_floor_and_ratios(tiny_dataset_dir):
 
 
 @pytest.mark.slow
-def test_train_accuracy_runs_the_cli_on_both_datasets(tiny_dataset_dir):
-    result = _run(
-        "train_accuracy.py", "--fashion-dir", str(tiny_dataset_dir), "--mnist5k-dir", str(tiny_dataset_dir)
-    )
+def test_train_accuracy_runs_the_cli_on_both_datasets(result):
     for key in ("fashion_mnist", "mnist_5k"):
         assert result[key]["epochs"] == 30
         assert result[key]["test_accuracy"] > 0.9
 
 
 @pytest.mark.slow
-def test_predict_load_reports_single_and_batch_figures():
-    result = _run(
-        "predict_load.py",
-        *("--duration", "1", "--rounds", "1", "--batch", "50", "--connections", "1", "--grpc-batch", "100"),
-        *("--grpc-callers", "2"),
-    )
+def test_predict_load_reports_single_and_batch_figures(result):
     single = result["single_image"]
     for side in ("predict", "echo"):
         assert single[side]["requests"] > 0 and single[side]["errors"] == 0 and single[side]["non_2xx"] == 0
@@ -99,8 +164,8 @@ def test_predict_load_reports_single_and_batch_figures():
         assert found["batch"]["throughput_ratio_grpc_over_rest_binary"] > 0
 
 
-def test_predict_budget_splits_one_request_into_its_parts():
-    result = _run("predict_budget.py", "--no-http", "--requests", "200")["in_process"]
+def test_predict_budget_splits_one_request_into_its_parts(result):
+    result = result["in_process"]
     assert result["echo_us"] > 0 and set(result["predict_us"]) == {"fast_lane", "flask_app"}
     for way, budget in result["budgets"].items():
         parts = budget["parts_us"]
@@ -110,8 +175,7 @@ def test_predict_budget_splits_one_request_into_its_parts():
 
 
 @pytest.mark.slow
-def test_predict_budget_times_both_fronts_over_http():
-    result = _run("predict_budget.py", "--requests", "100", "--duration", "1", "--rounds", "1")
+def test_predict_budget_times_both_fronts_over_http(result):
     http = result["http_one_connection"]
     for front in ("none", "nginx"):
         for side in ("echo", "predict"):
@@ -121,16 +185,14 @@ def test_predict_budget_times_both_fronts_over_http():
 
 
 @pytest.mark.slow
-def test_predict_during_training_compares_idle_and_busy_latency():
-    result = _run("predict_during_training.py", "--duration", "1", "--connections", "1")
+def test_predict_during_training_compares_idle_and_busy_latency(result):
     assert result["training_job"]["status_at_end_of_measurement"] == "running"
     for side in ("idle", "while_training"):
         assert result[side]["requests"] > 0 and result[side]["non_2xx"] == 0 and result[side]["errors"] == 0
     assert result["p99_ratio_training_over_idle"] > 0
 
 
-def test_explain_speed_times_every_method_beside_predict():
-    result = _run("explain_speed.py", "--repeats", "1")
+def test_explain_speed_times_every_method_beside_predict(result):
     for batch in ("batch_1", "batch_16"):
         assert set(result[batch]) == {"predict", "gradient", "integrated_gradients", "smoothgrad"}
         assert all(figures["ms_per_request"] > 0 for figures in result[batch].values())
@@ -138,9 +200,7 @@ def test_explain_speed_times_every_method_beside_predict():
 
 
 @pytest.mark.slow
-def test_traffic_shadow_compares_latency_with_and_without_a_shadow():
-    paced = ("--connections", "2", "--pause-ms", "1")
-    result = _run("traffic_shadow.py", "--duration", "1", "--rounds", "1", *paced)
+def test_traffic_shadow_compares_latency_with_and_without_a_shadow(result):
     assert result["wrk"]["pause_ms"] == 1
     for side in ("no_policy", "split_only", "shadow_everything", "idle_priority_work_beside"):
         figures = result["single_image"][side]
@@ -152,10 +212,7 @@ def test_traffic_shadow_compares_latency_with_and_without_a_shadow():
 
 
 @pytest.mark.slow
-def test_tracing_cost_measures_off_and_on_and_the_off_path():
-    result = _run(
-        "tracing_cost.py", "--duration", "1", "--rounds", "1", "--calls", "1000", "--baseline", "HEAD"
-    )
+def test_tracing_cost_measures_off_and_on_and_the_off_path(result):
     for side in ("off_1", "off_8", "on_1", "on_8", "baseline_1", "baseline_8"):
         figures = result["predict"][side]
         assert figures["requests_per_second"] > 0 and 0 < figures["p50_ms"] <= figures["p99_ms"]
@@ -167,21 +224,16 @@ def test_tracing_cost_measures_off_and_on_and_the_off_path():
 
 
 @pytest.mark.slow
-def test_drift_cost_times_both_sides_and_the_on_side_counts_every_answer():
-    found = _run("drift_cost.py", "--calls", "300", "--repeats", "2")["one_image_classification_us"]
+def test_drift_cost_times_both_sides_and_the_on_side_counts_every_answer(result):
+    found = result["one_image_classification_us"]
     assert found["off"] > 0 and found["on"] > 0 and found["answers_counted_on"] == 600
 
 
-def test_model_cost_prices_an_ensemble_of_the_shipped_model_against_it(shipped_store, tmp_path):
-    from service.nn.ensemble import merge_members
+def test_model_cost_prices_an_ensemble_of_the_shipped_model_against_it(result, shipped_store):
     from service.store import ModelStore
 
     network, meta = ModelStore(shipped_store).load()
     members = meta["training"]["members"]
-    candidate = ModelStore(tmp_path / "store")
-    saved = candidate.save("mnist", merge_members([network, network]), {"training": {"members": 2 * members}})
-    candidate.set_default("mnist", saved["version"])
-    result = _run("model_cost.py", "--candidate", str(tmp_path / "store"), "--duration", "1", "--rounds", "1")
     hidden = list(network.spec.hidden)
     assert result["models"]["baseline"] == {"model": "mnist v1", "hidden": hidden, "members": members}
     assert result["models"]["candidate"] == {

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.conftest import free_port
-from tests.system.processes import Service
+from tests.system.processes import Service, wait_until
 
 
 def _serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -79,7 +79,9 @@ def test_host_port_and_workers_flags_win_over_the_environment(tmp_path, store_di
     try:
         service.start()
         assert f"serving on http://127.0.0.1:{port}" in service.log()
-        # one cheap worker (not the environment's two), and the expensive pool's three
+        # one cheap worker (not the environment's two), and the expensive pool's three (which may
+        # still be starting: readiness is the cheap pool's)
+        wait_until(lambda: service.log().count("Booting worker") >= 1 + 3, 30, "four workers booted")
         assert service.log().count("Booting worker") == 1 + 3
     finally:
         service.close()
