@@ -8,9 +8,6 @@ import math
 PAD = 280  # the canvas's own pixels
 
 
-PAD = 280  # the canvas's own pixels
-
-
 def arc(cx, cy, rx, ry, start=0.0, end=360.0, n=36) -> list[tuple[float, float]]:
     angles = [math.radians(start + (end - start) * i / n) for i in range(n + 1)]
     return [(cx + rx * math.sin(a), cy - ry * math.cos(a)) for a in angles]
