@@ -46,12 +46,3 @@ def test_only_http_modules_import_flask(tmp_path):
         [sys.executable, "-c", CHECK, *WITHOUT_FLASK], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-2000:]
-
-
-def test_the_app_leaves_the_queue_and_download_clients_until_they_are_used(tmp_path):
-    # Every gunicorn master imports the app: Huey (with Redis' client) and requests are a tenth of
-    # a second each that a process serving predictions never needs.
-    code = "import sys, service.app; print(sorted({'huey', 'redis', 'requests'} & set(sys.modules)))"
-    env = {"PATH": "/usr/bin:/bin", "BACKPROP_STATE_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
-    assert result.stdout.strip() == "[]", result.stderr[-2000:]

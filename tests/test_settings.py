@@ -58,6 +58,7 @@ def test_the_gunicorn_master_loads_no_numpy_before_it_sets_the_blas_threads():
 
 def test_the_gunicorn_master_imports_the_app_once_ready_with_blas_on_one_thread_and_no_thread_started():
     # Workers fork from the master with the app's modules loaded; threads would not survive the fork.
+    # Huey (with Redis' client) and requests wait until a process queues a job or downloads data.
     import json
     import subprocess
     import sys
@@ -67,7 +68,7 @@ def test_the_gunicorn_master_imports_the_app_once_ready_with_blas_on_one_thread_
         conf.when_ready(None)
         from threadpoolctl import threadpool_info
         blas = sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
-        loaded = sorted({"service.app", "flask", "numpy"} & set(sys.modules))
+        loaded = sorted({"service.app", "flask", "numpy", "huey", "redis", "requests"} & set(sys.modules))
         print(json.dumps([loaded, blas, threading.active_count()]))
     """
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
