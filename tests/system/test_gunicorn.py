@@ -76,9 +76,9 @@ def test_each_pool_master_loads_the_app_once_and_its_workers_fork_with_it(servic
     masters = [pid for pid, cmd in children(svc.proc.pid) if "gunicorn" in cmd]
     assert len(masters) == 2  # the cheap pool and the expensive one
     for master in masters:
-        assert "_multiarray_umath" in Path(f"/proc/{master}/maps").read_text()  # NumPy, with the app
-        # /readyz answers from the cheap pool: the expensive one may still be starting
+        # /readyz answers from the cheap pool: the expensive one may still be importing
         workers = wait_until(lambda: [pid for pid, _ in children(master)], 30, f"workers of {master}")  # noqa: B023
+        assert "_multiarray_umath" in Path(f"/proc/{master}/maps").read_text()  # NumPy, with the app
         for worker in workers:  # importing the app takes over a second of CPU; building it, tens of ms
             assert _cpu_seconds(worker) < _cpu_seconds(master) / 3, (master, worker)
 
