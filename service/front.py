@@ -28,7 +28,7 @@ from pathlib import Path
 
 from service.errors import Busy, FrontUnavailable, code_of
 from service.settings import Settings, is_loopback
-from service.wire import PROTOCOL_PREFIX, error_body
+from service.wire import PROTOCOL_PREFIX, body_too_large, error_body
 
 # Seconds. A client has this long to send its headers, and at most this long between two reads of
 # its body or of the answer; then nginx closes its connection.
@@ -84,11 +84,10 @@ def _error_pages(settings: Settings, path: str = "/") -> tuple[str, str]:
     Protocol's): the ``error_page`` directives, and the pages' locations (at the server's level).
     A page is a URI, not a named location: a request whose request line could not be parsed has no
     URI, and nginx then cannot reach a named one."""
-    max_body = f"{settings.max_body_bytes:,}"
     pages = [  # (nginx's status, the status and reason clients get, the message)
         (400, 400, "Bad Request", "malformed request: the request line, headers or chunked body"),
         (408, 408, "Request Timeout", f"the request did not arrive within {CLIENT_TIMEOUT} s"),
-        (413, 413, "Request Entity Too Large", f"the body is over {max_body} bytes (BACKPROP_MAX_BODY_MB)"),
+        (413, 413, "Request Entity Too Large", body_too_large(settings.max_body_bytes)),
         (414, 414, "URI Too Long", f"the request line is longer than {HEADER_BUFFER}B"),
         # nginx's own status for headers too large is 494, which clients see as 400: say 431, as
         # gunicorn does.

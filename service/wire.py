@@ -28,6 +28,11 @@ def under_protocol(path: str) -> bool:
     return path == PROTOCOL_PREFIX or path.startswith(PROTOCOL_PREFIX + "/")
 
 
+def body_too_large(max_bytes: int) -> str:
+    """The 413's message, whichever refuses the body: nginx, the chunked-body reader or the app."""
+    return f"the body is over {max_bytes:,} bytes (BACKPROP_MAX_BODY_MB)"
+
+
 def error_body(
     path: str, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> tuple[int, dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from service.wire import wsgi_error
+from service.wire import body_too_large, wsgi_error
 
 
 class BoundedBody:
@@ -27,8 +27,8 @@ class BoundedBody:
                 message = f"malformed chunked body: {exc}"
                 return wsgi_error(environ, start_response, 400, "Bad Request", message)
             if len(body) > self.max_bytes:
-                message = f"the body is larger than {self.max_bytes:,} bytes (BACKPROP_MAX_BODY_MB)"
-                return wsgi_error(environ, start_response, 413, "Request Entity Too Large", message)
+                too_large = body_too_large(self.max_bytes)
+                return wsgi_error(environ, start_response, 413, "Request Entity Too Large", too_large)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
             environ.pop("HTTP_TRANSFER_ENCODING", None)  # de-chunked: else Werkzeug ignores the length

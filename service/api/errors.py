@@ -12,12 +12,12 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from service.api.security import check_token, needs_token
 from service.errors import BackpropError, code_of, error_detail
 from service.names import NAME_PATTERN, NAME_RULE
-from service.wire import error_body
+from service.wire import body_too_large, error_body
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        response = error_response(exc.code or 500, code_of(exc.name or ""), exc.description or exc.name)
+        message = exc.description or exc.name
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if isinstance(exc, RequestEntityTooLarge) and (request.content_length or 0) > limit:
+            message = body_too_large(limit)  # Werkzeug's own words do not name the limit
+        response = error_response(exc.code or 500, code_of(exc.name or ""), message)
         if exc.code == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response

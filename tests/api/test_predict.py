@@ -152,6 +152,9 @@ def test_body_over_the_limit_is_a_json_413(make_client):
     client = make_client(max_body_mb=0.001)
     error = _error(client.post("/predict", data=bytes(784 * 2), content_type="application/octet-stream"), 413)
     assert error["code"] == "request_entity_too_large"
+    assert error["message"] == "the body is over 1,048 bytes (BACKPROP_MAX_BODY_MB)"  # as nginx says it
+    protocol = client.post("/v2/models/mnist/infer", data=bytes(784 * 2), content_type="application/json")
+    assert protocol.status_code == 413 and protocol.get_json() == {"error": error["message"]}
 
 
 def test_other_content_types_are_a_json_415(client):
