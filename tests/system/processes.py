@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests.conftest import TOKEN, free_port
+from tests.system.procfs import children
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -37,58 +38,6 @@ def wait_until(
                 return value
         time.sleep(interval)
     pytest.fail(f"{what}: not within {timeout} s")
-
-
-def children(pid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of the direct children of ``pid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append((int(entry.name), cmdline))
-    return found
-
-
-def alive(pid: int) -> bool:
-    """Running (not gone, not a zombie)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def in_group(group: int) -> list[int]:
-    """Live processes of a process group."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if entry.name.isdigit() and int(fields[2]) == group and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def with_environment(name: str, value: str) -> list[int]:
-    """Live processes started with ``name=value`` in their environment."""
-    wanted = f"{name}={value}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            environment = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if entry.name.isdigit() and wanted in environment and alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
 
 
 class Service:

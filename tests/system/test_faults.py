@@ -12,7 +12,8 @@ import time
 import pytest
 
 from tests.conftest import copy_shipped_store
-from tests.system.processes import RedisServer, alive, fill, partial_files, small_disk, wait_until
+from tests.system.processes import RedisServer, fill, partial_files, small_disk, wait_until
+from tests.system.procfs import alive
 
 pytestmark = pytest.mark.slow
 

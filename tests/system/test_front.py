@@ -20,7 +20,8 @@ from service.errors import FrontUnavailable, UnsafeConfiguration
 from service.front import choose_front, nginx_command, nginx_config, nginx_executable
 from service.settings import Settings
 from tests.conftest import TOKEN
-from tests.system.processes import Service, alive, children, in_group
+from tests.system.processes import Service
+from tests.system.procfs import alive, children, in_group
 
 STALLED_CLIENTS = 100
 

@@ -22,7 +22,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 
 from tests.conftest import TOKEN, copy_shipped_store, free_port
 from tests.model_files import good_model
-from tests.system.processes import AUTH, Service, alive, children, wait_until
+from tests.system.processes import AUTH, Service, wait_until
+from tests.system.procfs import alive, children
 
 pytestmark = pytest.mark.slow
 

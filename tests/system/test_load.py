@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from benchmarks.serving import JSON, RAW, wrk
-from tests.system.processes import AUTH, Service, children, partial_files, wait_until
+from tests.system.processes import AUTH, Service, partial_files, wait_until
+from tests.system.procfs import children
 
 pytestmark = pytest.mark.slow
 

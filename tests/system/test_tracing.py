@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from tests.conftest import free_port
-from tests.system.processes import AUTH, Service, children
+from tests.system.processes import AUTH, Service
+from tests.system.procfs import children
 
 pytest.importorskip("opentelemetry.proto")
 from tests.system.otlp import PARENT, TRACE_ID, Receiver, wait_for_spans
