@@ -1,11 +1,9 @@
 """Shared fixtures: 500 real digits inside the repository, the 5,000 and the 60,000 of ../shared for
-the tests marked real_data, small synthetic IDX folders, and the robustness summary."""
+the tests marked real_data, small synthetic IDX folders, settings and apps from the factory."""
 
 from __future__ import annotations
 
-import json
 import os
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -21,29 +19,7 @@ DIGITS = REPO / "tests" / "fixtures" / "digits"
 SYSTEM = REPO / "tests" / "system"
 
 
-class Robustness:
-    """What the fault, fuzz and load tests did and saw, printed as one JSON summary after the run."""
-
-    def __init__(self) -> None:
-        self.sections: dict[str, dict] = {}
-        self.faults: Counter[str] = Counter()
-
-    def fault(self, what: str) -> None:
-        """Count a fault as it is injected (a real kill, stop, fill or restart)."""
-        self.faults[what] += 1
-
-    def record(self, section: str, **figures) -> None:
-        self.sections[section] = figures
-
-    def summary(self) -> dict:
-        return {**self.sections, "faults_injected": dict(sorted(self.faults.items()))}
-
-
-_ROBUSTNESS = pytest.StashKey[Robustness]()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_ROBUSTNESS] = Robustness()
+pytest_plugins = ["tests.robustness"]  # the summary of faults, fuzzing and load, after the run
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -58,13 +34,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    robustness = config.stash[_ROBUSTNESS]
-    if robustness.sections or robustness.faults:
-        terminalreporter.write_sep("-", "robustness summary")
-        terminalreporter.write_line(json.dumps(robustness.summary(), indent=2))
-
-
 @pytest.fixture(autouse=True)
 def _no_backprop_environment(monkeypatch):
     """Tests build their own settings: the developer's BACKPROP_* variables stay out of them (the
@@ -75,11 +44,6 @@ def _no_backprop_environment(monkeypatch):
             "GUNICORN_CMD_ARGS",
         ):
             monkeypatch.delenv(name)
-
-
-@pytest.fixture(scope="session")
-def robustness(request) -> Robustness:
-    return request.config.stash[_ROBUSTNESS]
 
 
 def _shared_data(folder: str, variable: str) -> Path:
