@@ -169,6 +169,17 @@ class Service:
         return response.status_code == 200 and len(response.json()["predictions"]) == 1
 
 
+def train_and_wait(base: str, **fields) -> str:
+    """Train a small MNIST model through ``base``'s API (``fields`` override) and wait until it is
+    saved; the job's id."""
+    body = {"dataset": "mnist", "hidden": [32], "epochs": 2, "batch_size": 128, **fields}
+    job = requests.post(f"{base}/train", json=body, headers=AUTH, timeout=10).json()["id"]
+    wait_until(
+        lambda: requests.get(f"{base}/jobs/{job}", timeout=5).json()["status"] == "succeeded", 120, "job done"
+    )
+    return job
+
+
 @contextlib.contextmanager
 def running(tmp_path: Path, **settings: object) -> Iterator[Service]:
     """A started ``Service``, stopped afterwards whatever happened, even if it never came up."""
