@@ -20,7 +20,7 @@ import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from tests.conftest import TOKEN, copy_shipped_store, free_port
+from tests.conftest import copy_shipped_store, free_port
 from tests.model_files import good_model
 from tests.system.processes import AUTH, Service, wait_until
 from tests.system.procfs import alive, children
@@ -31,19 +31,9 @@ tritonclient_grpc = pytest.importorskip("tritonclient.grpc")
 from tritonclient.grpc import service_pb2, service_pb2_grpc  # noqa: E402 (after the skip)
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
-METADATA = [("authorization", f"Bearer {TOKEN}")]
+from tests.system.grpc_calls import METADATA, blank, healthy, pixels  # noqa: E402
+
 MAX_BODY_MB = 2
-
-
-def _healthy(address: str, service: str = "") -> bool:
-    with grpc.insecure_channel(address) as channel:
-        try:
-            answer = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=5
-            )
-        except grpc.RpcError:
-            return False
-    return answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +53,7 @@ def served(tmp_path_factory, digits_dir):
     try:
         service.start()
         address = f"127.0.0.1:{grpc_port}"
-        wait_until(lambda: _healthy(address), 60, "gRPC serving")
+        wait_until(lambda: healthy(address), 60, "gRPC serving")
         yield service, address
     finally:
         service.close()
@@ -73,12 +63,6 @@ def served(tmp_path_factory, digits_dir):
 def client(served):
     with tritonclient_grpc.InferenceServerClient(served[1]) as triton:
         yield triton
-
-
-def _pixels(images: np.ndarray, datatype: str = "UINT8", shape=None):
-    tensor = tritonclient_grpc.InferInput("pixels", list(shape or images.shape), datatype)
-    tensor.set_data_from_numpy(images)
-    return tensor
 
 
 def _rest(url: str, images: np.ndarray) -> list[dict]:
@@ -103,7 +87,7 @@ def test_health_metadata_and_readiness_as_tritonclient_asks(client, served):
     ]
     # grpc.health.v1, as grpc_health_probe and Kubernetes' gRPC probes ask: the service, and by name
     for name in ("", "inference.GRPCInferenceService"):
-        assert _healthy(served[1], name)
+        assert healthy(served[1], name)
     with grpc.insecure_channel(served[1]) as channel:
         with pytest.raises(grpc.RpcError) as unknown:
             health_pb2_grpc.HealthStub(channel).Check(
@@ -120,11 +104,11 @@ def test_raw_uint8_in_batches_of_1_and_1000_equal_rest_on_the_500_digits(client,
     expected = _rest(served[0].url, images)
     probabilities = np.array([p["probabilities"] for p in expected], dtype=np.float32)
     for row in (0, 1, 499):
-        one = client.infer("mnist", [_pixels(images[row : row + 1])])
+        one = client.infer("mnist", [pixels(images[row : row + 1])])
         assert one.as_numpy("label").tolist() == [expected[row]["label"]]
         np.testing.assert_allclose(one.as_numpy("probabilities")[0], probabilities[row], rtol=0, atol=1e-6)
     batch = np.concatenate([images, images])[:1000]
-    answer = client.infer("mnist", [_pixels(batch)])
+    answer = client.infer("mnist", [pixels(batch)])
     assert answer.as_numpy("label").tolist() == [p["label"] for p in expected] * 2
     np.testing.assert_allclose(
         answer.as_numpy("probabilities"), np.concatenate([probabilities] * 2), atol=1e-6
@@ -134,7 +118,7 @@ def test_raw_uint8_in_batches_of_1_and_1000_equal_rest_on_the_500_digits(client,
     # [N, 28, 28], a named version, a subset of outputs
     square = client.infer(
         "mnist",
-        [_pixels(images[:5].reshape(5, 28, 28))],
+        [pixels(images[:5].reshape(5, 28, 28))],
         model_version="1",
         outputs=[tritonclient_grpc.InferRequestedOutput("label")],
     )
@@ -192,7 +176,7 @@ def test_bad_requests_are_invalid_argument_naming_the_field(served, build, code,
 
 def test_an_unknown_model_is_not_found(client):
     with pytest.raises(InferenceServerException) as missing:
-        client.infer("nothing", [_pixels(np.zeros((1, 784), np.uint8))])
+        client.infer("nothing", blank())
     assert missing.value.status() == "StatusCode.NOT_FOUND" and "nothing" in missing.value.message()
 
 
@@ -256,21 +240,16 @@ def test_the_repository_rpcs_need_the_token_and_share_the_store_with_rest(served
         )
         client.unload_model("uploaded", headers=headers)
         with pytest.raises(InferenceServerException) as unloaded:
-            client.infer("uploaded", [_pixels(np.zeros((1, 784), np.uint8))])
+            client.infer("uploaded", blank())
         assert unloaded.value.status() == "StatusCode.UNAVAILABLE"
         client.load_model("uploaded", headers=headers)
-        assert client.infer("uploaded", [_pixels(np.zeros((1, 784), np.uint8))]).as_numpy("label").shape == (
-            1,
-        )
+        assert client.infer("uploaded", blank()).as_numpy("label").shape == (1,)
         # the traffic policy REST sets applies to the protocol's unversioned infer over gRPC
         client.load_model("mnist", headers=headers, files={"file:1/model.npz": good_model(seed=3)})
         policy = {"split": {"2": 1}}
         assert requests.put(f"{service.url}/models/mnist/traffic", json=policy, headers=AUTH, timeout=30).ok
         wait_until(
-            lambda: (
-                client.infer("mnist", [_pixels(np.zeros((1, 784), np.uint8))]).get_response().model_version
-                == "2"
-            ),
+            lambda: client.infer("mnist", blank()).get_response().model_version == "2",
             10,
             "the policy applied over gRPC",
         )
@@ -281,7 +260,7 @@ def test_the_repository_rpcs_need_the_token_and_share_the_store_with_rest(served
 
 
 def test_grpc_calls_are_counted_like_http_requests(client, served):
-    client.infer("mnist", [_pixels(np.zeros((1, 784), np.uint8))])
+    client.infer("mnist", blank())
     text = requests.get(f"{served[0].url}/metrics", timeout=10).text
     assert 'endpoint="/inference.GRPCInferenceService/ModelInfer",method="GRPC",status="OK"' in text
     assert 'method="GRPC",status="NOT_FOUND"' in text
@@ -303,7 +282,7 @@ def test_a_killed_grpc_process_is_replaced_and_a_stop_ends_them_all(served, robu
 
     wait_until(lambda: len(replacements()) == 1, 30, "a new gRPC process")
     assert os.sched_getaffinity(replacements()[0]) == pinned[0]  # on the core of the one it replaces
-    wait_until(lambda: _healthy(address), 30, "gRPC serving again")
+    wait_until(lambda: healthy(address), 30, "gRPC serving again")
     service.proc.send_signal(signal.SIGTERM)
     assert service.proc.wait(timeout=60) == 0
     assert not any(alive(pid) for pid in processes[1:])
