@@ -93,6 +93,8 @@ def _error_pages(settings: Settings, path: str = "/") -> tuple[str, str]:
         # gunicorn does.
         (494, 431, "Request Header Fields Too Large", f"a header over {HEADER_BUFFER}B, or all over 4x that"),
         (500, 500, "Internal Server Error", "the front failed (is its temporary folder full?)"),
+        (501, 501, "Not Implemented", "a Transfer-Encoding other than chunked"),
+        (505, 505, "HTTP Version Not Supported", "only HTTP/1.0 and HTTP/1.1 are spoken here"),
         (503, 503, "Busy", _busy_message(settings)),
         (502, 502, "Bad Gateway", "no API process answered; if this lasts, see the service log"),
         (504, 504, "Gateway Timeout", f"the API did not answer within {UPSTREAM_TIMEOUT} s"),

@@ -45,8 +45,8 @@ def test_the_configuration_is_valid_for_nginx_and_holds_the_limits(tmp_path):
     pages = [line.split("'")[1] for line in config.splitlines() if "return " in line]
     api = [json.loads(page) for page in pages if '"code"' in page]
     protocol = [json.loads(page) for page in pages if '"code"' not in page]
-    assert len(api) == 9 and all(set(body["error"]) == {"code", "message", "details"} for body in api)
-    assert len(protocol) == 9 and all(isinstance(body["error"], str) for body in protocol)
+    assert len(api) == 11 and all(set(body["error"]) == {"code", "message", "details"} for body in api)
+    assert len(protocol) == 11 and all(isinstance(body["error"], str) for body in protocol)
     v2 = config.split("location /v2 {")[1].split("}")[0]
     assert "error_page 413 =413 /_backprop/error/v2/413;" in v2 and "error_page 405 = @api;" in v2
     assert "error_page 494 =431" in config
