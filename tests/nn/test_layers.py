@@ -39,6 +39,16 @@ def test_relu_gradient_matches_numerical():
     assert relative_error(dx, numerical_gradient(_upstream_loss(layer, x, dout), x)) < TOL
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_passes_positive_inputs_and_their_gradients_only(dtype):
+    x = np.array([[-2.0, -0.0, 0.0, 0.5, 3.0]], dtype=dtype)
+    layer = ReLU()
+    out = layer.forward(x)
+    assert out.dtype == dtype and out.tolist() == [[0.0, 0.0, 0.0, 0.5, 3.0]]
+    dx = layer.backward(np.full_like(x, 5.0))
+    assert dx.dtype == dtype and dx.tolist() == [[0.0, 0.0, 0.0, 5.0, 5.0]]
+
+
 @pytest.mark.parametrize("one_hot", [False, True])
 def test_softmax_cross_entropy_gradient_matches_numerical(one_hot):
     rng = np.random.default_rng(1)
