@@ -42,7 +42,7 @@ def either_front(request, tmp_path_factory):
 
     tmp_path = tmp_path_factory.mktemp(f"front-{request.param}")
     store = copy_shipped_store(tmp_path / "store")
-    with running(tmp_path, model_store=store, front=request.param) as service:
+    with running(tmp_path, model_store=store, front=request.param, worker=False) as service:
         yield service.url
 
 
