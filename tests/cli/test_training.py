@@ -18,23 +18,8 @@ def _lines(out: str) -> list[dict]:
 
 
 def test_train_json_prints_epochs_then_a_summary(tiny_dataset_dir, settings, capsys):
-    code = main(
-        [
-            "train",
-            "--data-dir",
-            str(tiny_dataset_dir),
-            "--hidden",
-            "32",
-            "--epochs",
-            "3",
-            "--batch-size",
-            "64",
-            "--model",
-            "tiny",
-            "--json",
-        ],
-        settings,
-    )
+    flags = ["--hidden", "32", "--epochs", "3", "--batch-size", "64", "--model", "tiny", "--json"]
+    code = main(["train", "--data-dir", str(tiny_dataset_dir), *flags], settings)
     assert code == 0
     lines = _lines(capsys.readouterr().out)
     assert [line["event"] for line in lines] == ["epoch"] * 3 + ["done"]
@@ -120,20 +105,8 @@ def test_console_script_runs_gradcheck():
 
 
 def test_evaluate_and_predict_use_the_stored_model(tiny_dataset_dir, settings, capsys, tmp_path):
-    main(
-        [
-            "train",
-            "--data-dir",
-            str(tiny_dataset_dir),
-            "--hidden",
-            "32",
-            "--epochs",
-            "3",
-            "--json",
-            "--set-default",
-        ],
-        settings,
-    )
+    flags = ["--hidden", "32", "--epochs", "3", "--json", "--set-default"]
+    main(["train", "--data-dir", str(tiny_dataset_dir), *flags], settings)
     trained = _lines(capsys.readouterr().out)[-1]
     assert main(["evaluate", "--data-dir", str(tiny_dataset_dir), "--json"], settings) == 0
     evaluated = json.loads(capsys.readouterr().out)
