@@ -113,21 +113,59 @@ def load_digit(path: str | Path) -> np.ndarray:
     return decode_digit(path, what=str(path))
 
 
+NPY_MAGIC = b"\x93NUMPY"
+_NOT_NUMBERS = {
+    "U": "text",
+    "S": "bytes",
+    "c": "complex numbers",
+    "M": "dates",
+    "m": "time spans",
+    "V": "records",
+}
+
+
 def load_images(path: str | Path) -> np.ndarray:
-    """(N, 784) float pixels, 0-255: from a ``.npy`` of 28x28 / 784 arrays, or a picture of a digit."""
+    """(N, 784) float pixels, 0-255: from a ``.npy`` of 28x28 / 784 arrays (0-255, or 0-1 for the
+    whole file), or a picture of a digit."""
     path = Path(path)
     if path.suffix.lower() != ".npy":
         return load_digit(path).reshape(1, -1)
     try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+        with path.open("rb") as file:
+            is_npy = file.read(len(NPY_MAGIC)) == NPY_MAGIC
+        array = np.load(path, allow_pickle=False) if is_npy else None
+    except (OSError, ValueError, EOFError) as exc:
         raise BackpropError(f"{path}: cannot read as .npy ({exc})") from exc
-    if array.ndim == 2 and array.shape == (28, 28) or array.ndim == 1:
+    if array is None:
+        raise BackpropError(f"{path}: not a .npy file (NumPy's files start with {NPY_MAGIC!r})")
+    if array.dtype.kind not in "biuf":
+        held = _NOT_NUMBERS.get(array.dtype.kind, f"{array.dtype} values")
+        raise BackpropError(f"{path}: holds {held}, where pixels are real numbers")
+    if array.ndim == 0 or array.shape == (28, 28) or array.ndim == 1:
         array = array.reshape(1, -1)
+    if len(array) == 0:
+        raise BackpropError(f"{path}: holds no images")
     array = array.reshape(len(array), -1)
     if array.shape[1] != 784:
         raise BackpropError(f"{path}: expected 784 pixels per image, got {array.shape[1]}")
     array = array.astype(np.float64)
-    if array.size and array.max() <= 1.0:
-        array *= 255.0
-    return array
+    top = 1.0 if array.max() <= 1.0 else 255.0  # NaN compares false: 255
+    outside = first_outside(array, top)
+    if outside is not None:
+        i, j, value = outside
+        raise BackpropError(
+            f"{path}: image {i}, pixel {j} is {value:g}; pixels are 0-255 (or 0-1 throughout)"
+        )
+    return array * (255.0 / top)
+
+
+def first_outside(matrix: np.ndarray, top: float) -> tuple[int, int, float] | None:
+    """(row, column, value) of the first value of ``matrix`` (N, D) that is not a number within
+    [0, ``top``] (NaN and infinities included), or None."""
+    if matrix.dtype == np.uint8 and top >= 255:
+        return None
+    bad = ~((matrix >= 0.0) & (matrix <= top))  # NaN compares false: caught here too
+    if not bad.any():
+        return None
+    i, j = (int(k) for k in np.argwhere(bad)[0])
+    return i, j, float(matrix[i, j])

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from service.errors import BackpropError
-from service.images import load_digit, mnist_style
+from service.images import load_digit, load_images, mnist_style
 
 
 def test_a_drawn_digit_becomes_mnist_style(digit_png, real_digits):
@@ -68,3 +68,60 @@ def test_grey_levels_round_and_clip_from_either_scale():
     assert grey_levels(np.array([-3.0, 0.4, 127.5, 254.6, 300.0])).tolist() == [0, 0, 128, 255, 255]
     assert grey_levels(np.array([[0.0, 0.5, 1.0]]), unit=True).tolist() == [[0, 128, 255]]
     assert grey_levels(np.array([7], dtype=np.uint8)).dtype == np.uint8
+
+
+def _npy(path, array) -> str:
+    np.save(path, array)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "make,said",
+    [
+        (lambda p: p.write_bytes(b"garbage") and str(p), "not a .npy file"),
+        (lambda p: p.write_bytes(b"") or str(p), "not a .npy file"),
+        (lambda p: p.write_bytes(b"\x93NUMPY") and str(p), "cannot read as .npy"),  # cut short
+        (lambda p: _npy(p, np.array([{"a": 1}], dtype=object)), "cannot read as .npy"),
+        (lambda p: _npy(p, np.full((1, 784), "1")), "holds text, where pixels are real numbers"),
+        (lambda p: _npy(p, np.zeros((1, 784), complex)), "holds complex numbers"),
+        (lambda p: _npy(p, np.float64(3.0)), "expected 784 pixels per image, got 1"),
+        (lambda p: _npy(p, np.zeros((0, 784))), "holds no images"),
+        (lambda p: _npy(p, np.zeros((2, 3, 4))), "expected 784 pixels per image, got 12"),
+        (lambda p: _npy(p, np.full((1, 784), np.nan)), "image 0, pixel 0 is nan"),
+        (lambda p: _npy(p, np.full((3, 784), [[0.0], [7.0], [np.inf]])), "image 2, pixel 0 is inf"),
+        (lambda p: _npy(p, np.eye(2, 784)[::-1] * 300), "image 0, pixel 1 is 300"),
+        (lambda p: _npy(p, -np.eye(1, 784)), "image 0, pixel 0 is -1; pixels are 0-255 (or 0-1"),
+    ],
+    ids=[
+        "text",
+        "empty",
+        "truncated",
+        "objects",
+        "strings",
+        "complex",
+        "scalar",
+        "none",
+        "shape",
+        "nan",
+        "inf",
+        "over-255",
+        "negative",
+    ],
+)
+def test_npy_files_that_hold_no_pixels_are_refused_naming_the_problem(tmp_path, make, said):
+    with pytest.raises(BackpropError) as refused:
+        load_images(make(tmp_path / "images.npy"))
+    assert said in refused.value.message
+
+
+def test_npy_pixels_come_as_0_255_from_either_scale(tmp_path):
+    ones = np.eye(2, 784)
+    for stored in (
+        ones,
+        ones * 255,
+        (ones * 255).astype(np.uint8),
+        ones.astype(bool),
+        ones.reshape(2, 28, 28),
+    ):
+        np.testing.assert_array_equal(load_images(_npy(tmp_path / "x.npy", stored)), ones * 255)
+    assert load_images(_npy(tmp_path / "one.npy", ones[0].reshape(28, 28))).shape == (1, 784)

@@ -195,13 +195,10 @@ def to_matrix(value: Any, field: str, *, batch: bool, max_batch: int) -> np.ndar
 def check_range(matrix: np.ndarray, field: str, *, batch: bool, scale: str) -> None:
     """Every value finite and within [0, 255] (``scale="pixel"``) or [0, 1] (``"unit"``)."""
     top = SCALE_MAX[scale]
-    if matrix.dtype == np.uint8 and top >= 255:
+    outside = images.first_outside(matrix, top)
+    if outside is None:
         return
-    bad = ~((matrix >= 0.0) & (matrix <= top))  # NaN compares false: caught here too
-    if not bad.any():
-        return
-    i, j = (int(k) for k in np.argwhere(bad)[0])
-    value = float(matrix[i, j])
+    i, j, value = outside
     loc = [field, i, j] if batch else [field, j]
     if not math.isfinite(value):
         raise invalid(loc, f"must be a finite number, got {value}", "finite_number")

@@ -56,3 +56,12 @@ def test_explain_prints_and_draws_why_the_shipped_model_said_what_it_said(
     assert main([*argv, "--steps", "0"], Settings()) == 2
     assert "invalid steps=0" in capsys.readouterr().err
     assert main([*argv, "--score", "log_probability", "--noise", "0.3"], Settings()) == 0
+
+
+def test_pixels_that_are_no_pixels_are_said_before_any_model_or_service_is_asked(tmp_path, capsys):
+    images = tmp_path / "nan.npy"
+    np.save(images, np.full((1, 784), np.nan))
+    for where in (["--model-store", str(tmp_path / "nothing")], ["--url", "http://127.0.0.1:9"]):
+        assert main(["predict", str(images), *where]) == 1
+        said = f"backprop: {images}: image 0, pixel 0 is nan; pixels are 0-255 (or 0-1 throughout)\n"
+        assert capsys.readouterr().err == said
