@@ -209,8 +209,14 @@ class Settings(BaseSettings):
 def describe_errors(exc: ValidationError) -> list[str]:
     """One sentence per invalid setting, naming the variable and the value it had."""
     lines = []
-    for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"])
+    errors = exc.errors()
+    for error in errors:
+        loc = tuple(error["loc"])
+        if error["type"] == "too_short" and any(
+            len(other["loc"]) > len(loc) for other in errors if tuple(other["loc"][: len(loc)]) == loc
+        ):
+            continue  # short only because its items were refused, which are said
+        field = ".".join(str(part) for part in loc)
         name = f"BACKPROP_{field.upper()}" if field in Settings.model_fields else field
         shown = isinstance(error.get("input"), str | int | float) and field != "api_token"  # no secrets
         given = f"={error['input']!r}" if shown else ""

@@ -46,6 +46,11 @@ def test_train_without_json_talks_to_people(tiny_dataset_dir, settings, capsys):
 def test_invalid_hyperparameters_exit_2_naming_the_field(settings, capsys):
     assert main(["train", "--epochs", "0"], settings) == 2
     assert "invalid epochs" in capsys.readouterr().err
+    # the refused size is said once, not again as a list left empty
+    assert main(["train", "--hidden", "0"], settings) == 2
+    assert capsys.readouterr().err == (
+        "backprop: invalid hidden.0=0: Input should be greater than or equal to 1\n"
+    )
 
 
 def test_missing_data_says_where_it_looked(settings, capsys):
