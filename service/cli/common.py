@@ -4,7 +4,9 @@ flags generated from the option models."""
 from __future__ import annotations
 
 import argparse
+import tempfile
 import typing
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -18,6 +20,27 @@ from service.store import ModelStore
 
 def store_of(args: argparse.Namespace, settings: Settings) -> ModelStore:
     return ModelStore(args.model_store or settings.model_store)
+
+
+def writable_folder(folder: Path, what: str, *, make: bool = True) -> Path:
+    """``folder`` (made if absent and ``make``) once a file can be created in it, or one sentence:
+    said before work whose result would otherwise be lost at the end (a training run, explanations)."""
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(0, "it is a file, not a folder")
+        if make:
+            folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise BackpropError(f"cannot write {what} in {folder}: {exc.strerror or exc}") from None
+    return folder
+
+
+def write_file(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise BackpropError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def load_data(args: argparse.Namespace, settings: Settings):

@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from service.cli.common import options_given, said_by_service, store_of
+from service.cli.common import options_given, said_by_service, store_of, writable_folder, write_file
 from service.reporters import emit
 from service.settings import Settings
 
@@ -55,6 +55,8 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
     from service.registry import LoadedModel
 
     how = options_given(args, ExplainOptions)  # a wrong option is said before anything is read
+    if args.svg:
+        writable_folder(args.svg.parent, "heat maps", make=False)
     pixels = load_images(args.file)
     network, meta = store_of(args, settings).load(args.model, args.version)
     model = LoadedModel(meta["name"], meta["version"], network, meta)
@@ -63,9 +65,8 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
         if args.svg:
             svg_path = args.svg if len(pixels) == 1 else args.svg.with_stem(f"{args.svg.stem}-{i}")
             attributions = np.asarray(explanation["attributions"])
-            svg_path.write_text(
-                heatmap_svg(pixels[i], attributions, caption=caption(model, explanation, how.method))
-            )
+            svg = heatmap_svg(pixels[i], attributions, caption=caption(model, explanation, how.method))
+            write_file(svg_path, svg.encode())
         if args.json:
             emit(
                 {

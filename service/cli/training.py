@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from service.cli.common import add_option_flags, load_data, options_given, store_of
+from service.cli.common import add_option_flags, load_data, options_given, store_of, writable_folder
 from service.evaluation import same_data_or_refuse
 from service.feedback.dataset import base_dataset
 from service.nn import Callback
@@ -36,7 +36,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     config = training_config(args)
     store = store_of(args, settings)
     model_name = args.model or base_dataset(args.dataset)
-    store.model_dir(model_name)  # fail on a bad name before loading the data, not after
+    # A bad name or a store that cannot be written is said before the data loads and the model trains.
+    writable_folder(store.model_dir(model_name), "a model")
     dataset = load_data(args, settings)
     if not args.json:
         # The folder can be a fallback (e.g. Debian's), so say which one was used.

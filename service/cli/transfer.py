@@ -7,8 +7,8 @@ import argparse
 import re
 from pathlib import Path
 
-from service.cli.common import options_given, said_by_service, store_of
-from service.errors import BackpropError, ModelFileError
+from service.cli.common import options_given, said_by_service, store_of, write_file
+from service.errors import BackpropError
 from service.onnx_export import ExportOptions, to_onnx
 from service.reporters import emit
 from service.repository import UploadOptions
@@ -73,10 +73,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     for path, data in ((args.npz, npz), (args.onnx, onnx)):
         if path is None:
             continue
-        try:
-            Path(path).write_bytes(data)
-        except OSError as exc:
-            raise ModelFileError(f"cannot write {path}: {exc.strerror or exc}") from None
+        write_file(Path(path), data)
         if args.json:
             emit({"model": name, "version": version, "file": str(path), "bytes": len(data)})
         else:

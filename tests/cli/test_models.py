@@ -65,3 +65,16 @@ def test_pixels_that_are_no_pixels_are_said_before_any_model_or_service_is_asked
         assert main(["predict", str(images), *where]) == 1
         said = f"backprop: {images}: image 0, pixel 0 is nan; pixels are 0-255 (or 0-1 throughout)\n"
         assert capsys.readouterr().err == said
+
+
+def test_heat_maps_that_cannot_be_written_are_said_before_anything_is_explained(
+    tmp_path, real_digits, shipped_store, capsys
+):
+    np.save(tmp_path / "one.npy", real_digits[0][:1])
+    (tmp_path / "a-file").write_text("")
+    argv = ["explain", str(tmp_path / "one.npy"), "--model-store", str(shipped_store), "--svg"]
+    for svg, why in (("missing/map.svg", "No such file or directory"), ("a-file/map.svg", "it is a file")):
+        assert main([*argv, str(tmp_path / svg)]) == 1
+        out, err = capsys.readouterr()
+        assert err.startswith(f"backprop: cannot write heat maps in {(tmp_path / svg).parent}: {why}")
+        assert out == "" and not (tmp_path / "missing").exists()

@@ -193,3 +193,13 @@ def test_train_on_corrections_fine_tunes_and_says_so_in_one_sentence_when_it_can
         and meta["metrics"]["corrections_samples"] == 2
     )
     assert meta["training"]["feedback_weight"] == 20 and meta["spec"]["hidden"] == [16]
+
+
+def test_a_store_that_cannot_be_written_is_said_before_training(tiny_dataset_dir, tmp_path, capsys):
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("")
+    argv = ["train", "--data-dir", str(tiny_dataset_dir), "--model-store", str(in_the_way), "--epochs", "1"]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert err == f"backprop: cannot write a model in {in_the_way / 'mnist'}: Not a directory\n"
+    assert "epoch" not in out + err  # nothing trained
