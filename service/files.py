@@ -3,6 +3,7 @@ a link into place, and the folder fsynced after. Used by the model store and its
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -29,6 +30,14 @@ def storage_errors(what: str) -> Iterator[None]:
                 "kept; free space there and try again"
             ) from exc
         raise
+
+
+def make_folder(folder: Path) -> None:
+    """``mkdir -p``, where a file in the way is said as such (mkdir's own word for it is "File
+    exists")."""
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a folder", str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def open_allocated(path: str | Path, size: int) -> int:

@@ -21,6 +21,7 @@ from typing import IO
 
 from service import tracing
 from service.errors import CannotServe
+from service.files import make_folder
 from service.front import choose_front, nginx_command, pool_socket
 from service.priority import lower_priority
 from service.settings import EXPENSIVE_POOL, Settings, check_bind
@@ -123,8 +124,14 @@ class Plan:
 def _lock_state_folder(settings: Settings) -> IO[str]:
     # Two instances would share the metrics files and gunicorn's control socket: the second would
     # wipe the first's. The lock goes with the process, however it ends.
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    lock = open(settings.state_dir / "serve.lock", "a+")  # noqa: SIM115 (held until exit)
+    try:
+        make_folder(settings.state_dir)
+        lock = open(settings.state_dir / "serve.lock", "a+")  # noqa: SIM115 (held until exit)
+    except OSError as exc:
+        raise CannotServe(
+            f"the state folder {settings.state_dir} cannot be used ({exc.strerror or exc}); "
+            "point BACKPROP_STATE_DIR at a folder this user can write"
+        ) from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

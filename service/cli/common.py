@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from service.errors import BackpropError
 from service.feedback.dataset import load_training_data
 from service.feedback.store import FeedbackStore
+from service.files import make_folder
 from service.settings import Settings
 from service.store import ModelStore
 
@@ -26,10 +27,8 @@ def writable_folder(folder: Path, what: str, *, make: bool = True) -> Path:
     """``folder`` (made if absent and ``make``) once a file can be created in it, or one sentence:
     said before work whose result would otherwise be lost at the end (a training run, explanations)."""
     try:
-        if folder.exists() and not folder.is_dir():
-            raise NotADirectoryError(0, "it is a file, not a folder")
         if make:
-            folder.mkdir(parents=True, exist_ok=True)
+            make_folder(folder)
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as exc:
         raise BackpropError(f"cannot write {what} in {folder}: {exc.strerror or exc}") from None

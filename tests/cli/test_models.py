@@ -73,7 +73,7 @@ def test_heat_maps_that_cannot_be_written_are_said_before_anything_is_explained(
     np.save(tmp_path / "one.npy", real_digits[0][:1])
     (tmp_path / "a-file").write_text("")
     argv = ["explain", str(tmp_path / "one.npy"), "--model-store", str(shipped_store), "--svg"]
-    for svg, why in (("missing/map.svg", "No such file or directory"), ("a-file/map.svg", "it is a file")):
+    for svg, why in (("missing/map.svg", "No such file or directory"), ("a-file/map.svg", "Not a directory")):
         assert main([*argv, str(tmp_path / svg)]) == 1
         out, err = capsys.readouterr()
         assert err.startswith(f"backprop: cannot write heat maps in {(tmp_path / svg).parent}: {why}")

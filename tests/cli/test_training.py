@@ -196,10 +196,12 @@ def test_train_on_corrections_fine_tunes_and_says_so_in_one_sentence_when_it_can
 
 
 def test_a_store_that_cannot_be_written_is_said_before_training(tiny_dataset_dir, tmp_path, capsys):
-    in_the_way = tmp_path / "a-file"
-    in_the_way.write_text("")
-    argv = ["train", "--data-dir", str(tiny_dataset_dir), "--model-store", str(in_the_way), "--epochs", "1"]
-    assert main(argv) == 1
-    out, err = capsys.readouterr()
-    assert err == f"backprop: cannot write a model in {in_the_way / 'mnist'}: Not a directory\n"
-    assert "epoch" not in out + err  # nothing trained
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "mnist").write_text("")  # a file where the model's folder goes
+    argv = ["train", "--data-dir", str(tiny_dataset_dir), "--epochs", "1", "--model-store"]
+    for store, why in (("a-file", "Not a directory"), ("store", "it is a file, not a folder")):
+        assert main([*argv, str(tmp_path / store)]) == 1
+        out, err = capsys.readouterr()
+        assert err == f"backprop: cannot write a model in {tmp_path / store / 'mnist'}: {why}\n"
+        assert "epoch" not in out + err  # nothing trained

@@ -49,6 +49,17 @@ def test_the_http_port_taken_for_grpc_too_is_said_before_serving_on(tmp_path):
     assert not (tmp_path / "var").exists()
 
 
+def test_a_state_folder_that_cannot_be_used_is_said_before_serving_on(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    for folder, why in (("a-file", "it is a file, not a folder"), ("a-file/var", "Not a directory")):
+        result = _serve(_clean_env(tmp_path, BACKPROP_STATE_DIR=str(tmp_path / folder)), "--port", "8123")
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"backprop: the state folder {tmp_path / folder} cannot be used ({why}); "
+            "point BACKPROP_STATE_DIR at a folder this user can write\n"
+        )
+
+
 @pytest.mark.slow
 def test_a_second_serve_on_the_same_state_folder_refuses_and_harms_nothing(tmp_path, store_dir):
     first = Service(tmp_path, worker=False, model_store=store_dir)
