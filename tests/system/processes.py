@@ -69,8 +69,9 @@ class Service:
 
     def start(self) -> Service:
         """Start it and wait until it is ready (the first /readyz loads the model: on a busy machine
-        that takes seconds). Whoever calls this stops it with ``close`` or ``kill_all``, even when
-        it never became ready."""
+        that takes seconds) and every worker of the pool that answers predictions is up (the first
+        answers before the others have forked). Whoever calls this stops it with ``close`` or
+        ``kill_all``, even when it never became ready."""
         # A file, not a pipe: a full pipe would block the server.
         with self.log_path.open("a") as log:
             self.proc = subprocess.Popen(
@@ -83,6 +84,11 @@ class Service:
             wait_until(lambda: requests.get(f"{self.url}/readyz", timeout=10).ok, 60, "service ready")
         except pytest.fail.Exception:
             pytest.fail(f"backprop serve did not become ready; its log:\n{self.log()}")
+        flags = self.command
+        workers = int(
+            flags[flags.index("--workers") + 1] if "--workers" in flags else self.env["BACKPROP_WORKERS"]
+        )
+        wait_until(lambda: len(children(self.gunicorn_pid())) >= workers, 30, f"{workers} gunicorn workers")
         return self
 
     @property
