@@ -22,6 +22,7 @@ NEEDS = {
     "test_fuzz.py": "schemathesis",
     "test_compose.py": "yaml",
     "test_pages.py": "playwright",
+    "test_dashboard.py": "playwright",
     "test_pages_corrections.py": "playwright",
 }
 collect_ignore = [module for module, package in NEEDS.items() if importlib.util.find_spec(package) is None]
