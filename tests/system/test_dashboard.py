@@ -1,6 +1,6 @@
 """The dashboard in a real browser (Debian's Chromium through Playwright), against a real
-``backprop serve``: training from it, with a token and without, making a version the default (and
-the draw page following it), names refused before anything is sent, and traffic policies."""
+``backprop serve`` of each test's own: training from it, with a token and without, making a version
+the default (and the draw page following it), and traffic policies."""
 
 from __future__ import annotations
 
@@ -145,24 +145,6 @@ def test_without_a_token_the_dashboard_trains_at_once_and_rests_when_hidden(
         assert len(polls) > before
     finally:
         service.close()
-
-
-def test_a_name_the_store_refuses_is_refused_in_words_before_anything_is_sent(module_server, pages):
-    from tests.conftest import TOKEN
-
-    base, _ = module_server
-    page = pages.open(f"{base}/dashboard")
-    assert page.get_by_label("Hidden layers").input_value() == "512 256"  # the API's default
-    sent = []
-    page.on("request", lambda r: r.url.endswith("/train") and sent.append(r.url))
-    page.get_by_label("Token", exact=True).fill(TOKEN)
-    page.get_by_label("Model name").fill("MyDigits")
-    page.get_by_role("button", name="Start training").click()
-    expect(page.locator("#train-status")).to_have_text(
-        "Not started: a model name is 1-64 lowercase letters, digits, '-', '_' or '.', "
-        "starting with a letter or digit, with no '..'."
-    )
-    assert sent == [] and page.evaluate("document.activeElement.id") == "model-name"
 
 
 def test_the_dashboard_sets_a_traffic_policy_and_shows_its_verdict(server, pages, screenshots):

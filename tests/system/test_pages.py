@@ -1,6 +1,7 @@
 """The two pages in a real browser (Debian's Chromium through Playwright), against a real
-``backprop serve``: drawing digits, keyboard use, phone-sized screens, the API's docs, and an
-automated accessibility check (axe-core, vendored). The dashboard's own tests: test_dashboard.py."""
+``backprop serve``: drawing digits, keyboard use, phone-sized screens, the API's docs, a model name
+refused before anything is sent, and an automated accessibility check (axe-core, vendored). The
+dashboard's tests that change the service: test_dashboard.py."""
 
 from __future__ import annotations
 
@@ -140,3 +141,21 @@ def test_the_api_docs_are_swagger_ui_itself_under_the_pages_policy(module_server
     page = pages.open(f"{base}/docs/")  # a console error (a refused script, say) fails the test
     page.locator(".opblock").first.wait_for()
     assert page.locator(".opblock").count() >= 20
+
+
+def test_a_name_the_store_refuses_is_refused_in_words_before_anything_is_sent(module_server, pages):
+    from tests.conftest import TOKEN
+
+    base, _ = module_server
+    page = pages.open(f"{base}/dashboard")
+    assert page.get_by_label("Hidden layers").input_value() == "512 256"  # the API's default
+    sent = []
+    page.on("request", lambda r: r.url.endswith("/train") and sent.append(r.url))
+    page.get_by_label("Token", exact=True).fill(TOKEN)
+    page.get_by_label("Model name").fill("MyDigits")
+    page.get_by_role("button", name="Start training").click()
+    expect(page.locator("#train-status")).to_have_text(
+        "Not started: a model name is 1-64 lowercase letters, digits, '-', '_' or '.', "
+        "starting with a letter or digit, with no '..'."
+    )
+    assert sent == [] and page.evaluate("document.activeElement.id") == "model-name"
