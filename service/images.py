@@ -132,12 +132,12 @@ def load_images(path: str | Path) -> np.ndarray:
         return load_digit(path).reshape(1, -1)
     try:
         with path.open("rb") as file:
-            is_npy = file.read(len(NPY_MAGIC)) == NPY_MAGIC
-        array = np.load(path, allow_pickle=False) if is_npy else None
+            if file.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                raise BackpropError(f"{path}: not a .npy file (NumPy's files start with {NPY_MAGIC!r})")
+            file.seek(0)
+            array = np.load(file, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
         raise BackpropError(f"{path}: cannot read as .npy ({exc})") from exc
-    if array is None:
-        raise BackpropError(f"{path}: not a .npy file (NumPy's files start with {NPY_MAGIC!r})")
     if array.dtype.kind not in "biuf":
         held = _NOT_NUMBERS.get(array.dtype.kind, f"{array.dtype} values")
         raise BackpropError(f"{path}: holds {held}, where pixels are real numbers")
