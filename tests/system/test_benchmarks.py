@@ -1,8 +1,9 @@
 """The benchmark scripts run end to end (on tiny data) and print the JSON they promise.
 
 The tests check that the figures are there and consistent, not what they are, so the runs share the
-cores: they start together when the module's first test does, three at a time (each mostly waits
-on its wrk rounds and its servers' start), and each test waits for its own."""
+cores: they start together when the module's first test does, three at a time (one alone leaves a
+core idle part of the time, while its servers start and between its wrk rounds), and each test
+waits for its own."""
 
 import json
 import subprocess
