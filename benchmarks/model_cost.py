@@ -64,6 +64,8 @@ def main() -> None:
         work = Path(tmp)
         stores = {"baseline": args.baseline or shipped_store(work / "store"), "candidate": args.candidate}
         loaded = {side: ModelStore(store).load() for side, store in stores.items()}
+        for network, _ in loaded.values():
+            network.freeze()  # as the service's registry serves it
         image = sample_digits(1)
         single = work / "single.json"
         single.write_text(json.dumps({"pixels": image[0].tolist()}))

@@ -104,7 +104,7 @@ class ModelRegistry:
                 return model
         identity = self._identity(key)  # before reading: a file replaced meanwhile is seen next time
         network, meta = self.store.load(*key)  # outside the lock: loading reads and hashes a file
-        model = LoadedModel(key[0], key[1], network, meta, identity)
+        model = LoadedModel(key[0], key[1], network.freeze(), meta, identity)
         with self._lock:
             self._checked[key] = time.monotonic()
             self._models[key] = model

@@ -84,3 +84,10 @@ def test_a_version_file_replaced_under_the_cache_is_loaded_afresh(tmp_path):
     after = registry.get("m", 1)
     assert after.metadata["sha256"] == other.metadata("m", 1)["sha256"] != before.metadata["sha256"]
     np.testing.assert_array_equal(after.network.params["W1"], _net(1).params["W1"])
+
+
+def test_served_networks_are_frozen(tmp_path):
+    store = ModelStore(tmp_path)
+    store.save("m", _net(0))
+    network = ModelRegistry(store).get("m", 1).network
+    assert not any(value.flags.writeable for value in network.params.values())

@@ -27,7 +27,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
         names = [str(i) for i in range(probabilities.shape[1])]
     else:
         network, meta = store_of(args, settings).load(args.model, args.version)
-        probabilities = network.predict_proba(network.normalize(pixels))
+        probabilities = network.freeze().predict_proba(network.normalize(pixels))
         model, version, names = meta["name"], meta["version"], network.spec.class_names
     for i, row in enumerate(probabilities):
         label = int(row.argmax())

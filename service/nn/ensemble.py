@@ -4,13 +4,15 @@ Members side by side: the first layer's weights are concatenated along their out
 hidden layer's weights sit on a block diagonal (a member's units see only its own), and the
 output layer sums the members' contributions scaled by ``1/k``. The result is a plain
 ``backprop-mlp``: every reader of the store (``/predict``, the protocol, explanations, ONNX
-export, fine-tuning) serves an ensemble without knowing it is one.
+export, fine-tuning) serves an ensemble without knowing it is one; a served network multiplies
+block-diagonal layers block by block (``MLP.freeze``), so the zeros cost nothing.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from service.nn.blocks import block_diagonal
 from service.nn.network import MLP, ModelSpec
 
 
@@ -38,7 +40,7 @@ def merge_members(members: list[MLP]) -> MLP:
             params["W1"] = np.concatenate(weights, axis=1)
             params["b1"] = np.concatenate(biases)
         elif i < depth:
-            params[f"W{i}"] = _block_diagonal(weights, dtype)
+            params[f"W{i}"] = block_diagonal(weights, dtype)
             params[f"b{i}"] = np.concatenate(biases)
         else:
             params[f"W{i}"] = np.concatenate(weights, axis=0) / dtype.type(len(members))
@@ -46,13 +48,3 @@ def merge_members(members: list[MLP]) -> MLP:
     hidden = tuple(sum(member.spec.hidden[layer] for member in members) for layer in range(len(first.hidden)))
     spec = ModelSpec(**{**first.model_dump(), "hidden": hidden})
     return MLP(spec, {key: value.astype(dtype, copy=False) for key, value in params.items()})
-
-
-def _block_diagonal(blocks: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
-    """(sum of rows, sum of columns) with ``blocks`` on the diagonal and zeros elsewhere."""
-    merged = np.zeros((sum(b.shape[0] for b in blocks), sum(b.shape[1] for b in blocks)), dtype=dtype)
-    row = col = 0
-    for block in blocks:
-        merged[row : row + block.shape[0], col : col + block.shape[1]] = block
-        row, col = row + block.shape[0], col + block.shape[1]
-    return merged

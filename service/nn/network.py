@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service.nn.blocks import diagonal_blocks, multiply_blocks
 from service.nn.layers import Dropout, Linear, ReLU, SoftmaxCrossEntropy, softmax
 
 PIXEL_MAX = 255.0
@@ -108,6 +109,7 @@ class MLP:
         self.loss_layer = SoftmaxCrossEntropy()
         self.dropout_rate = 0.0
         self._dropout_rng: np.random.Generator | None = None
+        self._blocks: dict[int, list[tuple[slice, slice, np.ndarray]]] = {}
 
     def regularize(self, *, dropout: float, label_smoothing: float, rng: np.random.Generator | None) -> None:
         """The training path's regularizers: inverted dropout after every hidden layer's ReLU (masks
@@ -176,11 +178,27 @@ class MLP:
 
     # -- inference path: no caches, safe to share between threads ---------------------------
 
+    def freeze(self) -> MLP:
+        """Ready this network for serving, in place, and return it: its parameters become
+        read-only (a served version never changes, so a write is a mistake and raises rather than
+        leave the blocks below stale), and a weight matrix made of diagonal blocks (an ensemble's
+        hidden layers, ``service.nn.ensemble``) is multiplied block by block."""
+        for value in self.params.values():
+            value.flags.writeable = False
+        for i in range(1, len(self.spec.hidden) + 2):
+            weights = self.params[f"W{i}"]
+            found = diagonal_blocks(weights)
+            if found:
+                self._blocks[i] = [(rows, cols, weights[rows, cols].copy()) for rows, cols in found]
+        return self
+
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Normalized input (N, input_size) -> logits (N, num_classes)."""
         depth = len(self.spec.hidden) + 1
         for i in range(1, depth + 1):
-            x = x @ self.params[f"W{i}"]
+            weights = self.params[f"W{i}"]
+            blocks = self._blocks.get(i)
+            x = x @ weights if blocks is None else multiply_blocks(x, blocks, weights.shape[1])
             x += self.params[f"b{i}"]
             if i < depth:
                 np.maximum(x, 0, out=x)
