@@ -81,7 +81,8 @@ def decode_digit(
     MNIST-style. ``formats`` limits the decoders tried (Pillow's names: ``("PNG",)``); a picture
     of more than ``max_pixels`` is refused before it is decoded."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as notes:
+            warnings.simplefilter("always")
             # Pillow warns of large pictures as it opens them: the size is checked just below.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(source, formats=formats)
@@ -104,6 +105,11 @@ def decode_digit(
         kinds = " or ".join(formats) if formats else "an image"
         # Pillow names the file it read: an in-memory one is only "<_io.BytesIO object at 0x...>".
         reason = re.sub(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>", "", str(exc)) or type(exc).__name__
+        # A format whose decoder is not installed (the image leaves out AVIF and WebP) is a
+        # warning beside Pillow's "cannot identify": the warning is the reason.
+        missing = [str(note.message) for note in notes if "support not installed" in str(note.message)]
+        if missing:
+            reason = missing[0].removeprefix("image file could not be identified because ")
         raise UnreadableImage(f"{what} cannot be read as {kinds}: {reason}") from None
     return mnist_style(gray)
 

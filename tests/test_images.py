@@ -42,6 +42,17 @@ def test_blank_and_unreadable_inputs(tmp_path):
         load_digit(tmp_path / "x.png")
 
 
+def test_a_format_whose_decoder_is_not_installed_says_so_in_one_sentence(tmp_path, monkeypatch):
+    from PIL import WebPImagePlugin
+
+    monkeypatch.chdir(tmp_path)
+    Image.new("L", (40, 40), 255).save("x.webp")
+    # What Pillow's plugin sets when its extension is missing, as in the production image.
+    monkeypatch.setattr(WebPImagePlugin, "SUPPORTED", False)
+    with pytest.raises(BackpropError, match="^x.webp cannot be read as an image: WEBP support not"):
+        load_digit("x.webp")
+
+
 def test_a_phone_photo_passes_the_pixel_bound_and_a_png_bomb_does_not(tmp_path, digit_png, shipped_store):
     from service.errors import UnreadableImage
     from service.images import MAX_PIXELS, decode_digit

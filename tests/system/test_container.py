@@ -67,6 +67,24 @@ def test_image_is_small_non_root_and_self_checking(image, capsys):
         check=False,
     )
     assert torch.returncode != 0
+    # Pillow's AVIF and WebP decoders are left out: a person who tries one is told in one sentence.
+    webp = subprocess.run(
+        [*engine, "run", "--rm", "--network", "host", tag, "python", "-c", WEBP_THROUGH_THE_CLI],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert webp.returncode == 1, webp.stderr
+    said = webp.stderr.strip().splitlines()[-1]  # after the engine's own notices, if any
+    assert said == "backprop: /tmp/x.webp cannot be read as an image: WEBP support not installed"
+
+
+WEBP_THROUGH_THE_CLI = """
+import base64, subprocess, sys
+webp = "UklGRiQAAABXRUJQVlA4IBgAAAAwAQCdASoBAAEAAQAcJaQAA3AA/v89WAAAAA=="  # a 1x1 lossy WebP
+open("/tmp/x.webp", "wb").write(base64.b64decode(webp))
+sys.exit(subprocess.run(["backprop", "predict", "/tmp/x.webp"]).returncode)
+"""
 
 
 def _grpc_serving(address: str) -> bool:
@@ -141,12 +159,17 @@ def test_container_serves_traces_and_stops_cleanly_on_sigterm(image):
         page = requests.get(f"{base}/", timeout=5)
         assert page.status_code == 200 and "Draw a digit" in page.text
         assert requests.get(f"{base}/assets/dashboard.js", timeout=5).status_code == 200
-        picture = io.BytesIO()
-        Image.new("L", (40, 40), 255).save(picture, format="PNG")
-        drawn = requests.post(
-            f"{base}/predict", data=picture.getvalue(), headers={"Content-Type": "image/png"}, timeout=10
-        )
-        assert drawn.status_code == 200
+        # (PNG and JPEG: the image keeps those decoders and leaves out others).
+        for kind in ("PNG", "JPEG"):
+            picture = io.BytesIO()
+            Image.new("L", (40, 40), 255).save(picture, format=kind)
+            drawn = requests.post(
+                f"{base}/predict",
+                data=picture.getvalue(),
+                headers={"Content-Type": f"image/{kind.lower()}"},
+                timeout=10,
+            )
+            assert drawn.status_code == 200, drawn.text
         assert requests.get(f"{base}/v2/health/ready", timeout=5).status_code == 200
         # The protocol over gRPC: the image has its packages, and serve runs it (its health service)
         wait_until(lambda: _grpc_serving(f"127.0.0.1:{grpc_port}"), 60, "gRPC in the container")
