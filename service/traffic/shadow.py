@@ -1,9 +1,14 @@
 """A shadow's work, off the request path: ``ShadowQueue.put`` (called once the client's answer is
-sent) only appends the request's pixels and answer to a bounded queue; a thread of the worker
-process runs the shadow on what is queued every ``interval`` seconds (sooner when ``batch`` images
-wait), in chunks of ``chunk`` images, yielding the interpreter between them. A forward pass per
-chunk instead of one per request, off the request's thread, is what keeps a shadow at fraction
-1.0 from costing requests their latency.
+sent) only appends the request's pixels and answer to a bounded queue, and a thread of the worker
+process runs the shadow on what is queued, in chunks of ``chunk`` images, yielding the interpreter
+between them.
+
+When that thread runs depends on how busy the worker is. Its requests ``quiet`` seconds apart or
+more on average leave it idle between them: each request's comparison runs at once, in that idle
+time, and is done before the next request comes. Closer together there is no such time, and
+whatever runs beside the requests costs them their latency: comparisons then wait for the next
+``interval`` (or for ``batch`` images), so that one forward pass serves a chunk of requests instead
+of each its own, the least work per image.
 
 Bounded: beyond ``capacity`` waiting images, a request's comparison is dropped and counted
 (``dropped`` in the verdict's figures), never queued without end.
@@ -25,6 +30,8 @@ from service.traffic.verdict import Verdicts
 
 log = logging.getLogger(__name__)
 
+GAP_WEIGHT = 0.2  # of the latest gap between requests in their mean: a change of pace shows in a few
+
 
 @dataclass(frozen=True)
 class _Waiting:
@@ -44,9 +51,12 @@ class ShadowQueue:
         batch: int = 512,
         interval: float = 0.05,
         chunk: int = 32,
+        quiet: float = 0.002,
     ):
         self.verdicts, self.capacity, self.batch, self.interval = verdicts, capacity, batch, interval
-        self.chunk = chunk
+        self.chunk, self.quiet = chunk, quiet
+        self._last_put: float | None = None
+        self._gap: float | None = None  # the mean time between requests, the latest weighing most
         self._waiting: list[_Waiting] = []
         self._images = 0
         self._lock = threading.Lock()
@@ -54,7 +64,12 @@ class ShadowQueue:
         self._pid: int | None = None  # the process whose thread runs the queue (gunicorn forks)
 
     def put(self, route: Route, answered: int, pixels: np.ndarray, probabilities: np.ndarray, unit: bool):
+        now = time.monotonic()
         with self._lock:
+            if self._last_put is not None:
+                since = now - self._last_put
+                self._gap = since if self._gap is None else self._gap + GAP_WEIGHT * (since - self._gap)
+            self._last_put = now
             if self._pid != os.getpid():
                 self._pid = os.getpid()
                 threading.Thread(target=self._run, name="shadow", daemon=True).start()
@@ -62,7 +77,7 @@ class ShadowQueue:
             if room:
                 self._waiting.append(_Waiting(route, answered, pixels, probabilities, unit))
                 self._images += len(pixels)
-                if self._images >= self.batch:
+                if self._images >= self.batch or (self._gap is not None and self._gap >= self.quiet):
                     self._wake.set()
         if not room:
             self.verdicts.dropped(route, len(pixels))
