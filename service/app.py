@@ -26,6 +26,7 @@ from service.jobs.queue import JobQueue
 from service.registry import ModelRegistry
 from service.settings import Settings
 from service.store import ModelStore
+from service.traffic.pace import Pace
 from service.traffic.policy import StoredPolicy, TrafficPolicy
 from service.traffic.router import TrafficRouter
 from service.traffic.shadow import ShadowQueue
@@ -76,7 +77,7 @@ def build_state(settings: Settings) -> ServiceState:
         jobs=JobQueue(settings),
         router=router,
         verdicts=verdicts,
-        shadows=ShadowQueue(verdicts),
+        shadows=ShadowQueue(verdicts, pace=Pace(settings.state_dir / "shadow-pace")),
         feedback=FeedbackStore.from_settings(settings),
     )
 

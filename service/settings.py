@@ -30,7 +30,7 @@ class Settings(BaseSettings):
         description="comma-separated base URLs tried instead of the standard dataset mirrors",
     )
 
-    state_dir: Path = Field(Path("./var"), description="job queue, job records and metrics files")
+    state_dir: Path = Field(Path("./var"), description="job queue, job records, metrics files, shadows' pace")
     host: str = Field("127.0.0.1", description="address the service listens on")
     port: int = Field(8000, ge=1, le=65535)
     grpc_port: int = Field(

@@ -26,7 +26,10 @@ class VersionFigures(BaseModel):
     images: int
     mean_confidence: float | None
     compared: int | None = Field(None, description="a shadow: images it also classified")
-    dropped: int | None = Field(None, description="a shadow: images it skipped, its queue being full")
+    dropped: int | None = Field(
+        None,
+        description="a shadow: images it skipped (a busy worker compares a sample; a full queue, none)",
+    )
     agreement: float | None = Field(None, description="a shadow: the share of those it labelled alike")
     mean_absolute_difference: float | None = Field(None, description="a shadow: of the probabilities")
 

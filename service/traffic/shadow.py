@@ -3,15 +3,22 @@ sent) only appends the request's pixels and answer to a bounded queue, and a thr
 process runs the shadow on what is queued, in chunks of ``chunk`` images, yielding the interpreter
 between them.
 
-When that thread runs depends on how busy the worker is. Its requests ``quiet`` seconds apart or
-more on average leave it idle between them: each request's comparison runs at once, in that idle
-time, and is done before the next request comes. Closer together there is no such time, and
-whatever runs beside the requests costs them their latency: comparisons then wait for the next
-``interval`` (or for ``batch`` images), so that one forward pass serves a chunk of requests instead
-of each its own, the least work per image.
+When that thread runs depends on how busy the service is: on the ``pace`` of the shadowed requests
+of every process on the machine (``service.traffic.pace``). Requests that nearly all come at least
+``pace.quiet`` seconds apart leave the service idle between them: the thread wakes as soon as a
+request is answered, and its comparison is done in that idle time, before the next request comes.
+Closer together there is no such time, and any work beside the requests costs their latency, on
+this 2-vCPU machine wherever it runs (``benchmarks/traffic_shadow.py``: comparing everything, every
+50 ms or at once, doubled the p99 of one client sending as fast as it is answered). So a busy
+service's thread wakes every ``interval`` seconds.
 
-Bounded: beyond ``capacity`` waiting images, a request's comparison is dropped and counted
-(``dropped`` in the verdict's figures), never queued without end.
+Either way, one wake compares at most ``budget`` images, taken evenly from what waits, in one
+forward pass, and counts the rest as dropped: a quiet service compares every request of up to
+``budget`` images (and part of a bigger one), a busy one a sample. The verdict's figures are those
+of the compared images; ``dropped`` says how many were not.
+
+Bounded: beyond ``capacity`` waiting images, a request's comparison is dropped and counted too,
+never queued without end.
 """
 
 from __future__ import annotations
@@ -25,12 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.traffic.pace import Pace
 from service.traffic.router import Route
 from service.traffic.verdict import Verdicts
 
 log = logging.getLogger(__name__)
-
-GAP_WEIGHT = 0.2  # of the latest gap between requests in their mean: a change of pace shows in a few
 
 
 @dataclass(frozen=True)
@@ -48,15 +54,14 @@ class ShadowQueue:
         verdicts: Verdicts,
         *,
         capacity: int = 8192,
-        batch: int = 512,
-        interval: float = 0.05,
+        interval: float = 2.0,
+        budget: int = 32,
         chunk: int = 32,
-        quiet: float = 0.002,
+        pace: Pace | None = None,
     ):
-        self.verdicts, self.capacity, self.batch, self.interval = verdicts, capacity, batch, interval
-        self.chunk, self.quiet = chunk, quiet
-        self._last_put: float | None = None
-        self._gap: float | None = None  # the mean time between requests, the latest weighing most
+        self.verdicts, self.capacity, self.interval, self.budget = verdicts, capacity, interval, budget
+        self.chunk = chunk
+        self.pace = pace or Pace()
         self._waiting: list[_Waiting] = []
         self._images = 0
         self._lock = threading.Lock()
@@ -64,12 +69,8 @@ class ShadowQueue:
         self._pid: int | None = None  # the process whose thread runs the queue (gunicorn forks)
 
     def put(self, route: Route, answered: int, pixels: np.ndarray, probabilities: np.ndarray, unit: bool):
-        now = time.monotonic()
         with self._lock:
-            if self._last_put is not None:
-                since = now - self._last_put
-                self._gap = since if self._gap is None else self._gap + GAP_WEIGHT * (since - self._gap)
-            self._last_put = now
+            self.pace.ended(time.monotonic())
             if self._pid != os.getpid():
                 self._pid = os.getpid()
                 threading.Thread(target=self._run, name="shadow", daemon=True).start()
@@ -77,15 +78,21 @@ class ShadowQueue:
             if room:
                 self._waiting.append(_Waiting(route, answered, pixels, probabilities, unit))
                 self._images += len(pixels)
-                if self._images >= self.batch or (self._gap is not None and self._gap >= self.quiet):
+                if self.pace.is_quiet():
                     self._wake.set()
         if not room:
             self.verdicts.dropped(route, len(pixels))
 
-    def run_waiting(self) -> None:
-        """Compare everything waiting now, in batches of one model, revision, shadow and scale."""
+    def run_waiting(self, budget: int | None = None) -> None:
+        """Compare what waits now, in batches of one model, revision, shadow and scale; with a
+        ``budget``, at most that many images, taken evenly from the waiting requests, and the
+        others dropped."""
         with self._lock:
             waiting, self._waiting, self._images = self._waiting, [], 0
+        if budget is not None:
+            waiting, left = sample_evenly(waiting, budget)
+            for route, images in left.items():
+                self.verdicts.dropped(route, images)
         groups: dict[tuple, list[_Waiting]] = defaultdict(list)
         for item in waiting:
             groups[(item.route.name, item.route.revision, item.route.shadow, item.unit)].append(item)
@@ -105,6 +112,26 @@ class ShadowQueue:
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
-                self.run_waiting()
+                self.run_waiting(self.budget)
             except Exception:
                 log.exception("comparing shadow answers failed")
+
+
+def sample_evenly(waiting: list[_Waiting], budget: int) -> tuple[list[_Waiting], dict[Route, int]]:
+    """At most ``budget`` images of ``waiting``, from requests spread evenly over it (the last one
+    taken cut to fit), and the images left out, by route."""
+    kept: list[_Waiting] = []
+    room = budget
+    step = max(1.0, len(waiting) / max(budget, 1))
+    chosen = {int(k * step) for k in range(len(waiting)) if int(k * step) < len(waiting)}
+    left: dict[Route, int] = defaultdict(int)
+    for index, item in enumerate(waiting):
+        take = min(room, len(item.pixels)) if index in chosen else 0
+        if take:
+            kept.append(
+                _Waiting(item.route, item.answered, item.pixels[:take], item.probabilities[:take], item.unit)
+            )
+            room -= take
+        if take < len(item.pixels):
+            left[item.route] += len(item.pixels) - take
+    return kept, dict(left)

@@ -151,9 +151,8 @@ def test_a_full_shadow_queue_drops_and_counts_instead_of_waiting(versions, app):
     client = versions
     state = service_state(app)
     state.shadows.capacity = 3  # three images wait at most
-    state.shadows.interval = 3600  # and nothing runs them during the test: no interval, no batch,
-    state.shadows.batch = 10**9
-    state.shadows.quiet = float("inf")  # and no pace counts as quiet
+    state.shadows.interval = 3600  # and nothing runs them during the test: no tick,
+    state.shadows.pace.quiet = float("inf")  # and no pace counts as quiet
     client.put("/models/mnist/traffic", json={"split": {"1": 1}, "shadow": {"version": 2}})
     for _ in range(5):
         _answered(client)

@@ -10,9 +10,11 @@ import signal
 import time
 
 import pytest
+import requests
 
+from benchmarks.traffic_shadow import candidate
 from tests.conftest import copy_shipped_store
-from tests.system.processes import RedisServer, fill, partial_files, small_disk, wait_until
+from tests.system.processes import AUTH, RedisServer, fill, partial_files, small_disk, wait_until
 from tests.system.procfs import alive
 
 pytestmark = pytest.mark.slow
@@ -141,12 +143,16 @@ def test_a_full_model_store(service, tmp_path, robustness):
         svc.stop()
 
 
-def test_a_full_state_folder_leaves_prediction_working(service, tmp_path, robustness):
+def test_a_full_state_folder_leaves_prediction_working(service, store_dir, tmp_path, robustness):
+    candidate(store_dir)  # mnist v2, to shadow: the shadow's pace file has no room either
     with small_disk(tmp_path / "small-state", 1024) as state:
         fill(state)
         robustness.fault("state disk full")
         svc = service(state_dir=state)
+        shadow = {"split": {"1": 1}, "shadow": {"version": 2, "fraction": 1.0}}
+        assert requests.put(f"{svc.url}/models/mnist/traffic", json=shadow, headers=AUTH, timeout=30).ok
         assert all(svc.predict_ok(BLANK) for _ in range(40))
+        assert "keeps the pace of its own requests" in svc.log()
         assert all(svc.get("/healthz").status_code == 200 for _ in range(20))
         assert svc.get("/readyz").status_code == 200
         refused = svc.train(**QUICK)

@@ -1,5 +1,5 @@
 """The shadow's queue: comparisons run at once in a worker whose requests leave it idle between
-them, and wait to be batched in a busy one."""
+them; a busy one compares an even sample on its tick and counts the rest as dropped."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import time
 
 import numpy as np
 
+from service.traffic.pace import Pace
 from service.traffic.router import Route
 from service.traffic.shadow import ShadowQueue
 
 ROUTE = Route("mnist", 1, shadow=2, revision="r1")
-PIXELS = np.zeros((1, 784), dtype=np.uint8)
-PROBABILITIES = np.full((1, 10), 0.1)
 
 
 class Recorder:
@@ -20,23 +19,26 @@ class Recorder:
 
     def __init__(self) -> None:
         self.compared: list[int] = []
+        self.answered: list[int] = []
         self.dropped_images = 0
 
     def shadow(self, route, answered, pixels, probabilities, unit) -> None:
         self.compared.append(len(pixels))
+        self.answered.extend(np.broadcast_to(answered, len(pixels)).tolist())
 
     def dropped(self, route, images: int) -> None:
         self.dropped_images += images
 
 
-def _queue(**options) -> tuple[ShadowQueue, Recorder]:
+def _queue(quiet: float, **options) -> tuple[ShadowQueue, Recorder]:
     recorder = Recorder()
-    # No interval and no batch size would ever run a comparison during a test: only the pace can.
-    return ShadowQueue(recorder, interval=3600, batch=10**9, **options), recorder
+    # No tick runs a comparison during a test unless it asks for one: only the pace can.
+    return ShadowQueue(recorder, pace=Pace(quiet=quiet), **{"interval": 3600, **options}), recorder
 
 
-def _put(queue: ShadowQueue) -> None:
-    queue.put(ROUTE, 1, PIXELS, PROBABILITIES, False)
+def _put(queue: ShadowQueue, answered: int = 1, images: int = 1) -> None:
+    pixels, probabilities = np.zeros((images, 784), np.uint8), np.full((images, 10), 0.1)
+    queue.put(ROUTE, answered, pixels, probabilities, False)
 
 
 def _wait_for(recorder: Recorder, images: int, seconds: float = 10) -> None:
@@ -60,11 +62,38 @@ def test_requests_far_apart_are_compared_at_once():
     assert sum(recorder.compared) == 5 and recorder.dropped_images == 0
 
 
-def test_requests_close_together_wait_for_a_batch():
-    queue, recorder = _queue(quiet=1.0)
-    for _ in range(20):  # back to back: microseconds apart
-        _put(queue)
-    time.sleep(0.1)
+def test_requests_close_together_wait_for_the_tick_which_compares_an_even_sample():
+    queue, recorder = _queue(quiet=1.0, interval=0.3, budget=8)
+    for request in range(100):  # back to back: microseconds apart
+        _put(queue, answered=request)
     assert recorder.compared == []  # nothing ran beside the requests
-    queue.run_waiting()
-    assert recorder.compared == [20]  # all of them in one chunk
+    _wait_for(recorder, 8)
+    time.sleep(0.05)
+    assert recorder.compared == [8]  # one forward pass
+    assert recorder.answered == [0, 12, 25, 37, 50, 62, 75, 87]  # spread over the requests
+    assert recorder.dropped_images == 92
+
+
+def test_a_sample_cuts_a_batch_request_to_the_budget_and_counts_the_rest():
+    queue, recorder = _queue(quiet=1.0)
+    _put(queue, images=5)
+    _put(queue, images=100)
+    queue.run_waiting(budget=32)
+    assert recorder.compared == [32] and recorder.dropped_images == 73  # 5 of the first, 27 of the next
+    _put(queue, images=3)
+    queue.run_waiting()  # no budget: a quiet worker compares everything
+    assert recorder.compared == [32, 3] and recorder.dropped_images == 73
+
+
+def test_a_service_turning_quiet_compares_a_sample_of_its_backlog_not_all_of_it():
+    queue, recorder = _queue(quiet=0.01, budget=8)
+    for request in range(100):  # busy: they wait for a tick that does not come in this test
+        _put(queue, answered=request)
+    for request in range(100, 110):  # then 20 ms apart: the service turns quiet, and each wakes it
+        time.sleep(0.02)
+        _put(queue, answered=request)
+    _wait_for(recorder, 8 + 1)
+    time.sleep(0.05)
+    assert max(recorder.compared) <= 8  # one forward pass of the budget at most, per wake
+    assert 109 in recorder.answered  # the latest request is compared
+    assert recorder.dropped_images >= 90  # most of the backlog was not
