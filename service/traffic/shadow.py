@@ -1,7 +1,6 @@
 """A shadow's work, off the request path: ``ShadowQueue.put`` (called once the client's answer is
 sent) only appends the request's pixels and answer to a bounded queue, and a thread of the worker
-process runs the shadow on what is queued, in chunks of ``chunk`` images, yielding the interpreter
-between them.
+process runs the shadow on what is queued.
 
 When that thread runs depends on how busy the service is: on the ``pace`` of the shadowed requests
 of every process on the machine (``service.traffic.pace``). Requests that nearly all come at least
@@ -56,11 +55,9 @@ class ShadowQueue:
         capacity: int = 8192,
         interval: float = 2.0,
         budget: int = 32,
-        chunk: int = 32,
         pace: Pace | None = None,
     ):
         self.verdicts, self.capacity, self.interval, self.budget = verdicts, capacity, interval, budget
-        self.chunk = chunk
         self.pace = pace or Pace()
         self._waiting: list[_Waiting] = []
         self._images = 0
@@ -83,16 +80,14 @@ class ShadowQueue:
         if not room:
             self.verdicts.dropped(route, len(pixels))
 
-    def run_waiting(self, budget: int | None = None) -> None:
-        """Compare what waits now, in batches of one model, revision, shadow and scale; with a
-        ``budget``, at most that many images, taken evenly from the waiting requests, and the
-        others dropped."""
+    def run_waiting(self) -> None:
+        """Compare at most ``budget`` of the images waiting now, taken evenly from the waiting
+        requests, in one forward pass per model, revision, shadow and scale; drop the others."""
         with self._lock:
             waiting, self._waiting, self._images = self._waiting, [], 0
-        if budget is not None:
-            waiting, left = sample_evenly(waiting, budget)
-            for route, images in left.items():
-                self.verdicts.dropped(route, images)
+        waiting, left = sample_evenly(waiting, self.budget)
+        for route, images in left.items():
+            self.verdicts.dropped(route, images)
         groups: dict[tuple, list[_Waiting]] = defaultdict(list)
         for item in waiting:
             groups[(item.route.name, item.route.revision, item.route.shadow, item.unit)].append(item)
@@ -100,19 +95,15 @@ class ShadowQueue:
             answered = np.concatenate([np.full(len(i.pixels), i.answered) for i in items])
             pixels = np.concatenate([i.pixels for i in items])
             probabilities = np.concatenate([i.probabilities for i in items])
-            for start in range(0, len(pixels), self.chunk):
-                rows = slice(start, start + self.chunk)
-                self.verdicts.shadow(
-                    items[0].route, answered[rows], pixels[rows], probabilities[rows], items[0].unit
-                )
-                time.sleep(0)  # between chunks, the worker's requests take the interpreter first
+            self.verdicts.shadow(items[0].route, answered, pixels, probabilities, items[0].unit)
+            time.sleep(0)  # between forward passes, the worker's requests take the interpreter first
 
     def _run(self) -> None:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
-                self.run_waiting(self.budget)
+                self.run_waiting()
             except Exception:
                 log.exception("comparing shadow answers failed")
 

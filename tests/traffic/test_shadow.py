@@ -75,13 +75,13 @@ def test_requests_close_together_wait_for_the_tick_which_compares_an_even_sample
 
 
 def test_a_sample_cuts_a_batch_request_to_the_budget_and_counts_the_rest():
-    queue, recorder = _queue(quiet=1.0)
+    queue, recorder = _queue(quiet=1.0, budget=32)
     _put(queue, images=5)
     _put(queue, images=100)
-    queue.run_waiting(budget=32)
+    queue.run_waiting()
     assert recorder.compared == [32] and recorder.dropped_images == 73  # 5 of the first, 27 of the next
     _put(queue, images=3)
-    queue.run_waiting()  # no budget: a quiet worker compares everything
+    queue.run_waiting()  # within the budget: all of them
     assert recorder.compared == [32, 3] and recorder.dropped_images == 73
 
 
