@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 GAP_WEIGHT = 0.2  # of the latest gap in the share: a change of pace shows within a few requests
 QUIET_SHARE = 0.8
-# The latest request's end (time.monotonic; 0: none yet), the share of quiet gaps, the gaps seen.
+# The latest request's end (time.monotonic; 0: none yet), the share of quiet gaps, and whether
+# it is known (1: a gap has been seen; 0: not yet).
 _LAYOUT = struct.Struct("ddd")
 
 
@@ -48,20 +49,20 @@ class Pace:
     def ended(self, now: float) -> None:
         """Count a request that ended at ``now`` (``time.monotonic()``)."""
         memory = self._mapped()
-        last, share, seen = _LAYOUT.unpack_from(memory)
+        last, share, known = _LAYOUT.unpack_from(memory)
         if 0 < last <= now:
             was_quiet = float(now - last >= self.quiet)
-            share = was_quiet if seen == 0 else share + GAP_WEIGHT * (was_quiet - share)
-            seen = min(seen + 1, 1e9)
+            share = share + GAP_WEIGHT * (was_quiet - share) if known else was_quiet
+            known = 1.0
         elif last > now:  # written before this machine's clock began (a reboot): start again
-            share, seen = 0.0, 0.0
-        _LAYOUT.pack_into(memory, 0, now, share, seen)
+            share, known = 0.0, 0.0
+        _LAYOUT.pack_into(memory, 0, now, share, known)
 
     def is_quiet(self) -> bool:
         """Whether nearly all recent gaps between requests were ``quiet`` seconds or longer (False
         before there was one)."""
-        _, share, seen = _LAYOUT.unpack_from(self._mapped())
-        return seen > 0 and share >= QUIET_SHARE
+        _, share, known = _LAYOUT.unpack_from(self._mapped())
+        return bool(known) and share >= QUIET_SHARE
 
 
 def _map(path: Path) -> mmap.mmap | None:
