@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import requests
 
+from benchmarks.traffic_shadow import noisy_copy
 from service.nn import model_file
-from service.nn.network import MLP
 from service.store import ModelStore
 from tests.system.processes import AUTH
 from tests.traffic import binomial_p_value
@@ -22,11 +22,8 @@ REFRESH = 0.2
 
 
 def _candidate(store_dir) -> bytes:
-    """The shipped model with a little noise on its weights: it agrees on most digits, not all."""
-    network, _ = ModelStore(store_dir).load("mnist", 1)
-    rng = np.random.default_rng(0)
-    params = {k: v + rng.normal(0, 0.02, v.shape).astype(v.dtype) for k, v in network.params.items()}
-    return model_file.to_bytes(MLP(network.spec, params))
+    """The shipped model with a little noise on its weights, as a model file to upload."""
+    return model_file.to_bytes(noisy_copy(store_dir))
 
 
 def _answers(session, url: str, images: np.ndarray, pause: float = 0.0) -> list[bytes]:
