@@ -48,7 +48,7 @@ TRAFFIC_COUNTERS = {
     "compared": "images a shadow also classified",
     "agreed": "images a shadow gave the answering version's label",
     "difference": "sum over images of the mean absolute difference of a shadow's probabilities",
-    "dropped": "images a shadow did not classify: a busy worker compares a sample, a full queue none",
+    "dropped": "images a shadow did not classify: a busy worker compares a sample of its requests",
 }
 _TRAFFIC_PREFIX = "backprop_traffic_"
 

@@ -28,7 +28,7 @@ class VersionFigures(BaseModel):
     compared: int | None = Field(None, description="a shadow: images it also classified")
     dropped: int | None = Field(
         None,
-        description="a shadow: images it skipped (a busy worker compares a sample; a full queue, none)",
+        description="a shadow: images it skipped (a busy worker compares a sample of its requests)",
     )
     agreement: float | None = Field(None, description="a shadow: the share of those it labelled alike")
     mean_absolute_difference: float | None = Field(None, description="a shadow: of the probabilities")

@@ -1,33 +1,37 @@
 """A shadow's work, off the request path: ``ShadowQueue.put`` (called once the client's answer is
-sent) only appends the request's pixels and answer to a bounded queue, and a thread of the worker
-process runs the shadow on what is queued.
+sent) keeps the request's pixels and answer, or counts them as dropped, and a thread of the worker
+process runs the shadow on what was kept.
+
+What waits is a uniform random sample of the requests since the thread last ran (reservoir
+sampling): at most ``budget`` requests, each cut to ``budget`` images. So a worker holds at most
+``budget`` squared images whatever the load, and the arrays of every other request are freed as
+soon as it is answered. (Kept for a 2 s tick, every request's arrays took the memory of 2,000
+requests a second per worker, and the garbage collector's passes over them: 1.3x the p99 of
+routing alone, ``benchmarks/traffic_shadow.py``.)
 
 When that thread runs depends on how busy the service is: on the ``pace`` of the shadowed requests
 of every process on the machine (``service.traffic.pace``). Requests that nearly all come at least
 ``pace.quiet`` seconds apart leave the service idle between them: the thread wakes as soon as a
 request is answered, and its comparison is done in that idle time, before the next request comes.
 Closer together there is no such time, and any work beside the requests costs their latency, on
-this 2-vCPU machine wherever it runs (``benchmarks/traffic_shadow.py``: comparing everything, every
-50 ms or at once, doubled the p99 of one client sending as fast as it is answered). So a busy
-service's thread wakes every ``interval`` seconds.
+this 2-vCPU machine wherever it runs (comparing everything, every 50 ms or at once, doubled the p99
+of one client sending as fast as it is answered). So a busy service's thread wakes every
+``interval`` seconds.
 
-Either way, one wake compares at most ``budget`` images, taken evenly from what waits, in one
-forward pass, and counts the rest as dropped: a quiet service compares every request of up to
-``budget`` images (and part of a bigger one), a busy one a sample. The verdict's figures are those
-of the compared images; ``dropped`` says how many were not.
-
-Bounded: beyond ``capacity`` waiting images, a request's comparison is dropped and counted too,
-never queued without end.
+Either way, one wake compares at most ``budget`` images in one forward pass: a quiet service
+compares every request of up to ``budget`` images (and part of a bigger one), a busy one a sample.
+The verdict's figures are those of the compared images; ``dropped`` says how many were not.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -52,51 +56,69 @@ class ShadowQueue:
         self,
         verdicts: Verdicts,
         *,
-        capacity: int = 8192,
         interval: float = 2.0,
         budget: int = 32,
         pace: Pace | None = None,
     ):
-        self.verdicts, self.capacity, self.interval, self.budget = verdicts, capacity, interval, budget
+        self.verdicts, self.interval, self.budget = verdicts, interval, budget
         self.pace = pace or Pace()
         self._waiting: list[_Waiting] = []
-        self._images = 0
+        self._seen = 0  # requests since the thread last took what waits
+        self._dropped: dict[Route, int] = defaultdict(int)  # images since then, told the verdict then
+        self._rng = random.Random()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._pid: int | None = None  # the process whose thread runs the queue (gunicorn forks)
 
     def put(self, route: Route, answered: int, pixels: np.ndarray, probabilities: np.ndarray, unit: bool):
+        """Keep a request's images (N, 784) and their answer (N, classes) for the shadow, or count
+        them as dropped."""
+        cut = max(0, len(pixels) - self.budget)
+        if cut:  # one wake compares no more: the rest need not wait
+            pixels, probabilities = pixels[: self.budget].copy(), probabilities[: self.budget].copy()
+        item = _Waiting(route, answered, pixels, probabilities, unit)
         with self._lock:
+            self._dropped[route] += cut
             self.pace.ended(time.monotonic())
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._pid != os.getpid():  # a forked worker: its own thread, its own draws
+                self._pid, self._rng = os.getpid(), random.Random()
                 threading.Thread(target=self._run, name="shadow", daemon=True).start()
-            room = self._images + len(pixels) <= self.capacity
-            if room:
-                self._waiting.append(_Waiting(route, answered, pixels, probabilities, unit))
-                self._images += len(pixels)
-                if self.pace.is_quiet():
-                    self._wake.set()
-        if not room:
-            self.verdicts.dropped(route, len(pixels))
+            self._seen += 1
+            if len(self._waiting) < self.budget:
+                self._waiting.append(item)
+            else:  # each of the requests seen so far stays with the same chance, budget / seen
+                slot = self._rng.randrange(self._seen)
+                if slot < self.budget:
+                    item, self._waiting[slot] = self._waiting[slot], item
+                self._dropped[item.route] += len(item.pixels)
+            if self.pace.is_quiet():
+                self._wake.set()
 
     def run_waiting(self) -> None:
-        """Compare at most ``budget`` of the images waiting now, taken evenly from the waiting
-        requests, in one forward pass per model, revision, shadow and scale; drop the others."""
+        """Compare the images waiting now, at most ``budget`` of them (the requests kept are cut to
+        it), in one forward pass per model, revision, shadow and scale; tell the verdicts how many
+        images were dropped since the last run."""
         with self._lock:
-            waiting, self._waiting, self._images = self._waiting, [], 0
-        waiting, left = sample_evenly(waiting, self.budget)
-        for route, images in left.items():
-            self.verdicts.dropped(route, images)
+            waiting, self._waiting, self._seen = self._waiting, [], 0
+            dropped, self._dropped = self._dropped, defaultdict(int)
+        room = self.budget
         groups: dict[tuple, list[_Waiting]] = defaultdict(list)
         for item in waiting:
-            groups[(item.route.name, item.route.revision, item.route.shadow, item.unit)].append(item)
+            take = min(room, len(item.pixels))
+            dropped[item.route] += len(item.pixels) - take
+            if take:
+                room -= take
+                kept = replace(item, pixels=item.pixels[:take], probabilities=item.probabilities[:take])
+                groups[(item.route.name, item.route.revision, item.route.shadow, item.unit)].append(kept)
         for items in groups.values():
             answered = np.concatenate([np.full(len(i.pixels), i.answered) for i in items])
             pixels = np.concatenate([i.pixels for i in items])
             probabilities = np.concatenate([i.probabilities for i in items])
             self.verdicts.shadow(items[0].route, answered, pixels, probabilities, items[0].unit)
             time.sleep(0)  # between forward passes, the worker's requests take the interpreter first
+        for route, images in dropped.items():
+            if images:
+                self.verdicts.dropped(route, images)
 
     def _run(self) -> None:
         while True:
@@ -106,23 +128,3 @@ class ShadowQueue:
                 self.run_waiting()
             except Exception:
                 log.exception("comparing shadow answers failed")
-
-
-def sample_evenly(waiting: list[_Waiting], budget: int) -> tuple[list[_Waiting], dict[Route, int]]:
-    """At most ``budget`` images of ``waiting``, from requests spread evenly over it (the last one
-    taken cut to fit), and the images left out, by route."""
-    kept: list[_Waiting] = []
-    room = budget
-    step = max(1.0, len(waiting) / max(budget, 1))
-    chosen = {int(k * step) for k in range(len(waiting)) if int(k * step) < len(waiting)}
-    left: dict[Route, int] = defaultdict(int)
-    for index, item in enumerate(waiting):
-        take = min(room, len(item.pixels)) if index in chosen else 0
-        if take:
-            kept.append(
-                _Waiting(item.route, item.answered, item.pixels[:take], item.probabilities[:take], item.unit)
-            )
-            room -= take
-        if take < len(item.pixels):
-            left[item.route] += len(item.pixels) - take
-    return kept, dict(left)

@@ -73,7 +73,7 @@ class Verdicts:
             self._leave(route, version, reason)
 
     def dropped(self, route: Route, images: int) -> None:
-        """A shadow comparison the full queue had no room for (``service.traffic.shadow``)."""
+        """Images of a shadowed request left out of the sample compared (``service.traffic.shadow``)."""
         self._count(route, route.shadow, dropped=images)
 
     def shadow(self, route: Route, answered, pixels: np.ndarray, probabilities: np.ndarray, unit: bool):

@@ -147,16 +147,16 @@ def test_changing_the_policy_needs_the_token(make_client):
     )
 
 
-def test_a_full_shadow_queue_drops_and_counts_instead_of_waiting(versions, app):
+def test_a_busy_shadow_keeps_a_sample_and_the_verdict_counts_the_rest_as_dropped(versions, app):
     client = versions
     state = service_state(app)
-    state.shadows.capacity = 3  # three images wait at most
+    state.shadows.budget = 3  # three requests of one image wait at most
     state.shadows.interval = 3600  # and nothing runs them during the test: no tick,
     state.shadows.pace.quiet = float("inf")  # and no pace counts as quiet
     client.put("/models/mnist/traffic", json={"split": {"1": 1}, "shadow": {"version": 2}})
     for _ in range(5):
         _answered(client)
+    assert "2" not in client.get("/models/mnist/traffic").get_json()["figures"]  # nothing compared yet
+    state.shadows.run_waiting()  # a tick: the sample compared, the rest counted
     figures = client.get("/models/mnist/traffic").get_json()["figures"]["2"]
-    assert figures["dropped"] == 2 and figures["compared"] == 0
-    state.shadows.run_waiting()
-    assert client.get("/models/mnist/traffic").get_json()["figures"]["2"]["compared"] == 3
+    assert figures["compared"] == 3 and figures["dropped"] == 2

@@ -1,9 +1,11 @@
 """The shadow's queue: comparisons run at once in a worker whose requests leave it idle between
-them; a busy one compares an even sample on its tick and counts the rest as dropped."""
+them; a busy one keeps a uniform sample of its requests for its tick and counts the rest as
+dropped."""
 
 from __future__ import annotations
 
 import time
+import weakref
 
 import numpy as np
 
@@ -36,9 +38,10 @@ def _queue(quiet: float, **options) -> tuple[ShadowQueue, Recorder]:
     return ShadowQueue(recorder, pace=Pace(quiet=quiet), **{"interval": 3600, **options}), recorder
 
 
-def _put(queue: ShadowQueue, answered: int = 1, images: int = 1) -> None:
+def _put(queue: ShadowQueue, answered: int = 1, images: int = 1) -> np.ndarray:
     pixels, probabilities = np.zeros((images, 784), np.uint8), np.full((images, 10), 0.1)
     queue.put(ROUTE, answered, pixels, probabilities, False)
+    return pixels
 
 
 def _wait_for(recorder: Recorder, images: int, seconds: float = 10) -> None:
@@ -62,7 +65,7 @@ def test_requests_far_apart_are_compared_at_once():
     assert sum(recorder.compared) == 5 and recorder.dropped_images == 0
 
 
-def test_requests_close_together_wait_for_the_tick_which_compares_an_even_sample():
+def test_requests_close_together_wait_for_the_tick_which_compares_a_sample():
     queue, recorder = _queue(quiet=1.0, interval=0.3, budget=8)
     for request in range(100):  # back to back: microseconds apart
         _put(queue, answered=request)
@@ -70,8 +73,27 @@ def test_requests_close_together_wait_for_the_tick_which_compares_an_even_sample
     _wait_for(recorder, 8)
     time.sleep(0.05)
     assert recorder.compared == [8]  # one forward pass
-    assert recorder.answered == [0, 12, 25, 37, 50, 62, 75, 87]  # spread over the requests
+    assert len(set(recorder.answered)) == 8 and recorder.answered != list(range(8))
     assert recorder.dropped_images == 92
+
+
+def test_a_busy_worker_holds_only_the_sample_of_its_requests():
+    queue, _ = _queue(quiet=1.0, budget=8)
+    held = [weakref.ref(_put(queue, answered=request)) for request in range(100)]
+    assert sum(ref() is not None for ref in held) == 8  # the other requests' arrays are freed
+
+
+def test_every_request_is_as_likely_to_be_in_the_sample():
+    queue, recorder = _queue(quiet=1.0, budget=8)
+    trials = 600
+    for _ in range(trials):
+        for request in range(100):
+            _put(queue, answered=request)
+        queue.run_waiting()
+    assert recorder.compared == [8] * trials
+    tenths = np.bincount(np.array(recorder.answered) // 10, minlength=10)
+    # 480 expected in each tenth of the requests; a sample of the first or last 8 puts 4,800 in one.
+    assert tenths.min() >= 380 and tenths.max() <= 580, tenths
 
 
 def test_a_sample_cuts_a_batch_request_to_the_budget_and_counts_the_rest():
@@ -79,7 +101,7 @@ def test_a_sample_cuts_a_batch_request_to_the_budget_and_counts_the_rest():
     _put(queue, images=5)
     _put(queue, images=100)
     queue.run_waiting()
-    assert recorder.compared == [32] and recorder.dropped_images == 73  # 5 of the first, 27 of the next
+    assert recorder.compared == [32] and recorder.dropped_images == 73  # 68 of the big one, then 5 more
     _put(queue, images=3)
     queue.run_waiting()  # within the budget: all of them
     assert recorder.compared == [32, 3] and recorder.dropped_images == 73
