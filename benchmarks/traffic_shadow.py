@@ -1,13 +1,16 @@
 """What a shadow costs the client: one-image /predict latency through backprop serve with no
 traffic policy, with a policy that only splits, and with a shadow answering every request too
-(fraction 1.0), in interleaved wrk runs (the best of each kept); and whether any answer changed.
+(fraction 1.0); and whether any answer changed. Each round runs wrk once per side, in a fresh random
+order; a side's figures are its median round's, and each ratio is the median of the rounds' own
+ratios, with their quartiles: on this noisy machine two sides of one round compare like with like,
+and one lucky or unlucky round moves no figure.
 
 For reference, a fourth side has no policy but a process beside the service doing what a shadow
 adds, less of it: matrix products of the model's size in 5 ms bursts every 50 ms, at the lowest
 scheduling priority (SCHED_IDLE). What it costs is what this machine charges for any work done
 beside the requests, wherever it runs.
 
-    python -m benchmarks.traffic_shadow [--duration 5] [--rounds 3] [--connections 1] [--pause-ms 0]
+    python -m benchmarks.traffic_shadow [--duration 3] [--rounds 12] [--connections 1] [--pause-ms 0]
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +33,7 @@ import requests
 from benchmarks import machine, shipped_store
 from benchmarks.serving import JSON, sample_digits, served, wrk
 
-POLICIES = {  # the shadow last: its figures are read after the last round
+POLICIES = {
     "no_policy": None,
     "idle_priority_work_beside": None,
     "split_only": {"split": {"1": 1}},
@@ -76,8 +81,8 @@ def use(base: str, policy: dict | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each side's best kept")
+    parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=12, help="rounds of one wrk run per side")
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--pause-ms", type=int, default=0, help="each connection's pause after an answer")
     args = parser.parse_args()
@@ -93,6 +98,7 @@ def main() -> None:
         body = work / "single.json"
         body.write_text(json.dumps({"pixels": digits[0].tolist()}))
         runs: dict[str, list[dict]] = {side: [] for side in POLICIES}
+        shadow: dict = {}
         answers: dict[str, list[bytes]] = {}
         with served("service:create_app()", env, work) as (base, _):
             for side in ("no_policy", "shadow_everything"):
@@ -101,8 +107,12 @@ def main() -> None:
                     requests.post(f"{base}/predict", json={"pixels": row.tolist()}, timeout=10).content
                     for row in digits
                 ]
+            shuffle = random.Random(0).shuffle
             for _ in range(args.rounds):
-                for side, policy in POLICIES.items():
+                order = list(POLICIES)
+                shuffle(order)
+                for side in order:
+                    policy = POLICIES[side]
                     use(base, policy)
                     background = None
                     if side == "idle_priority_work_beside":
@@ -123,8 +133,22 @@ def main() -> None:
                         if background is not None:
                             background.kill()
                             background.wait()
-            shadow = requests.get(f"{base}/models/mnist/traffic", timeout=10).json()["figures"].get("2", {})
-    best = {side: min(results, key=lambda r: r["p99_ms"]) for side, results in runs.items()}
+                    if side == "shadow_everything":  # each round puts the policy, and its figures, anew
+                        figures = requests.get(f"{base}/models/mnist/traffic", timeout=10).json()["figures"]
+                        shadow = figures.get("2", {})
+    p99 = {side: [r["p99_ms"] for r in results] for side, results in runs.items()}
+    median_round = {side: runs[side][p99[side].index(statistics.median_low(p99[side]))] for side in runs}
+
+    def ratio(side: str, other: str) -> dict[str, float]:
+        """The rounds' ratios of ``side``'s p99 to ``other``'s: their quartiles."""
+        ratios = [a / b for a, b in zip(p99[side], p99[other], strict=True)]
+        low, median, high = (
+            statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
+        )
+        return {"q1": low, "median": median, "q3": high}
+
+    shadow_over_none = ratio("shadow_everything", "no_policy")
+    idle_over_none = ratio("idle_priority_work_beside", "no_policy")
     print(
         json.dumps(
             {
@@ -136,19 +160,21 @@ def main() -> None:
                     "pause_ms": args.pause_ms,
                     "rounds": args.rounds,
                 },
-                "single_image": best,
-                "p99_ratio_shadow_over_no_policy": best["shadow_everything"]["p99_ms"]
-                / best["no_policy"]["p99_ms"],
-                "p50_ratio_shadow_over_no_policy": best["shadow_everything"]["p50_ms"]
-                / best["no_policy"]["p50_ms"],
-                "p99_ratio_split_over_no_policy": best["split_only"]["p99_ms"] / best["no_policy"]["p99_ms"],
-                "p99_ratio_idle_priority_work_over_no_policy": best["idle_priority_work_beside"]["p99_ms"]
-                / best["no_policy"]["p99_ms"],
+                "single_image": median_round,
+                "p99_ms_by_round": p99,
+                "p99_ratio_shadow_over_no_policy": shadow_over_none["median"],
+                "p99_ratios": {
+                    "shadow_over_no_policy": shadow_over_none,
+                    "shadow_over_split_only": ratio("shadow_everything", "split_only"),
+                    "split_only_over_no_policy": ratio("split_only", "no_policy"),
+                    "idle_priority_work_over_no_policy": idle_over_none,
+                },
+                "p99_ratio_idle_priority_work_over_no_policy": idle_over_none["median"],
                 "answers_compared": len(digits),
                 "answers_changed_by_the_shadow": sum(
                     a != b for a, b in zip(answers["no_policy"], answers["shadow_everything"], strict=True)
                 ),
-                # of the last round's shadowed run (each round puts the policy anew)
+                # of the last round's shadowed run
                 "shadow_images_compared": shadow.get("compared"),
                 "shadow_images_dropped": shadow.get("dropped"),
                 "shadow_agreement": shadow.get("agreement"),

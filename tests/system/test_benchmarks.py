@@ -42,7 +42,7 @@ def _commands(tiny: str, candidate: str) -> dict[str, tuple[str, ...]]:
             *("model_cost", "--candidate", candidate, "--duration", "1", "--rounds", "1"),
         ),
         "test_traffic_shadow_compares_latency_with_and_without_a_shadow": (
-            *("traffic_shadow", "--duration", "1", "--rounds", "1", "--connections", "2", "--pause-ms", "1"),
+            *("traffic_shadow", "--duration", "1", "--rounds", "2", "--connections", "2", "--pause-ms", "1"),
         ),
         "test_predict_during_training_compares_idle_and_busy_latency": (
             *("predict_during_training", "--duration", "1", "--connections", "1"),
@@ -210,6 +210,11 @@ def test_traffic_shadow_compares_latency_with_and_without_a_shadow(result):
     assert result["shadow_images_compared"] > 0 and 0 <= result["shadow_agreement"] <= 1
     assert result["p99_ratio_shadow_over_no_policy"] > 0 and result["shadow_images_dropped"] >= 0
     assert result["p99_ratio_idle_priority_work_over_no_policy"] > 0
+    assert all(len(p99) == 2 for p99 in result["p99_ms_by_round"].values())  # one run per side a round
+    ratios = result["p99_ratios"]  # the quartiles of the rounds' own ratios
+    for ratio in ratios.values():
+        assert 0 < ratio["q1"] <= ratio["median"] <= ratio["q3"]
+    assert ratios["shadow_over_no_policy"]["median"] == result["p99_ratio_shadow_over_no_policy"]
 
 
 @pytest.mark.slow
