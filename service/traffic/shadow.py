@@ -65,7 +65,7 @@ class ShadowQueue:
         self._waiting: list[_Waiting] = []
         self._seen = 0  # requests since the thread last took what waits
         self._dropped: dict[Route, int] = defaultdict(int)  # images since then, told the verdict then
-        self._rng = random.Random()
+        self._rng: random.Random | None = None  # drawn from by the process that puts, made there
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._pid: int | None = None  # the process whose thread runs the queue (gunicorn forks)
@@ -78,7 +78,8 @@ class ShadowQueue:
             pixels, probabilities = pixels[: self.budget].copy(), probabilities[: self.budget].copy()
         item = _Waiting(route, answered, pixels, probabilities, unit)
         with self._lock:
-            self._dropped[route] += cut
+            if cut:
+                self._dropped[route] += cut
             self.pace.ended(time.monotonic())
             if self._pid != os.getpid():  # a forked worker: its own thread, its own draws
                 self._pid, self._rng = os.getpid(), random.Random()
