@@ -32,6 +32,7 @@ import requests
 
 from benchmarks import machine, shipped_store
 from benchmarks.serving import JSON, sample_digits, served, wrk
+from service.traffic.shadow import INTERVAL_S
 
 POLICIES = {
     "no_policy": None,
@@ -79,6 +80,18 @@ def use(base: str, policy: dict | None) -> None:
     time.sleep(0.5)  # every worker reads it again (BACKPROP_DEFAULT_REFRESH_SECONDS=0.1)
 
 
+def shadow_figures(base: str, timeout: float = 15.0) -> dict:
+    """The shadow's verdict once every worker's shadow thread has woken since the load stopped: the
+    figures lag the requests by up to the thread's interval (``service.traffic.shadow``)."""
+    time.sleep(INTERVAL_S + 0.5)
+    deadline = time.monotonic() + timeout
+    while True:
+        figures = requests.get(f"{base}/models/mnist/traffic", timeout=10).json()["figures"].get("2", {})
+        if figures.get("compared") or time.monotonic() > deadline:
+            return figures
+        time.sleep(0.2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
@@ -108,7 +121,7 @@ def main() -> None:
                     for row in digits
                 ]
             shuffle = random.Random(0).shuffle
-            for _ in range(args.rounds):
+            for round_ in range(args.rounds):
                 order = list(POLICIES)
                 shuffle(order)
                 for side in order:
@@ -133,9 +146,8 @@ def main() -> None:
                         if background is not None:
                             background.kill()
                             background.wait()
-                    if side == "shadow_everything":  # each round puts the policy, and its figures, anew
-                        figures = requests.get(f"{base}/models/mnist/traffic", timeout=10).json()["figures"]
-                        shadow = figures.get("2", {})
+                    if side == "shadow_everything" and round_ == args.rounds - 1:  # each round resets them
+                        shadow = shadow_figures(base)
     p99 = {side: [r["p99_ms"] for r in results] for side, results in runs.items()}
     median_round = {side: runs[side][p99[side].index(statistics.median_low(p99[side]))] for side in runs}
 

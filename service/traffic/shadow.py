@@ -5,9 +5,9 @@ process runs the shadow on what was kept.
 What waits is a uniform random sample of the requests since the thread last ran (reservoir
 sampling): at most ``budget`` requests, each cut to ``budget`` images. So a worker holds at most
 ``budget`` squared images whatever the load, and the arrays of every other request are freed as
-soon as it is answered. (Kept until a 2 s tick, every request's arrays, about 1,500 requests per
+soon as it is answered: every request kept until the thread ran would be about 1,500 requests per
 worker at saturation, and the garbage collector's passes over them cost 1.38x the p99 of routing
-alone: ``benchmarks/traffic_shadow.py``.)
+alone (``benchmarks/traffic_shadow.py``).
 
 When that thread runs depends on how busy the service is: on the ``pace`` of the shadowed requests
 of every process on the machine (``service.traffic.pace``). Requests that nearly all come at least
@@ -41,6 +41,8 @@ from service.traffic.verdict import Verdicts
 
 log = logging.getLogger(__name__)
 
+INTERVAL_S = 2.0  # a busy service's thread wakes this often
+
 
 @dataclass(frozen=True)
 class _Waiting:
@@ -56,7 +58,7 @@ class ShadowQueue:
         self,
         verdicts: Verdicts,
         *,
-        interval: float = 2.0,
+        interval: float = INTERVAL_S,
         budget: int = 32,
         pace: Pace | None = None,
     ):
