@@ -4,10 +4,13 @@ dropped."""
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import weakref
 
 import numpy as np
+import pytest
 
 from service.traffic.pace import Pace
 from service.traffic.router import Route
@@ -119,3 +122,18 @@ def test_a_service_turning_quiet_compares_a_sample_of_its_backlog_not_all_of_it(
     assert max(recorder.compared) <= 8  # one forward pass of the budget at most, per wake
     assert 109 in recorder.answered  # the latest request is compared
     assert recorder.dropped_images >= 90  # most of the backlog was not
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own niceness is Linux's")
+def test_comparisons_run_at_the_lowest_priority_and_requests_keep_theirs():
+    before = os.getpriority(os.PRIO_PROCESS, 0)  # 0: on Linux, the calling thread
+    queue, recorder = _queue(quiet=0.002)
+    _put(queue)
+    deadline = time.monotonic() + 10
+    while os.getpriority(os.PRIO_PROCESS, queue.thread.native_id) != 19:
+        assert time.monotonic() < deadline, os.getpriority(os.PRIO_PROCESS, queue.thread.native_id)
+        time.sleep(0.005)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before
+    time.sleep(0.05)
+    _put(queue)  # compared at once, by that thread
+    _wait_for(recorder, 2)
