@@ -1,5 +1,5 @@
 """A lower CPU priority for work that must never slow the cheap requests (training, the expensive
-pool).
+pool, a traffic shadow's comparisons).
 
 Where Linux schedules by session first (autogroup, on by default on desktops and many servers), a
 nice value weighs only against the processes of the same session: ``backprop serve`` starts each
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import threading
 from pathlib import Path
 
 AUTOGROUP = Path("/proc/self/autogroup")
@@ -24,3 +26,11 @@ def lower_priority(nice: int) -> None:
     if os.getsid(0) == os.getpid():
         with contextlib.suppress(OSError):  # no autogroup here (not Linux, or configured off)
             AUTOGROUP.write_text(f"{nice}\n")
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Set the calling thread's nice value to ``nice``: on Linux a nice value is a thread's own, so
+    the process's other threads keep theirs; elsewhere it would be the process's, and nothing is
+    changed. Raises OSError where the system refuses."""
+    if sys.platform.startswith("linux"):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -40,6 +39,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from service.priority import lower_thread_priority
 from service.traffic.pace import Pace
 from service.traffic.router import Route
 from service.traffic.verdict import Verdicts
@@ -131,7 +131,10 @@ class ShadowQueue:
                 self.verdicts.dropped(route, images)
 
     def _run(self) -> None:
-        _lowest_priority()
+        try:
+            lower_thread_priority(19)
+        except OSError as exc:
+            log.warning("the shadow's thread keeps the worker's priority: %s", exc)
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
@@ -139,13 +142,3 @@ class ShadowQueue:
                 self.run_waiting()
             except Exception:
                 log.exception("comparing shadow answers failed")
-
-
-def _lowest_priority() -> None:
-    """The calling thread at nice 19; Linux only, where niceness is a thread's, not its process's."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except OSError as exc:
-        log.warning("the shadow's thread keeps the worker's priority: %s", exc)
