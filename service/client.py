@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -210,15 +211,13 @@ class Client:
         new version's metadata (``version``, ``sha256``, ``source: "upload"``, ...)."""
         data = file if isinstance(file, bytes) else Path(file).read_bytes()
         options = {"description": description, "training_source": training_source}
-        if make_default:
-            options["make_default"] = "true"
-        return self._request(
-            "POST",
-            f"/models/{model}/versions",
-            params={k: v for k, v in options.items() if v is not None},
-            data=data,
-            headers={"Content-Type": "application/octet-stream"},
-        )
+        metadata = {"make_default": make_default, **{k: v for k, v in options.items() if v is not None}}
+        # In a metadata part rather than the query string, whose text the request line limits.
+        parts = {
+            "file": ("model.npz", data, "application/octet-stream"),
+            "metadata": (None, json.dumps(metadata), "application/json"),
+        }
+        return self._request("POST", f"/models/{model}/versions", files=parts)
 
     def download(self, name: str, version: int, *, onnx: bool = False, pixels: str = "uint8") -> bytes:
         """A version's ``.npz`` file (checked against the sha256 the service sends with it), or with

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from service.errors import UnsafeConfiguration
 from service.logs import formatter
 from service.settings import EXPENSIVE_POOL, Settings, check_bind, describe_errors
+from service.wire import REQUEST_LINE_MAX
 
 try:
     _settings = Settings()
@@ -28,7 +29,7 @@ worker_class, threads = _settings.gunicorn_worker
 keepalive = 5
 # As long as nginx's request-line buffer (service.front): whichever faces clients, the same
 # requests pass, and /predict's and /jobs' query strings get room.
-limit_request_line = 8190
+limit_request_line = REQUEST_LINE_MAX
 timeout = 60
 graceful_timeout = 20
 wsgi_app = "service:create_app()"

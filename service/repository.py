@@ -18,6 +18,7 @@ from service.registry import ModelRegistry
 from service.store import UNLOADED, ModelStore
 
 State = Literal["READY", "UNAVAILABLE"]
+TEXT_MAX_LENGTH = 500  # characters of an upload's description and of its training source
 
 
 class UploadOptions(BaseModel):
@@ -26,9 +27,11 @@ class UploadOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    description: str | None = Field(None, max_length=500, description="what this version is, in words")
+    description: str | None = Field(
+        None, max_length=TEXT_MAX_LENGTH, description="what this version is, in words"
+    )
     training_source: str | None = Field(
-        None, max_length=500, description="where it was trained: a machine, a repository, a URL"
+        None, max_length=TEXT_MAX_LENGTH, description="where it was trained: a machine, a repository, a URL"
     )
     make_default: bool = Field(
         False, description="make the new version the default (and the model the service's)"

@@ -15,6 +15,9 @@ import orjson
 from service.errors import code_of, error_document
 
 PROTOCOL_PREFIX = "/v2"
+# Bytes of a request line that gunicorn reads (its most, short of unlimited) and that nginx's
+# request-line buffer (service.front's HEADER_BUFFER, 8k) holds: longer is a 414 from either.
+REQUEST_LINE_MAX = 8190
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 

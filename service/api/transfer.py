@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
+from pydantic import Field
 
 from service import repository
 from service.api import inputs
@@ -25,7 +26,30 @@ from service.api.security import BEARER_SECURITY, require_token
 from service.api.state import service_state
 from service.errors import InvalidInput, ModelTooLarge, UnsupportedMediaType
 from service.onnx_export import ExportOptions, to_onnx
-from service.repository import UploadOptions
+from service.repository import TEXT_MAX_LENGTH, UploadOptions
+
+# Percent-encoded, a character takes up to 12 bytes of the query (4 of UTF-8, each as %XX). Both
+# text options this long, with the longest model name and the flag, keep the request line within
+# the REQUEST_LINE_MAX bytes the front and gunicorn read: a valid query is never refused as a 414.
+QUERY_TEXT_MAX_LENGTH = 300
+
+
+def _query_text(name: str) -> Any:
+    said = UploadOptions.model_fields[name].description
+    return Field(
+        None,
+        max_length=QUERY_TEXT_MAX_LENGTH,
+        description=f"{said} (at most {QUERY_TEXT_MAX_LENGTH} characters in the query string, "
+        f"{TEXT_MAX_LENGTH} in a multipart metadata part)",
+    )
+
+
+class UploadQuery(UploadOptions):
+    """The upload's options as a query string, their text shorter than in the metadata part."""
+
+    description: str | None = _query_text("description")
+    training_source: str | None = _query_text("training_source")
+
 
 bp = APIBlueprint("transfer", __name__, abp_tags=[Tag(name="models", description="the model store")])
 
@@ -84,7 +108,7 @@ def _upload_body(max_bytes: int) -> tuple[bytes, dict[str, Any]]:
 )
 @require_token
 @expensive("an upload")
-def upload(path: ModelPath, query: UploadOptions):
+def upload(path: ModelPath, query: UploadQuery):
     """Add a version from a `.npz` file: verified as every load is (arrays only, headers checked
     against the spec before any data is read, finite weights) and by the test prediction, then
     numbered past every number the model ever had. Options in the query string, or in a multipart

@@ -10,8 +10,14 @@ import json
 
 import numpy as np
 import pytest
+import requests
 
 from service.api.state import service_state
+from service.api.transfer import QUERY_TEXT_MAX_LENGTH
+from service.front import HEADER_BUFFER
+from service.names import NAME_MAX_LENGTH
+from service.repository import TEXT_MAX_LENGTH
+from service.wire import REQUEST_LINE_MAX
 from tests.conftest import TOKEN
 from tests.model_files import good_model, hostile_corpus
 
@@ -65,6 +71,61 @@ def test_a_multipart_upload_with_metadata_can_become_the_default(client):
         content_type="multipart/form-data",
     )
     assert bad.status_code == 422 and "colour" in json.dumps(bad.get_json())
+
+
+WIDE = "\U0001d7d8"  # MATHEMATICAL DOUBLE-STRUCK DIGIT ZERO: 4 bytes of UTF-8, 12 percent-encoded
+
+
+def test_the_longest_valid_query_fits_the_request_line_the_front_reads():
+    line = requests.Request(
+        "POST",
+        f"http://127.0.0.1/models/{'a' * NAME_MAX_LENGTH}/versions",
+        params={
+            "description": WIDE * QUERY_TEXT_MAX_LENGTH,
+            "training_source": WIDE * QUERY_TEXT_MAX_LENGTH,
+            "make_default": "false",
+        },
+    ).prepare()
+    assert len(f"POST {line.path_url} HTTP/1.1".encode()) <= REQUEST_LINE_MAX
+    assert int(HEADER_BUFFER.removesuffix("k")) * 1024 >= REQUEST_LINE_MAX + 2  # nginx's, with CRLF
+
+
+def test_text_options_are_shorter_in_the_query_than_in_the_metadata_part(client):
+    at_most = client.post(
+        "/models/digits/versions",
+        query_string={"description": WIDE * QUERY_TEXT_MAX_LENGTH},
+        data=good_model(),
+        content_type=OCTETS,
+    )
+    assert at_most.status_code == 201 and at_most.get_json()["description"] == WIDE * QUERY_TEXT_MAX_LENGTH
+    over = client.post(
+        "/models/digits/versions",
+        query_string={"training_source": WIDE * (QUERY_TEXT_MAX_LENGTH + 1)},
+        data=good_model(),
+        content_type=OCTETS,
+    )
+    error = over.get_json()["error"]
+    assert over.status_code == 422 and error["details"][0]["loc"][-1] == "training_source", error
+    operation = client.get("/openapi.json").get_json()["paths"]["/models/{name}/versions"]["post"]
+    query = {p["name"]: p["schema"] for p in operation["parameters"] if p["in"] == "query"}
+    assert {name: query[name]["anyOf"][0]["maxLength"] for name in ("description", "training_source")} == {
+        "description": QUERY_TEXT_MAX_LENGTH,
+        "training_source": QUERY_TEXT_MAX_LENGTH,
+    }
+    longest = json.dumps({"description": WIDE * TEXT_MAX_LENGTH, "training_source": WIDE * TEXT_MAX_LENGTH})
+    answer = client.post(
+        "/models/digits/versions",
+        data={"file": (io.BytesIO(good_model()), "m.npz"), "metadata": longest},
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 201 and answer.get_json()["training_source"] == WIDE * TEXT_MAX_LENGTH
+    too_long = json.dumps({"description": "x" * (TEXT_MAX_LENGTH + 1)})
+    refused = client.post(
+        "/models/digits/versions",
+        data={"file": (io.BytesIO(good_model()), "m.npz"), "metadata": too_long},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 422 and "description" in json.dumps(refused.get_json())
 
 
 def test_numbers_are_never_reused_by_uploads(client):

@@ -7,8 +7,13 @@ import pytest
 
 from service.api.state import service_state
 from service.cli import main
+from service.repository import TEXT_MAX_LENGTH
 from tests.conftest import TOKEN
 from tests.model_files import good_model
+
+# As long as a description may be, in 4-byte characters: more than the query string may carry, so
+# push sends it in a multipart metadata part.
+LONGEST = "\U0001d7d8" * TEXT_MAX_LENGTH
 
 
 @pytest.fixture
@@ -35,7 +40,7 @@ def test_push_then_export_moves_the_same_bytes(url, app, tmp_path, capsys, monke
         "--url",
         url,
         "--description",
-        "from a test",
+        LONGEST,
         "--make-default",
     ]
     assert main(argv) == 0
@@ -43,7 +48,7 @@ def test_push_then_export_moves_the_same_bytes(url, app, tmp_path, capsys, monke
         f"pushed {model} as digits v1, now the default: {url}/models/digits/versions/1"
     )
     meta = service_state(app).store.metadata("digits", 1)
-    assert meta["source"] == "upload" and meta["description"] == "from a test"
+    assert meta["source"] == "upload" and meta["description"] == LONGEST
     back = tmp_path / "back.npz"
     assert main(["export", "digits", "--npz", str(back), "--url", url]) == 0
     assert back.read_bytes() == model.read_bytes()

@@ -15,6 +15,10 @@ import numpy as np
 import pytest
 import requests
 
+from service.api.transfer import QUERY_TEXT_MAX_LENGTH
+from service.client import Client
+from service.names import NAME_MAX_LENGTH
+from service.repository import TEXT_MAX_LENGTH
 from tests.conftest import TOKEN, copy_shipped_store
 from tests.model_files import good_model, hostile_corpus
 from tests.system.processes import AUTH, fill, partial_files, small_disk
@@ -183,4 +187,37 @@ def test_the_hostile_corpus_through_nginx_leaves_the_service_whole(service, stor
         assert refused.status_code == status, refused.text
     assert sorted(p.relative_to(store_dir) for p in store_dir.rglob("*")) == before
     assert svc.predict_ok([0] * 784) and svc.get("/healthz").status_code == 200
+    assert svc.get("/readyz").status_code == 200 and "Traceback" not in svc.log()
+
+
+def test_the_longest_valid_options_pass_the_front_in_the_query_and_in_metadata(service):
+    svc = service(worker=False)
+    wide = "\U0001d7d8"  # 4 bytes of UTF-8, 12 percent-encoded
+    name = "a" * NAME_MAX_LENGTH
+    longest_query = {
+        "description": wide * QUERY_TEXT_MAX_LENGTH,
+        "training_source": wide * QUERY_TEXT_MAX_LENGTH,
+    }
+    headers = {**AUTH, "Content-Type": "application/octet-stream"}
+    answer = requests.post(
+        f"{svc.url}/models/{name}/versions",
+        params={**longest_query, "make_default": "false"},
+        data=good_model(),
+        headers=headers,
+        timeout=30,
+    )
+    assert answer.status_code == 201 and answer.json()["training_source"] == longest_query["training_source"]
+    over = requests.post(
+        f"{svc.url}/models/{name}/versions",
+        params={"description": wide * TEXT_MAX_LENGTH, "training_source": wide * TEXT_MAX_LENGTH},
+        data=good_model(),
+        headers=headers,
+        timeout=30,
+    )
+    assert over.status_code == 414 and over.json()["error"]["code"], (
+        over.text
+    )  # invalid, refused for its size
+    client = Client(svc.url, token=TOKEN)
+    meta = client.upload(good_model(), name, description=wide * TEXT_MAX_LENGTH, training_source=wide * 7)
+    assert meta["version"] == 2 and meta["description"] == wide * TEXT_MAX_LENGTH
     assert svc.get("/readyz").status_code == 200 and "Traceback" not in svc.log()
