@@ -13,6 +13,10 @@ import numpy as np
 from service.nn import model_file
 from service.nn.network import MLP, ModelSpec
 
+# What an upload's text options are made of at their longest on the wire: MATHEMATICAL DOUBLE-STRUCK
+# DIGIT ZERO takes 4 bytes of UTF-8, 12 percent-encoded in a query string.
+WIDE = "\U0001d7d8"
+
 
 def good_model(hidden: tuple[int, ...] = (16,), seed: int = 0) -> bytes:
     """A small, valid ``.npz`` model file."""

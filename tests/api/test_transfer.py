@@ -19,7 +19,7 @@ from service.names import NAME_MAX_LENGTH
 from service.repository import TEXT_MAX_LENGTH
 from service.wire import REQUEST_LINE_MAX
 from tests.conftest import TOKEN
-from tests.model_files import good_model, hostile_corpus
+from tests.model_files import WIDE, good_model, hostile_corpus
 
 BLANK = {"pixels": [0] * 784}
 OCTETS = "application/octet-stream"
@@ -71,9 +71,6 @@ def test_a_multipart_upload_with_metadata_can_become_the_default(client):
         content_type="multipart/form-data",
     )
     assert bad.status_code == 422 and "colour" in json.dumps(bad.get_json())
-
-
-WIDE = "\U0001d7d8"  # MATHEMATICAL DOUBLE-STRUCK DIGIT ZERO: 4 bytes of UTF-8, 12 percent-encoded
 
 
 def test_the_longest_valid_query_fits_the_request_line_the_front_reads():

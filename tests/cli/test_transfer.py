@@ -9,11 +9,11 @@ from service.api.state import service_state
 from service.cli import main
 from service.repository import TEXT_MAX_LENGTH
 from tests.conftest import TOKEN
-from tests.model_files import good_model
+from tests.model_files import WIDE, good_model
 
 # As long as a description may be, in 4-byte characters: more than the query string may carry, so
 # push sends it in a multipart metadata part.
-LONGEST = "\U0001d7d8" * TEXT_MAX_LENGTH
+LONGEST = WIDE * TEXT_MAX_LENGTH
 
 
 @pytest.fixture

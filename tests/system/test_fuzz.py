@@ -24,7 +24,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from schemathesis.config import ChecksConfig
+from schemathesis.config import ChecksConfig, SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import negative_data_rejection
 from schemathesis.transport.serialization import Binary
@@ -116,7 +116,7 @@ REFUSALS = [*ChecksConfig().negative_data_rejection.expected_statuses, "413", "4
 @pytest.fixture
 def live_schema(fuzzed):
     service, *_ = fuzzed
-    config = schemathesis.config.SchemathesisConfig.from_dict(
+    config = SchemathesisConfig.from_dict(
         {"checks": {"negative_data_rejection": {"expected-statuses": REFUSALS}}}
     )
     return schemathesis.openapi.from_url(f"{service.url}/openapi.json", config=config)

@@ -20,7 +20,7 @@ from service.client import Client
 from service.names import NAME_MAX_LENGTH
 from service.repository import TEXT_MAX_LENGTH
 from tests.conftest import TOKEN, copy_shipped_store
-from tests.model_files import good_model, hostile_corpus
+from tests.model_files import WIDE, good_model, hostile_corpus
 from tests.system.processes import AUTH, fill, partial_files, small_disk
 
 pytestmark = pytest.mark.slow
@@ -192,11 +192,10 @@ def test_the_hostile_corpus_through_nginx_leaves_the_service_whole(service, stor
 
 def test_the_longest_valid_options_pass_the_front_in_the_query_and_in_metadata(service):
     svc = service(worker=False)
-    wide = "\U0001d7d8"  # 4 bytes of UTF-8, 12 percent-encoded
     name = "a" * NAME_MAX_LENGTH
     longest_query = {
-        "description": wide * QUERY_TEXT_MAX_LENGTH,
-        "training_source": wide * QUERY_TEXT_MAX_LENGTH,
+        "description": WIDE * QUERY_TEXT_MAX_LENGTH,
+        "training_source": WIDE * QUERY_TEXT_MAX_LENGTH,
     }
     headers = {**AUTH, "Content-Type": "application/octet-stream"}
     answer = requests.post(
@@ -209,15 +208,14 @@ def test_the_longest_valid_options_pass_the_front_in_the_query_and_in_metadata(s
     assert answer.status_code == 201 and answer.json()["training_source"] == longest_query["training_source"]
     over = requests.post(
         f"{svc.url}/models/{name}/versions",
-        params={"description": wide * TEXT_MAX_LENGTH, "training_source": wide * TEXT_MAX_LENGTH},
+        params={"description": WIDE * TEXT_MAX_LENGTH, "training_source": WIDE * TEXT_MAX_LENGTH},
         data=good_model(),
         headers=headers,
         timeout=30,
     )
-    assert over.status_code == 414 and over.json()["error"]["code"], (
-        over.text
-    )  # invalid, refused for its size
+    # Invalid, and refused for its size by the front before anything reads it.
+    assert over.status_code == 414 and over.json()["error"]["code"], over.text
     client = Client(svc.url, token=TOKEN)
-    meta = client.upload(good_model(), name, description=wide * TEXT_MAX_LENGTH, training_source=wide * 7)
-    assert meta["version"] == 2 and meta["description"] == wide * TEXT_MAX_LENGTH
+    meta = client.upload(good_model(), name, description=WIDE * TEXT_MAX_LENGTH, training_source=WIDE * 7)
+    assert meta["version"] == 2 and meta["description"] == WIDE * TEXT_MAX_LENGTH
     assert svc.get("/readyz").status_code == 200 and "Traceback" not in svc.log()
