@@ -119,6 +119,8 @@ def test_the_rate_the_bound_and_the_switch(feedback_client):
         ({"pixels": [0] * 783, "label": 1}, "pixels"),
         ({"pixels": [256] + [0] * 783, "label": 1}, "pixels"),
         ({"pixels": [[0] * 784], "label": 1}, "pixels"),
+        ({"pixels": [False] * 784, "label": 1}, "pixels[0]: must be a number, got false"),
+        ({"pixels": [0] * 783 + [True], "label": 1}, "pixels[783]: must be a number, got true"),
         ({"pixels": BLANK, "request_id": "r", "label": 1}, "exactly one"),
         ({"label": 1}, "exactly one"),
         ({"request_id": "a\nb", "label": 1}, "request_id"),
