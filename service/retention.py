@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from service.errors import BackpropError
 from service.files import atomic_write, storage_errors
+from service.json_types import json_int
 
 if TYPE_CHECKING:
     from service.store import ModelStore
@@ -28,10 +29,8 @@ log = logging.getLogger(__name__)
 class RetentionPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    keep_latest: int | None = Field(
+    keep_latest: json_int(ge=1, le=100_000) | None = Field(
         None,
-        ge=1,
-        le=100_000,
         description="versions to keep, newest first (the default version and the shipped seed are "
         "kept besides); null keeps every version",
     )

@@ -35,7 +35,7 @@ class Shadow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: json_int(ge=1, le=MAX_VERSION) = Field(description="the version that also answers")
-    fraction: float = Field(1.0, gt=0, le=1, description="the share of requests it also answers")
+    fraction: float = Field(1.0, gt=0, le=1, strict=True, description="the share of requests it also answers")
 
 
 class TrafficPolicy(BaseModel):
@@ -61,10 +61,15 @@ class TrafficPolicy(BaseModel):
         0.9,
         ge=0,
         le=1,
+        strict=True,
         description="a shadow that agrees with the answering version less often leaves the split",
     )
     max_error_rate: float = Field(
-        0.05, ge=0, le=1, description="a version of the split whose requests fail more often leaves it"
+        0.05,
+        ge=0,
+        le=1,
+        strict=True,
+        description="a version of the split whose requests fail more often leaves it",
     )
     min_requests: json_int(ge=1, le=1_000_000) = Field(
         50, description="requests a version answers before it is judged"
