@@ -34,7 +34,7 @@ class UploadOptions(BaseModel):
         None, max_length=TEXT_MAX_LENGTH, description="where it was trained: a machine, a repository, a URL"
     )
     make_default: bool = Field(
-        False, description="make the new version the default (and the model the service's)"
+        False, strict=True, description="make the new version the default (and the model the service's)"
     )
 
 

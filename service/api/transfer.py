@@ -49,6 +49,8 @@ class UploadQuery(UploadOptions):
 
     description: str | None = _query_text("description")
     training_source: str | None = _query_text("training_source")
+    # A query string holds text: "true" and "1" are read as a flag here, and only here.
+    make_default: bool = Field(False, description=UploadOptions.model_fields["make_default"].description)
 
 
 bp = APIBlueprint("transfer", __name__, abp_tags=[Tag(name="models", description="the model store")])

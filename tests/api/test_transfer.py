@@ -73,6 +73,24 @@ def test_a_multipart_upload_with_metadata_can_become_the_default(client):
     assert bad.status_code == 422 and "colour" in json.dumps(bad.get_json())
 
 
+def test_the_flag_is_text_in_the_query_and_a_json_boolean_in_the_metadata_part(client):
+    in_query = client.post(
+        "/models/mnist/versions?make_default=true",
+        data=good_model(seed=4),
+        content_type="application/octet-stream",
+    )
+    assert in_query.status_code == 201 and in_query.get_json()["is_default"], in_query.get_json()
+    for said in ('"yes"', '"true"', "1"):
+        refused = client.post(
+            "/models/mnist/versions",
+            data={"file": (io.BytesIO(good_model()), "m.npz"), "metadata": f'{{"make_default": {said}}}'},
+            content_type="multipart/form-data",
+        )
+        assert refused.status_code == 422, refused.get_json()
+        assert refused.get_json()["error"]["details"][0]["loc"] == ["make_default"]
+    assert client.get("/models/mnist").get_json()["default_version"] == 2  # nothing was added
+
+
 def test_the_longest_valid_query_fits_the_request_line_the_front_reads():
     line = requests.Request(
         "POST",

@@ -104,6 +104,7 @@ def test_management_needs_the_token_and_refuses_what_it_cannot_do(v2, refused):
         ({"parameters": {"file:1/model.npz": 12}}, 400, "valid string"),
         ({"parameters": {"config": "[1]", "file:1/model.npz": ""}}, 400, "JSON object"),
         ({"parameters": {"config": '{"make_default": "perhaps"}'}}, 400, "make_default"),
+        ({"parameters": {"config": '{"make_default": "yes"}'}}, 400, "make_default"),
         ({"parameters": {"a": "1"}, "extra": 1}, 400, "extra"),
         ([], 400, "JSON object"),
     ],
