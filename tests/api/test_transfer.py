@@ -88,7 +88,8 @@ def test_the_flag_is_text_in_the_query_and_a_json_boolean_in_the_metadata_part(c
         )
         assert refused.status_code == 422, refused.get_json()
         assert refused.get_json()["error"]["details"][0]["loc"] == ["make_default"]
-    assert client.get("/models/mnist").get_json()["default_version"] == 2  # nothing was added
+    model = client.get("/models/mnist").get_json()
+    assert [v["version"] for v in model["versions"]] == [1, 2] and model["default_version"] == 2
 
 
 def test_the_longest_valid_query_fits_the_request_line_the_front_reads():
