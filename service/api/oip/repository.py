@@ -52,9 +52,10 @@ def _body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _read(model: type[BaseModel]):
-    """The request's JSON body as ``model``; an empty body is the model's defaults."""
+    """The request's JSON body as ``model``; an empty body (tritonclient's index) is the model's
+    defaults, while one of only whitespace is no JSON text and refused."""
     body = request.get_data()
-    if not body.strip():
+    if not body:
         return model()
     return model.model_validate(inputs.parse_object(body))
 

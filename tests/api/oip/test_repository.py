@@ -141,3 +141,12 @@ def test_a_load_over_the_model_limit_is_413(make_client):
         "/v2/repository/models/x/load", json={"parameters": {"file:1/model.npz": encoded}}, headers=AUTH
     )
     assert answer.status_code == 413 and "BACKPROP_MAX_MODEL_MB" in answer.get_json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/v2/repository/index", "/v2/repository/models/mnist/load"])
+def test_an_empty_body_is_the_defaults_and_one_of_whitespace_is_refused(client, path):
+    empty = client.post(path, data=b"", content_type="application/json", headers=AUTH)
+    assert empty.status_code == 200, empty.get_json()
+    for blank in (b" ", b"\r\n\t"):
+        refused = client.post(path, data=blank, content_type="application/json", headers=AUTH)
+        assert refused.status_code == 400 and "JSON" in refused.get_json()["error"], refused.get_json()
