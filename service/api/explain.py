@@ -56,7 +56,8 @@ def explain():
             f"Content-Type {request.mimetype or '(none)'} is not supported: send application/json"
         )
     payload = inputs.parse_predict_json(request.get_data())
-    req = ExplainRequest.model_validate(payload, context={"max_batch": state.settings.explain_max_batch})
+    context = {"max_batch": state.settings.explain_max_batch, inputs.NUMBERS_CHECKED: True}
+    req = ExplainRequest.model_validate(payload, context=context)
     model = state.registry.get(req.model, req.version)
     attributes = {
         "backprop.model": model.name,

@@ -4,11 +4,9 @@ examples, their counts per digit and the confusions they reveal (``service.feedb
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.api import inputs
 from service.api.access import REQUEST_ID_PATTERN
@@ -47,15 +45,6 @@ class CorrectionRequest(BaseModel):
     predicted: Digit | None = Field(None, description="what the service answered, with pixels")
     model: ModelName | None = Field(None, description="the model that answered, with pixels")
     version: json_int(ge=1, le=MAX_VERSION) | None = Field(None, description="its version")
-
-    @field_validator("pixels", mode="before")
-    @classmethod
-    def _numbers_only(cls, value: Any) -> Any:
-        # Flask reads this body, not inputs.parse_predict_json, whose guard keeps JSON's true and
-        # false from passing as 1 and 0: one image's 784 values are walked instead.
-        if isinstance(value, list):
-            inputs.first_non_number(value, ["pixels"], nested=False)
-        return value
 
     @model_validator(mode="after")
     def _one_image(self) -> CorrectionRequest:

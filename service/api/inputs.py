@@ -155,6 +155,8 @@ def _as_bytes(data: list[Any]) -> np.ndarray | None:
 
 
 _PIXEL_FIELDS = {"pixels": False, "instances": True}  # the field, and whether it holds a batch
+# The validation context's key saying that a payload came from parse_predict_json.
+NUMBERS_CHECKED = "numbers_checked"
 
 
 def parse_predict_json(body: bytes) -> dict[str, Any]:

@@ -112,7 +112,10 @@ def _decoded(
 
 
 def parse_json(body: bytes, *, max_batch: int) -> PredictRequest:
-    return PredictRequest.model_validate(inputs.parse_predict_json(body), context={"max_batch": max_batch})
+    payload = inputs.parse_predict_json(body)
+    return PredictRequest.model_validate(
+        payload, context={"max_batch": max_batch, inputs.NUMBERS_CHECKED: True}
+    )
 
 
 def answer(
