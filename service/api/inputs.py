@@ -159,6 +159,14 @@ _PIXEL_FIELDS = {"pixels": False, "instances": True}  # the field, and whether i
 NUMBERS_CHECKED = "numbers_checked"
 
 
+def numbers_only(value: Any, context: dict[str, Any] | None, field: str, *, batch: bool) -> None:
+    """Raise for a value of the pixel array ``value`` that is no number. NumPy would read JSON's true
+    and false as 1 and 0; parse_predict_json rules them out from the raw text, and its callers say
+    so in the validation ``context``; a body read otherwise is walked."""
+    if isinstance(value, list) and not (context or {}).get(NUMBERS_CHECKED):
+        first_non_number(value, [field], nested=batch)
+
+
 def parse_predict_json(body: bytes) -> dict[str, Any]:
     """The JSON object of a /predict body; pixel arrays hold only numbers (or it raises)."""
     payload = parse_object(body)

@@ -37,20 +37,13 @@ def _max_batch(info: ValidationInfo) -> int:
     return (info.context or {}).get("max_batch", 16384)
 
 
-def _numbers_only(value: Any, info: ValidationInfo, field: str, *, batch: bool) -> None:
-    # NumPy would read JSON's true and false as 1 and 0. inputs.parse_predict_json rules them out
-    # from the raw text, and its callers say so in the context; a body read otherwise is walked.
-    if isinstance(value, list) and not (info.context or {}).get(inputs.NUMBERS_CHECKED):
-        inputs.first_non_number(value, [field], nested=batch)
-
-
 def _pixels(value: Any, info: ValidationInfo):
-    _numbers_only(value, info, "pixels", batch=False)
+    inputs.numbers_only(value, info.context, "pixels", batch=False)
     return inputs.to_matrix(value, "pixels", batch=False, max_batch=1)
 
 
 def _instances(value: Any, info: ValidationInfo):
-    _numbers_only(value, info, "instances", batch=True)
+    inputs.numbers_only(value, info.context, "instances", batch=True)
     return inputs.to_matrix(value, "instances", batch=True, max_batch=_max_batch(info))
 
 
