@@ -173,9 +173,7 @@ def parse_predict_json(body: bytes) -> dict[str, Any]:
     outside = {k: 0 if k in _PIXEL_FIELDS else v for k, v in payload.items()}
     if may_hide_non_numbers(body, outside):
         for field, batch in _PIXEL_FIELDS.items():
-            value = payload.get(field)
-            if isinstance(value, list):
-                first_non_number(value, [field], nested=batch)
+            numbers_only(payload.get(field), None, field, batch=batch)
     return payload
 
 
